@@ -1,0 +1,73 @@
+# Two commands set up a fresh machine: `make run` (install + start the app) and `make test`
+# (install + the whole suite). Installs are skipped when the requirement files have not changed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+DATA_DIR ?= ../shared/data
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-runtime
+
+install: $(VENV)/.installed-runtime
+install-dev: $(VENV)/.installed-dev
+
+# Debian packages: ffmpeg decodes M4A/AAC uploads; chromium runs the browser tests.
+# Installed with apt-get when missing and we are root; otherwise we say what to install.
+define apt_ensure
+	@missing=""; for cmd in $(1); do command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$cmd"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "apt-get install:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: please install$$missing with your package manager (optional features are disabled without them)"; fi; \
+	fi
+endef
+
+system-deps:
+	$(call apt_ensure,ffmpeg)
+
+system-deps-test:
+	$(call apt_ensure,ffmpeg chromium)
+
+run: install system-deps
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: install-dev system-deps-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install-dev
+	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+lint: install-dev
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+# Rebuild every shipped model from the real datasets (see README for times on a 2-core CPU).
+train: install
+	$(PY) -m models train vision --data-dir $(DATA_DIR)/mnist
+	$(PY) -m models train speech --data-dir $(DATA_DIR)/fsdd
+	$(PY) -m models train recommend --data-dir $(DATA_DIR)/movielens-100k
+	$(PY) -m models train nlp --data-dir $(DATA_DIR)/sst2
+
+evaluate: install
+	$(PY) -m models evaluate vision --data-dir $(DATA_DIR)/mnist
+	$(PY) -m models evaluate speech --data-dir $(DATA_DIR)/fsdd
+	$(PY) -m models evaluate recommend --data-dir $(DATA_DIR)/movielens-100k
+	$(PY) -m models evaluate nlp --data-dir $(DATA_DIR)/sst2
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,93 @@
+"""Runtime choices made once for the whole project: device, autocast dtype, seeding, threads.
+
+Training CLIs (models/) and inference services (services/) both read the device from here, so the
+app, the CLIs and the benchmarks always agree on where tensors live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Set DEMO_DEVICE=cpu (or cuda, cuda:1, mps) to override the automatic choice.
+DEVICE_ENV_VAR = "DEMO_DEVICE"
+
+
+@functools.lru_cache(maxsize=1)
+def select_device() -> torch.device:
+    """CUDA if available, else Apple MPS, else CPU; DEMO_DEVICE overrides."""
+    requested = os.environ.get(DEVICE_ENV_VAR, "").strip().lower()
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            logger.warning("%s=%s but CUDA is not available; using CPU", DEVICE_ENV_VAR, requested)
+            device = torch.device("cpu")
+        elif device.type == "mps" and not torch.backends.mps.is_available():
+            logger.warning("%s=%s but MPS is not available; using CPU", DEVICE_ENV_VAR, requested)
+            device = torch.device("cpu")
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    logger.info("compute device: %s", device)
+    return device
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on CUDA cards that support it, else fp16 on CUDA; no autocast on CPU/MPS.
+
+    CPU autocast to bf16 is slower than fp32 on most x86 cores without AMX and costs accuracy,
+    so the CPU path stays in fp32.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def inference_context(device: torch.device | None = None):
+    """`torch.inference_mode` plus mixed-precision autocast where the device benefits from it."""
+    device = device or select_device()
+    dtype = autocast_dtype(device)
+    with torch.inference_mode():
+        if dtype is None:
+            yield
+        else:
+            with torch.autocast(device_type=device.type, dtype=dtype):
+                yield
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) so training runs repeat."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def describe_device(device: torch.device | None = None) -> dict[str, str | float | None]:
+    """A plain description for badges and benchmark reports."""
+    device = device or select_device()
+    info: dict[str, str | float | None] = {"type": device.type, "name": "CPU", "memory_gb": None}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["name"] = props.name
+        info["memory_gb"] = round(props.total_memory / 1024**3, 1)
+    elif device.type == "mps":
+        info["name"] = "Apple GPU (MPS)"
+    else:
+        info["name"] = f"CPU ({torch.get_num_threads()} threads)"
+    precision = autocast_dtype(device)
+    info["precision"] = "fp32" if precision is None else str(precision).removeprefix("torch.")
+    return info
