@@ -6,6 +6,7 @@ Streamlit's legacy multipage discovery only picks up `pages/*.py`, so helpers li
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -17,6 +18,22 @@ from services.device import device_badge_text
 from services.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def cached_service(task: str):
+    """The task's service, loaded once per server process and shared by every session and page.
+
+    `task` is a module name in services/ (vision, speech, nlp, recommend). Services are immutable
+    after load, so sharing one instance across sessions is safe.
+    """
+    return importlib.import_module(f"services.{task}").load_service()
+
+
+def run_self_test(task: str) -> dict:
+    """The task's live self-test on a bundled example: {"input", "output", "latency_ms"}."""
+    cached_service(task)  # load through the shared cache first, so its spinner shows once
+    return importlib.import_module(f"services.{task}").self_test()
 
 
 def setup_page(title: str, icon: str, intro: str) -> None:

@@ -1,0 +1,150 @@
+"""`python -m models train nlp --data-dir DIR` and `python -m models evaluate nlp --data-dir DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from models.nlp import PACKAGE_DIR, SST2_LORA, LoraSettings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS = PACKAGE_DIR / "metrics.json"
+CANONICAL_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+
+
+def _data_dir(value: str | None) -> Path:
+    if value:
+        folder = Path(value)
+        if not (folder / "train.tsv").is_file() and not (folder / "dev.tsv").is_file():
+            raise SystemExit(f"error: {folder} holds neither train.tsv nor dev.tsv (GLUE SST-2 layout)")
+        return folder
+    raise SystemExit(
+        "error: --data-dir is required: a folder with GLUE SST-2 train.tsv and dev.tsv "
+        f"(for example ../shared/data/sst2; canonical source {CANONICAL_URL}, not downloaded automatically "
+        "because this demo runs offline)"
+    )
+
+
+def _train(argv: list[str]) -> int:
+    from models.nlp.train import TrainConfig, train
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m models train nlp", description=__doc__)
+    parser.add_argument("--data-dir", help="folder with GLUE SST-2 train.tsv and dev.tsv")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of LoRA and LayerNorms")
+    parser.add_argument("--head-lr", type=float, default=defaults.head_lr)
+    parser.add_argument("--max-length", type=int, default=defaults.max_length)
+    parser.add_argument("--max-train", type=int, default=None, help="use only this many training rows")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--rank", type=int, default=SST2_LORA.lora.r, help="LoRA rank r (alpha = 2r)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=SST2_LORA.weights, help="where to write the safetensors")
+    parser.add_argument("--no-dev", action="store_true", help="skip the dev score after each epoch")
+    args = parser.parse_args(argv)
+    data_dir = _data_dir(args.data_dir)
+    torch.set_num_threads(max(1, args.threads))
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        max_length=args.max_length,
+        max_train=args.max_train,
+        seed=args.seed,
+    )
+    lora = LoraSettings(r=args.rank, alpha=2 * args.rank)
+    if lora != SST2_LORA.lora:
+        logger.warning(
+            "LoRA rank %d differs from the shipped bundle (%d): the app will not load it",
+            args.rank,
+            SST2_LORA.lora.r,
+        )
+    summary = train(data_dir, args.out, config, lora, eval_dev=not args.no_dev)
+    record = {
+        "task": "nlp",
+        "action": "train",
+        "command": "python -m models train nlp " + " ".join(argv),
+        **summary,
+    }
+    args.out.with_suffix(".train.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record))
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    from models.nlp import load_sentiment_model, load_tokenizer
+    from models.nlp.train import evaluate_model, read_sst2
+
+    parser = argparse.ArgumentParser(prog="python -m models evaluate nlp", description=__doc__)
+    parser.add_argument("--data-dir", help="folder with GLUE SST-2 dev.tsv")
+    parser.add_argument("--split", default="dev", help="TSV file name without .tsv (labelled)")
+    parser.add_argument("--metrics-out", type=Path, default=DEFAULT_METRICS)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--latency-runs", type=int, default=100, help="single-sentence timing runs (0: skip)")
+    args = parser.parse_args(argv)
+    data_dir = _data_dir(args.data_dir)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    texts, labels = read_sst2(data_dir / f"{args.split}.tsv")
+    model = load_sentiment_model(SST2_LORA)
+    tokenizer = load_tokenizer()
+    metrics = evaluate_model(model, tokenizer, texts, labels)
+    result = {
+        "task": "nlp",
+        "dataset": f"GLUE SST-2 {args.split}",
+        **metrics,
+        "weights": SST2_LORA.weights.name,
+    }
+    if args.latency_runs:
+        result.update(_latency(model, tokenizer, texts[0], args.latency_runs))
+    if args.metrics_out:
+        existing = {}
+        if args.metrics_out.is_file():
+            try:
+                existing = json.loads(args.metrics_out.read_text())
+            except json.JSONDecodeError:
+                existing = {}
+        args.metrics_out.write_text(json.dumps({**existing, **result}, indent=2) + "\n")
+    print(json.dumps(result))
+    return 0
+
+
+def _latency(model, tokenizer, sentence: str, runs: int) -> dict:
+    """p50/p90 of tokenise + forward for one sentence (batch of 1) after a warm-up."""
+    import statistics
+    import time
+
+    from models.runtime import inference_context
+
+    device = next(model.parameters()).device
+    timings = []
+    for i in range(runs + 10):
+        started = time.perf_counter()
+        batch = tokenizer([sentence], return_tensors="pt")
+        with inference_context(device):
+            model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        if i >= 10:
+            timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {
+        "latency_p50_ms": round(statistics.median(timings), 2),
+        "latency_p90_ms": round(timings[int(0.9 * (len(timings) - 1))], 2),
+        "latency_device": f"{device} ({torch.get_num_threads()} threads)",
+    }
+
+
+def main(action: str, argv: list[str]) -> int:
+    if action == "train":
+        return _train(argv)
+    if action == "evaluate":
+        return _evaluate(argv)
+    print(f"unknown action {action!r}; use train or evaluate", file=sys.stderr)
+    return 2

@@ -1,0 +1,223 @@
+"""Spoken-digit recognition: a log-mel front end and a small bidirectional GRU with attention pooling.
+
+The shipped checkpoint is `FSDD_DIGITS_GRU`: a `SpeechBundle` that carries the weights path, the
+sample rate, the feature parameters and the labels, so callers never need to know any of them.
+
+    bundle = FSDD_DIGITS_GRU
+    frontend, model = bundle.get_frontend(), bundle.get_model()
+    features, frames = frontend(waves, lengths)      # waves (B, N) float at bundle.sample_rate
+    logits, attention = model(features, frames)      # (B, 10), (B, T')
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torchaudio
+from safetensors.torch import load_file
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DIGIT_LABELS: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How a waveform becomes the (T, n_mels) matrix the network sees."""
+
+    sample_rate: int = 8_000  # FSDD is recorded at 8 kHz; every input is resampled to this
+    n_fft: int = 256  # 32 ms FFT
+    win_length: int = 200  # 25 ms Hann window
+    hop_length: int = 80  # 10 ms between frames
+    n_mels: int = 40
+    f_min: float = 20.0
+    f_max: float = 4_000.0  # Nyquist at 8 kHz
+    target_rms_db: float = -20.0  # each clip is scaled to this RMS level before the spectrogram
+    log_floor: float = 1e-6  # added to mel power before the log (≈ -60 dB below the normalised level)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_mels: int = 40
+    conv_channels: int = 96  # a 1-D conv block before the GRU; its second conv halves the frame rate
+    hidden: int = 96  # GRU hidden size per direction
+    layers: int = 2
+    dropout: float = 0.2
+    n_classes: int = 10
+
+
+class LogMelFrontend(nn.Module):
+    """RMS-normalised waveform → log-mel spectrogram with per-utterance mean/variance normalisation.
+
+    `warp` (training only) is a per-example frequency-warp factor applied to the power spectrogram
+    before the mel filterbank: vocal-tract-length perturbation (VTLP).
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            power=2.0,
+            center=True,
+        )
+
+    def frame_count(self, lengths: torch.Tensor) -> torch.Tensor:
+        return lengths // self.config.hop_length + 1  # center=True framing
+
+    def forward(
+        self, waves: torch.Tensor, lengths: torch.Tensor, warp: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves (B, N) zero-padded, lengths (B,) in samples → features (B, T, n_mels), frames (B,)."""
+        lengths = lengths.to(waves.device)
+        sample_mask = torch.arange(waves.shape[1], device=waves.device)[None, :] < lengths[:, None]  # (B, N)
+        valid = sample_mask.float()
+        count = valid.sum(dim=1, keepdim=True).clamp_min(1.0)
+        mean = (waves * valid).sum(dim=1, keepdim=True) / count
+        centred = (waves - mean) * valid
+        rms = (centred.pow(2).sum(dim=1, keepdim=True) / count).sqrt().clamp_min(1e-5)
+        waves = centred * (10 ** (self.config.target_rms_db / 20) / rms)
+
+        power = self.melspec.spectrogram(waves)  # (B, F, T)
+        if warp is not None:
+            power = _warp_frequency(power, warp)
+        mel = self.melspec.mel_scale(power)  # (B, n_mels, T)
+        feats = torch.log(mel + self.config.log_floor).transpose(1, 2)  # (B, T, n_mels)
+
+        frames = self.frame_count(lengths).clamp(max=feats.shape[1])
+        frame_mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frames[:, None]).unsqueeze(
+            -1
+        )
+        n = frames.clamp_min(1).view(-1, 1, 1).float()
+        mu = (feats * frame_mask).sum(dim=1, keepdim=True) / n
+        var = ((feats - mu).pow(2) * frame_mask).sum(dim=1, keepdim=True) / n
+        feats = (feats - mu) / var.add(1e-3).sqrt()
+        return feats * frame_mask, frames
+
+
+def _warp_frequency(power: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear VTLP warp of the frequency axis of (B, F, T), one factor per example.
+
+    Below a boundary at 0.8 · Nyquist · min(α, 1) / α frequencies scale by α; above it a line joins
+    the boundary to Nyquist, so the output always covers the full band.
+    """
+    n_bins = power.shape[1]
+    nyquist = float(n_bins - 1)
+    target = torch.arange(n_bins, device=power.device, dtype=power.dtype)[None, :]  # (1, F)
+    alpha = alpha.to(power.dtype).view(-1, 1)  # (B, 1)
+    boundary = 0.8 * nyquist * torch.clamp(alpha, max=1.0)  # warped-domain knee
+    # Inverse map: output bin f reads input bin f / α below the knee.
+    knee_in = boundary / alpha
+    slope = (nyquist - knee_in) / (nyquist - boundary)
+    source = torch.where(target <= boundary, target / alpha, knee_in + (target - boundary) * slope)
+    source = source.clamp(0, nyquist)
+    low = source.floor().long().clamp(max=n_bins - 2)
+    frac = (source - low.to(power.dtype)).unsqueeze(-1)  # (B, F, 1)
+    low = low.unsqueeze(-1).expand(-1, -1, power.shape[2])
+    return torch.gather(power, 1, low) * (1 - frac) + torch.gather(power, 1, low + 1) * frac
+
+
+class DigitRecognizer(nn.Module):
+    """Conv block → 2-layer bidirectional GRU → masked attention pooling → linear classifier."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config.conv_channels
+        self.conv = nn.Sequential(
+            nn.Conv1d(config.n_mels, c, kernel_size=5, padding=2),
+            nn.GELU(),
+            nn.Conv1d(c, c, kernel_size=3, stride=2, padding=1),  # halves the frame rate (20 ms)
+            nn.GELU(),
+        )
+        self.gru = nn.GRU(
+            c, config.hidden, num_layers=config.layers, batch_first=True, bidirectional=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )  # fmt: skip
+        self.attention = nn.Linear(2 * config.hidden, 1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(4 * config.hidden, config.n_classes)
+
+    @staticmethod
+    def output_frames(frames: torch.Tensor) -> torch.Tensor:
+        return (frames - 1) // 2 + 1
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, n_mels), frames (B,) → logits (B, C), attention weights (B, T') over 20 ms steps."""
+        x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # (B, T', C)
+        steps = self.output_frames(frames).clamp(1, x.shape[1])
+        packed = nn.utils.rnn.pack_padded_sequence(x, steps.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(
+            out, batch_first=True, total_length=x.shape[1]
+        )  # (B, T', 2H)
+        mask = torch.arange(x.shape[1], device=x.device)[None, :] < steps.to(x.device)[:, None]  # (B, T')
+        scores = self.attention(out).squeeze(-1).masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores.float(), dim=1).to(out.dtype)  # (B, T')
+        attended = torch.bmm(weights.unsqueeze(1), out).squeeze(1)  # (B, 2H)
+        mean = (out * mask.unsqueeze(-1)).sum(dim=1) / steps.to(out.device).unsqueeze(-1).to(out.dtype)
+        logits = self.head(self.dropout(torch.cat([attended, mean], dim=-1)))
+        return logits, weights
+
+
+@dataclass(frozen=True)
+class SpeechBundle:
+    """One shipped checkpoint: weights, architecture, features and labels."""
+
+    name: str
+    weights_path: Path
+    labels: tuple[str, ...] = DIGIT_LABELS
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    def get_frontend(self, device: torch.device | str | None = None) -> LogMelFrontend:
+        frontend = LogMelFrontend(self.features).eval()
+        return frontend.to(device) if device is not None else frontend
+
+    def get_model(self, device: torch.device | str | None = None) -> DigitRecognizer:
+        """Build the network, load the safetensors weights, `.eval()`, freeze, move to `device`."""
+        started = time.perf_counter()
+        model = DigitRecognizer(self.model)
+        model.load_state_dict(load_file(str(self.weights_path)))
+        model.eval().requires_grad_(False)
+        if device is not None:
+            model = model.to(device)
+        logger.info("loaded %s in %.2f s", self.name, time.perf_counter() - started)
+        return model
+
+    def describe(self) -> dict:
+        return {"name": self.name, "features": asdict(self.features), "model": asdict(self.model)}
+
+
+FSDD_DIGITS_GRU = SpeechBundle(
+    name="fsdd-digits-bigru", weights_path=PACKAGE_DIR / "fsdd_digits_gru.safetensors"
+)
+"""Spoken digits 0–9 (English), trained by this project on the Free Spoken Digit Dataset
+(Zohar Jackson et al., CC BY-SA 4.0; github.com/Jakobovski/free-spoken-digit-dataset), recordings
+5–49 of all six speakers, with augmentation. See MODEL_CARD.md and metrics.json."""
+
+__all__ = [
+    "DIGIT_LABELS",
+    "FSDD_DIGITS_GRU",
+    "DigitRecognizer",
+    "FeatureConfig",
+    "LogMelFrontend",
+    "ModelConfig",
+    "SpeechBundle",
+]

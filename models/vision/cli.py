@@ -1,0 +1,147 @@
+"""`python -m models train vision ...` and `python -m models evaluate vision ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.vision import MNIST_CNN, PACKAGE_DIR
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS = PACKAGE_DIR / "metrics.json"
+
+
+def _train(argv: list[str]) -> int:
+    from models.vision.train import TrainConfig, load_mnist, train
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m models train vision", description="Train the digit CNN on MNIST."
+    )
+    parser.add_argument("--data-dir", help="folder holding mnist.npz (omit to download the canonical copy)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.max_lr, help="peak learning rate (one-cycle)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    parser.add_argument(
+        "--threads", type=int, default=defaults.threads, help="CPU threads (0 = torch default)"
+    )
+    parser.add_argument("--no-augment", action="store_true", help="train on clean MNIST only")
+    parser.add_argument("--out", type=Path, default=MNIST_CNN.weights, help="where to write the safetensors")
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_lr=args.lr,
+        seed=args.seed,
+        limit=args.limit,
+        threads=args.threads,
+        augment=not args.no_augment,
+    )
+    summary = train(load_mnist(args.data_dir), args.out, cfg)
+    print(json.dumps({"task": "vision", "action": "train", **summary}))
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    import torch
+
+    from models.runtime import select_device
+    from models.vision.train import classification_metrics, load_mnist, predict_tensor, to_tensor
+
+    parser = argparse.ArgumentParser(
+        prog="python -m models evaluate vision",
+        description="Evaluate the digit CNN on the MNIST 10k test set.",
+    )
+    parser.add_argument("--data-dir", help="folder holding mnist.npz (omit to download the canonical copy)")
+    parser.add_argument("--weights", type=Path, default=MNIST_CNN.weights)
+    parser.add_argument("--metrics-out", type=Path, default=DEFAULT_METRICS)
+    parser.add_argument(
+        "--pipeline-sample",
+        type=int,
+        default=10000,
+        help="also score the first N test images after the app's own preprocessing (0 = skip)",
+    )
+    args = parser.parse_args(argv)
+    data = load_mnist(args.data_dir)
+    device = select_device()
+    bundle = (
+        MNIST_CNN
+        if args.weights == MNIST_CNN.weights
+        else type(MNIST_CNN)(name="custom", weights=args.weights)
+    )
+    model = bundle.get_model(device)
+
+    started = time.perf_counter()
+    probs = predict_tensor(model, to_tensor(data["x_test"]))
+    seconds = time.perf_counter() - started
+    y_true = data["y_test"].astype(np.int64)
+    y_pred = probs.argmax(1).numpy()
+    metrics = classification_metrics(y_true, y_pred, bundle.labels)
+
+    print(
+        f"MNIST test set: {len(y_true)} images, accuracy {metrics['accuracy']:.4f} ({seconds:.1f} s on {device})"
+    )
+    print(f"{'class':>5} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}")
+    for label, row in metrics["per_class"].items():
+        print(
+            f"{label:>5} {row['precision']:>9.4f} {row['recall']:>7.4f} {row['f1']:>7.4f} {row['support']:>7d}"
+        )
+    errors = int((y_true != y_pred).sum())
+    print(f"errors: {errors}")
+
+    result = {
+        "task": "vision",
+        "dataset": "MNIST test (10,000)",
+        "accuracy": metrics["accuracy"],
+        "errors": errors,
+        "macro_f1": round(float(np.mean([r["f1"] for r in metrics["per_class"].values()])), 4),
+    }
+    if args.pipeline_sample:
+        # The same images once more, but through the app's preprocessing (polarity, crop to ink,
+        # fit 20×20, centre of mass) — checks that preprocessing leaves MNIST-like input MNIST-like.
+        from models.vision.preprocess import NoInkFound, preprocess_gray
+
+        n = min(args.pipeline_sample, len(y_true))
+        batch, keep = [], []
+        for i in range(n):
+            try:
+                batch.append(
+                    preprocess_gray(data["x_test"][i].astype(np.float32) / 255, bundle.preprocess).image
+                )
+                keep.append(i)
+            except NoInkFound:
+                pass
+        pp = predict_tensor(model, torch.from_numpy(np.stack(batch)).unsqueeze(1)).argmax(1).numpy()
+        pipeline_acc = float((pp == y_true[keep]).sum() / n)
+        print(f"through the app's preprocessing: accuracy {pipeline_acc:.4f} on the first {n} test images")
+        result["accuracy_through_app_preprocessing"] = round(pipeline_acc, 4)
+        result["pipeline_sample"] = n
+
+    args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+    full = {
+        **result,
+        "command": "python -m models evaluate vision --data-dir ../shared/data/mnist",
+        "weights": args.weights.name,
+        "device": str(device),
+        **{k: metrics[k] for k in ("per_class", "labels", "confusion_matrix")},
+    }
+    args.metrics_out.write_text(json.dumps(full, indent=1) + "\n")
+    logger.info("metrics written to %s", args.metrics_out)
+    print(json.dumps(result))
+    return 0
+
+
+def main(action: str, argv: list[str]) -> int:
+    if action == "train":
+        return _train(argv)
+    if action == "evaluate":
+        return _evaluate(argv)
+    raise SystemExit(f"unknown action {action!r}; use train or evaluate")

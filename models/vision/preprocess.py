@@ -1,0 +1,254 @@
+"""Turn a free-form grey image of one digit into an MNIST-like 28×28 (ink bright on black).
+
+MNIST digits were size-normalised to fit a 20×20 box (keeping the aspect ratio), anti-aliased,
+and placed in a 28×28 field so that their centre of mass sits at the centre. Real inputs (phone
+photos, printed digits, canvas drawings) differ in polarity, background, size, position and stroke
+width, so `preprocess_gray` does, in order:
+
+1. reduce to at most `work_side` pixels on the longest side (area averaging);
+2. automatic polarity: the paper level is the median of the border ring; ink is whichever side of
+   it (darker or lighter) the extreme pixels lie on. Dark-on-light is inverted;
+3. background removal: an uneven background (shadow, tint, vignetting) is estimated with a large
+   grey opening (a "top-hat" filter) and subtracted;
+4. a blank check (ink contrast below `min_contrast` → `NoInkFound`), then a noise threshold and
+   removal of specks (connected components much smaller than the largest one);
+5. crop to the ink, even out the stroke width (dilate hair-lines, erode very bold strokes) so it
+   lands in MNIST's range after scaling, fit into 20×20, and centre by centre of mass in 28×28.
+
+Pure numpy / scipy / Pillow: no torch, no I/O. Decoding uploaded bytes lives in services/image_io.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from models.vision import PreprocessConfig
+
+
+class NoInkFound(ValueError):
+    """The image holds no digit-like ink (blank, uniform, or only specks)."""
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    image: np.ndarray  # (28, 28) float32 in [0, 1], ink = 1: exactly what the network sees
+    inverted: bool  # True when dark ink on light paper was flipped to MNIST polarity
+    contrast: float  # ink-vs-paper contrast in [0, 1]
+    bbox: tuple[int, int, int, int]  # ink box (left, top, right, bottom) in the working image
+    work_size: tuple[int, int]  # (width, height) of the working image
+    stroke_px: float  # estimated stroke width in the 20×20 box before correction
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float image to (width, height): area averaging down, bicubic up."""
+    h, w = array.shape
+    if (w, h) == size:
+        return array.astype(np.float32, copy=False)
+    shrinking = size[0] < w or size[1] < h
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC
+    return np.asarray(Image.fromarray(array.astype(np.float32)).resize(size, method), dtype=np.float32)
+
+
+def reduce_to(gray: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = gray.shape
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return gray.astype(np.float32, copy=False)
+    return _resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))))
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape
+    r = max(1, round(0.04 * min(h, w)))
+    return np.concatenate([a[:r].ravel(), a[-r:].ravel(), a[:, :r].ravel(), a[:, -r:].ravel()])
+
+
+def to_bright_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return (image with ink bright on dark, whether it was inverted)."""
+    paper = float(np.median(_border(gray)))
+    low, high = np.percentile(gray, [0.5, 99.5])
+    dark_ink = (paper - low) > (high - paper)
+    return (1.0 - gray if dark_ink else gray), bool(dark_ink)
+
+
+def remove_background(ink: np.ndarray) -> np.ndarray:
+    """Subtract the paper level; for uneven paper, a smooth estimate of it (white top-hat)."""
+    h, w = ink.shape
+    side = min(h, w)
+    k = max(5, int(0.3 * side) | 1)  # wider than any stroke, so the opening keeps only the paper
+    small_scale = min(1.0, 64 / side)  # estimate the background at low resolution: cheap and smooth
+    small = (
+        _resize(ink, (max(1, round(w * small_scale)), max(1, round(h * small_scale))))
+        if small_scale < 1
+        else ink
+    )
+    ks = max(3, int(k * small_scale) | 1)
+    background = ndimage.uniform_filter(ndimage.grey_opening(small, size=(ks, ks)), size=ks, mode="nearest")
+    if small_scale < 1:
+        background = _resize(background, (w, h))
+    spread = float(np.percentile(background, 95) - np.percentile(background, 5))
+    if spread < 0.04:  # even paper: a constant level is enough and leaves clean inputs untouched
+        return np.clip(ink - float(np.median(_border(ink))), 0, None)
+    return np.clip(ink - background, 0, None)
+
+
+def remove_rules(level: np.ndarray, span: float = 0.85, max_thickness: float = 0.03) -> np.ndarray:
+    """Erase ruled or squared paper lines: thin, straight runs across nearly the whole image.
+
+    A run must cover `span` of the width (or height) in one pixel row (column), the band of such
+    rows must be thinner than `max_thickness` of the other side, and there must be at least two
+    such bands (ruled paper), so digit strokes survive: even the bar of a tightly cropped, thin
+    printed 7 is a single band. Where a line crosses the digit, the stroke loses only the line's width.
+    """
+    out = level
+    ink = (level > 0).astype(np.uint8)
+    for axis in (1, 0):  # 1: horizontal lines (runs along x), 0: vertical lines
+        length = level.shape[axis]
+        other = level.shape[1 - axis]
+        run = max(15, int(span * length))
+        if run > length:
+            continue
+        opened = ndimage.maximum_filter1d(ndimage.minimum_filter1d(ink, run, axis=axis), run, axis=axis)
+        if not opened.any():
+            continue
+        rows = opened.any(axis=axis)  # which rows (columns) hold a long run
+        bands, count = ndimage.label(rows)
+        if count < 2:
+            continue
+        thin_limit = max(3, int(max_thickness * other))
+        for band in range(1, count + 1):
+            index = np.flatnonzero(bands == band)
+            if len(index) > thin_limit:
+                continue  # a thick bar: part of the digit, keep it
+            if axis == 1:
+                out = out.copy() if out is level else out
+                out[index, :] = np.where(opened[index, :] > 0, 0, out[index, :])
+            else:
+                out = out.copy() if out is level else out
+                out[:, index] = np.where(opened[:, index] > 0, 0, out[:, index])
+    return out
+
+
+def _pair_contrast(a: np.ndarray) -> float:
+    pairs = [
+        np.minimum(a[1:, :], a[:-1, :]),
+        np.minimum(a[:, 1:], a[:, :-1]),
+        np.minimum(a[1:, 1:], a[:-1, :-1]),
+        np.minimum(a[1:, :-1], a[:-1, 1:]),
+    ]
+    return max((float(p.max()) for p in pairs if p.size), default=0.0)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary mask: 2 × area / boundary length (pixels)."""
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0
+    boundary = int((mask & ~ndimage.binary_erosion(mask)).sum())
+    return 2.0 * area / max(boundary, 1)
+
+
+def _trim(a: np.ndarray) -> np.ndarray:
+    """Crop to the bounding box of the non-zero pixels."""
+    rows, cols = np.flatnonzero(a.any(1)), np.flatnonzero(a.any(0))
+    return a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _centre_by_mass(patch: np.ndarray, canvas: int) -> np.ndarray:
+    out = np.zeros((canvas, canvas), dtype=np.float32)
+    h, w = patch.shape
+    total = float(patch.sum())
+    if total <= 0:
+        cy, cx = (h - 1) / 2, (w - 1) / 2
+    else:
+        cy, cx = ndimage.center_of_mass(patch)
+    centre = (canvas - 1) / 2
+    top = int(np.clip(round(centre - cy), 0, canvas - h))
+    left = int(np.clip(round(centre - cx), 0, canvas - w))
+    out[top : top + h, left : left + w] = patch
+    return out
+
+
+def preprocess_gray(gray: np.ndarray, cfg: PreprocessConfig | None = None) -> Preprocessed:
+    """(H, W) float array in [0, 1] (any polarity) → the 28×28 the network sees.
+
+    Raises NoInkFound for blank or near-blank images.
+    """
+    cfg = cfg or PreprocessConfig()
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 2 or min(gray.shape) < 1:
+        raise ValueError(f"expected a 2-D grey image, got shape {gray.shape}")
+    gray = np.nan_to_num(np.clip(gray, 0, 1))
+    work = reduce_to(gray, cfg.work_side)
+    ink, inverted = to_bright_ink(work)
+    ink = remove_background(ink)
+
+    # Contrast: the brightest ink ignoring isolated hot pixels: the best pair of touching pixels
+    # (vertical, horizontal or diagonal), so a 1-px line in any direction still counts.
+    contrast = _pair_contrast(ink)
+    if contrast < cfg.min_contrast:
+        raise NoInkFound("no digit found")
+
+    # Noise floor: well above the paper texture / JPEG noise, well below the ink.
+    paper = ink[ink < 0.5 * contrast]
+    noise = 1.4826 * float(np.median(np.abs(paper - np.median(paper)))) if paper.size else 0.0
+    floor = max(0.2 * contrast, float(np.median(paper)) + 4 * noise if paper.size else 0.0)
+    floor = min(floor, 0.6 * contrast)
+    level = np.clip((ink - floor) / max(0.85 * contrast - floor, 1e-6), 0, 1)
+    level = remove_rules(level)
+
+    # Keep the digit, drop specks: components with under 8% of the largest one's ink mass.
+    labels, count = ndimage.label(level > 0, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        raise NoInkFound("no digit found")
+    mass = ndimage.sum_labels(level, labels, index=np.arange(1, count + 1))
+    keep_ids = np.flatnonzero(mass >= 0.08 * mass.max()) + 1
+    keep = np.isin(labels, keep_ids)
+    level = np.where(keep, level, 0).astype(np.float32)
+    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if max(bottom - top, right - left) < cfg.min_ink_side:
+        raise NoInkFound("no digit found (only a few stray marks)")
+
+    # Stroke width in the final 20×20 box; bring it into MNIST's range before resizing.
+    crop = level[top:bottom, left:right]
+    scale = cfg.box / max(crop.shape)
+    width = _stroke_width(crop > 0.5)
+    scaled_width = width * scale
+    lo, hi = cfg.target_stroke
+    if 0 < scaled_width < lo:
+        grow = math.ceil(lo / scale - width)
+        if grow >= 1:
+            pad = grow
+            crop = np.pad(crop, pad)
+            crop = ndimage.grey_dilation(crop, size=(grow + 1, grow + 1))
+            crop = _trim(crop)
+            scale = cfg.box / max(crop.shape)
+    elif scaled_width > hi:
+        shrink = math.floor(width - hi / scale)
+        if shrink >= 1:
+            thinner = ndimage.grey_erosion(crop, size=(shrink + 1, shrink + 1))
+            if thinner.max() > 0.5:  # never erase the digit
+                crop = _trim(thinner)
+                scale = cfg.box / max(crop.shape)
+
+    h, w = crop.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    patch = np.clip(_resize(crop, size), 0, 1)
+    strong = patch[patch > 0.05]
+    if strong.size:
+        patch = np.clip(patch / max(float(np.percentile(strong, 90)), 0.3), 0, 1)
+    image = _centre_by_mass(patch, cfg.canvas)
+    return Preprocessed(
+        image=image.astype(np.float32),
+        inverted=inverted,
+        contrast=round(contrast, 4),
+        bbox=(int(left), int(top), int(right), int(bottom)),
+        work_size=(int(work.shape[1]), int(work.shape[0])),
+        stroke_px=round(scaled_width, 2),
+    )

@@ -1,0 +1,189 @@
+"""Language: sentiment with word-level explanations, semantic similarity, extractive summaries, batch mode."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
+from services import nlp
+
+setup_page(
+    "Language",
+    "💬",
+    "Sentiment of English text from all-MiniLM-L6-v2 fine-tuned with LoRA on SST-2 movie-review sentences, "
+    "with the words that drove the decision highlighted. Similarity and summaries use the same "
+    "MiniLM's sentence embeddings without fine-tuning.",
+)
+
+examples = nlp.example_inputs()
+info = nlp.model_info()
+metrics = info["metrics"]
+
+with st.expander("About these models and their limits", icon=":material/info:"):
+    accuracy = metrics.get("accuracy")
+    st.markdown(
+        f"""
+- **Sentiment model:** {info["base"]}, fine-tuned on the 67,349 GLUE SST-2 training phrases with
+  {info["adapter"]}; the adapter is merged into the base at load, so inference is one plain BERT pass.
+- **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences
+  (published: DistilBERT 91.3 %, MiniLM-L6-H384 91.5 %). See the *Model cards* page for the confusion matrix.
+- **Labels:** positive or negative only. Neutral, mixed or sarcastic text gets a forced choice; answers below
+  {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence.
+- **Domain:** trained on English movie reviews. Other languages, emoji-only text and code get a warning or a
+  clear refusal, never a silent guess.
+- **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned parts,
+  each part is classified, and the probabilities are averaged weighted by length; the result says so.
+- **Word highlights** are integrated gradients on the word embeddings ({nlp.IG_STEPS} steps, [PAD] baseline):
+  green words pushed towards *positive*, red towards *negative*; bold = strongest.
+- **Similarity / summary:** cosine similarity of mean-pooled, normalised MiniLM sentence embeddings; the summary
+  picks the most central sentences (LexRank-style PageRank) and returns them verbatim in their original order.
+- **Limits:** {nlp.MAX_CHARS:,} characters per text; batch files up to {nlp.MAX_UPLOAD_BYTES / 1e6:.0f} MB and
+  {nlp.MAX_BATCH_TEXTS:,} texts.
+"""
+    )
+
+service = None
+with user_facing_errors("loading the language models"):
+    service = cached_service("nlp")
+if service is None:
+    st.stop()
+
+sentiment_tab, similarity_tab, summary_tab, batch_tab = st.tabs(
+    [
+        ":material/mood: Sentiment",
+        ":material/compare_arrows: Similarity",
+        ":material/summarize: Summary",
+        ":material/table_view: Batch",
+    ]
+)
+
+# ---- sentiment -----------------------------------------------------------------------------------
+with sentiment_tab:
+    choice = st.selectbox(
+        "Start from an example (or type your own below)",
+        ["(your own text)", *examples["sentiment"]],
+        key="nlp_example",
+    )
+    default_text = examples["sentiment"].get(choice, "")
+    with st.form("sentiment_form", border=False):
+        text = st.text_area(
+            "Text to analyse",
+            value=default_text,
+            height=150,
+            placeholder="Type or paste an English sentence or review…",
+            key=f"nlp_text_{choice}",
+        )
+        explain = st.toggle("Highlight the words behind the decision", value=True)
+        submitted = st.form_submit_button("Analyse sentiment", type="primary", icon=":material/psychology:")
+    if submitted:
+        with user_facing_errors("analysing the sentiment"):
+            result = service.explain(text) if explain else service.predict(text)
+            icon = "😊" if result["label"] == "positive" else "☹️"
+            left, right = st.columns([1, 2])
+            with left:
+                st.markdown(f"### {icon} Sentiment: **{result['label']}**")
+                st.caption(f"Confidence {result['confidence']:.1%}")
+                if result["low_confidence"]:
+                    st.warning("Low-confidence answer: treat it as a guess.", icon=":material/help:")
+            with right:
+                confidence_bars([{"label": k, "score": v} for k, v in result["probabilities"].items()])
+            for note in result["notes"]:
+                st.info(note, icon=":material/info:")
+            if result["chunked"]:
+                with st.expander(f"The text was split into {result['n_chunks']} parts: results per part"):
+                    st.dataframe(pd.DataFrame(result["chunks"]), hide_index=True, use_container_width=True)
+            if explain and result.get("words"):
+                st.markdown(
+                    "**Why:** :green-background[green] words pushed towards positive, "
+                    ":red-background[red] towards negative (bold = strongest)."
+                )
+                with st.container(border=True):
+                    st.markdown(nlp.attribution_markdown(result["text"], result["words"]))
+                st.caption(
+                    f"{result['attribution']['method']}; completeness gap {result['attribution']['delta']:+.3f} logits."
+                )
+            latency_caption(result["latency_ms"])
+
+# ---- similarity ----------------------------------------------------------------------------------
+with similarity_tab:
+    first_default, second_default = examples["similarity"]
+    with st.form("similarity_form", border=False):
+        col_a, col_b = st.columns(2)
+        text_a = col_a.text_area("First text", value=first_default, height=120)
+        text_b = col_b.text_area("Second text", value=second_default, height=120)
+        compare = st.form_submit_button("Compare", type="primary", icon=":material/compare_arrows:")
+    if compare:
+        with user_facing_errors("comparing the texts"):
+            sim = service.similarity(text_a, text_b)
+            st.metric("Cosine similarity", f"{sim['similarity']:.3f}", help="1 = same meaning, 0 = unrelated")
+            st.progress(max(0.0, sim["similarity"]), text=f"Verdict: **{sim['verdict']}**")
+            for note in sim["notes"]:
+                st.info(note, icon=":material/info:")
+            latency_caption(sim["latency_ms"])
+
+# ---- summary -------------------------------------------------------------------------------------
+with summary_tab:
+    with st.form("summary_form", border=False):
+        article = st.text_area("Article to summarise", value=examples["article"], height=220)
+        n_sentences = st.slider("Sentences in the summary", min_value=1, max_value=10, value=3)
+        summarise = st.form_submit_button("Summarise", type="primary", icon=":material/summarize:")
+    if summarise:
+        with user_facing_errors("summarising the text"):
+            summary = service.summarize(article, n_sentences)
+            st.markdown(
+                f"**Summary** ({len(summary['summary'])} of {summary['n_sentences']} sentences, original order)"
+            )
+            with st.container(border=True):
+                for sentence in summary["summary"]:
+                    st.text(sentence)
+            for note in summary["notes"]:
+                st.info(note, icon=":material/info:")
+            with st.expander("Centrality of every sentence"):
+                st.dataframe(pd.DataFrame(summary["sentences"]), hide_index=True, use_container_width=True)
+            latency_caption(summary["latency_ms"])
+
+# ---- batch ---------------------------------------------------------------------------------------
+with batch_tab:
+    st.write(
+        "Upload a **CSV** with a `text` column (or `sentence` / `review`) or a **TXT** file with one text per line."
+    )
+    upload = st.file_uploader("Texts to classify", type=["csv", "txt"], key="nlp_batch")
+    use_example = st.checkbox("Use the bundled example file instead", value=False)
+    data, name = None, None
+    if upload is not None:
+        data, name = upload.getvalue(), upload.name
+    elif use_example:
+        data, name = examples["batch_file"].read_bytes(), examples["batch_file"].name
+    if data is not None:
+        with user_facing_errors("classifying the file"):
+            texts = nlp.read_batch_file(data, name or "texts.txt")
+            results = service.predict_batch(texts)
+            table = pd.DataFrame(
+                [
+                    {
+                        "text": text,
+                        "label": row.get("label", ""),
+                        "confidence": row.get("confidence"),
+                        "low_confidence": row.get("low_confidence"),
+                        "chunked": row.get("chunked"),
+                        "error": row.get("error", ""),
+                    }
+                    for text, row in zip(texts, results, strict=True)
+                ]
+            )
+            counts = table["label"].value_counts()
+            st.success(
+                f"Classified {len(table)} texts: {counts.get('positive', 0)} positive, "
+                f"{counts.get('negative', 0)} negative, {int((table['error'] != '').sum())} with errors.",
+                icon=":material/check_circle:",
+            )
+            st.dataframe(table, hide_index=True, use_container_width=True)
+            st.download_button(
+                "Download results (CSV)",
+                table.to_csv(index=False).encode("utf-8"),
+                file_name="sentiment_results.csv",
+                mime="text/csv",
+                icon=":material/download:",
+            )
+            latency_caption(sum(r.get("latency_ms", 0.0) for r in results))

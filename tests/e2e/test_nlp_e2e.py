@@ -1,0 +1,46 @@
+"""Language page in the real browser: type a sentence, see the label; bad input shows a message."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from models.nlp import SST2_LORA
+from tests.e2e.browser import open_page, upload, wait_for_idle
+from tests.e2e.conftest import REPO_ROOT
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not SST2_LORA.weights.is_file(), reason="committed NLP weights missing"),
+]
+
+
+def _analyse(page, text: str) -> None:
+    box = page.get_by_label("Text to analyse")
+    box.fill(text)
+    page.get_by_role("button", name="Analyse sentiment").click()
+    page.wait_for_timeout(300)
+    wait_for_idle(page)
+
+
+def test_type_a_sentence_and_see_the_label(page, app_url):
+    open_page(page, app_url, "Language")
+    expect(page.get_by_text("Language").first).to_be_visible()
+    _analyse(page, "What a wonderful, heartfelt and funny film.")
+    expect(page.get_by_text("Sentiment: positive")).to_be_visible(timeout=60_000)
+    _analyse(page, "A dull, tedious and completely lifeless film.")
+    expect(page.get_by_text("Sentiment: negative")).to_be_visible(timeout=60_000)
+
+
+def test_empty_input_shows_a_clear_message(page, app_url):
+    open_page(page, app_url, "Language")
+    _analyse(page, "   ")
+    expect(page.get_by_text("the input is empty")).to_be_visible(timeout=60_000)
+
+
+def test_batch_upload_shows_the_table(page, app_url):
+    open_page(page, app_url, "Language")
+    page.get_by_role("tab", name="Batch").click()
+    upload(page, REPO_ROOT / "models/nlp/examples/batch_reviews.csv")
+    expect(page.get_by_text("Classified 6 texts")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Download results (CSV)")).to_be_visible()

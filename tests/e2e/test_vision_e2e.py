@@ -1,0 +1,56 @@
+"""Browser tests of the Vision page through the system Chromium: upload, example click, canvas."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from models.vision import EXAMPLES_DIR
+from tests.e2e.browser import open_page, upload, wait_for_idle
+
+TIMEOUT_MS = 60_000
+
+
+def test_upload_a_photo_like_digit_and_see_the_label(page, app_url):
+    open_page(page, app_url, "Vision")
+    expect(page.get_by_text("Vision: digit recognizer")).to_be_visible(timeout=TIMEOUT_MS)
+    upload(page, EXAMPLES_DIR / "print_5.jpg")
+    expect(page.get_by_text("Predicted digit: 5")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Model's-eye view (28×28)")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"ms on `?CPU|ms on"))).to_be_visible()
+
+
+def test_bad_upload_shows_a_message(page, app_url, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    open_page(page, app_url, "Vision")
+    upload(page, broken)
+    expect(page.get_by_text(re.compile("damaged or truncated"))).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+def test_click_an_example(page, app_url):
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Examples")).click()
+    page.get_by_role("button", name="Digit 2").first.click()
+    wait_for_idle(page)
+    expect(page.get_by_text("Predicted digit: 2")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def test_draw_a_one_on_the_canvas(page, app_url):
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Draw")).click()
+    frame_canvas = page.locator("canvas").last
+    frame_canvas.wait_for(timeout=TIMEOUT_MS)
+    box = frame_canvas.bounding_box()
+    assert box is not None
+    x, top = box["x"] + box["width"] * 0.5, box["y"]
+    page.mouse.move(x, top + box["height"] * 0.15)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + step * 0.5, top + box["height"] * (0.15 + 0.07 * step))
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    wait_for_idle(page)
+    expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)

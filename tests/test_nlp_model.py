@@ -1,0 +1,135 @@
+"""Sentiment model: data reading, bucketing, a tiny LoRA fine-tune, merge-at-load, committed accuracy."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models.nlp import SST2_LORA, build_peft_classifier, load_sentiment_model, load_tokenizer
+from models.nlp.train import TrainConfig, collate, evaluate_model, length_bucketed_batches, read_sst2, train
+from tests.conftest import REPO_ROOT, dataset_dir
+
+POSITIVE = [
+    "a joy to watch",
+    "wonderful and moving",
+    "the best film of the year",
+    "funny , warm and smart",
+    "a brilliant cast",
+    "beautifully made",
+    "i loved every minute",
+    "gripping and clever",
+]
+NEGATIVE = [
+    "a boring mess",
+    "dull and lifeless",
+    "the worst film of the year",
+    "painfully unfunny",
+    "a waste of time",
+    "clumsy and tedious",
+    "i hated every minute",
+    "flat and predictable",
+]
+
+
+@pytest.fixture()
+def tiny_sst2(tmp_path):
+    rows = [(t, 1) for t in POSITIVE] + [(t, 0) for t in NEGATIVE]
+    random.Random(0).shuffle(rows)
+    body = "".join(f"{text} \t{label}\n" for text, label in rows)
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n" + body * 3, encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + body, encoding="utf-8")
+    return tmp_path
+
+
+def test_read_sst2(tiny_sst2):
+    texts, labels = read_sst2(tiny_sst2 / "dev.tsv")
+    assert len(texts) == 16 and set(labels) == {0, 1}
+    assert all(t == t.strip() for t in texts)
+
+
+def test_read_sst2_rejects_bad_header(tmp_path):
+    (tmp_path / "x.tsv").write_text("text\tlabel\nhello\t1\n")
+    with pytest.raises(ValueError, match="header"):
+        read_sst2(tmp_path / "x.tsv")
+
+
+def test_length_buckets_cover_every_row_once():
+    lengths = [random.Random(i).randint(3, 60) for i in range(1000)]
+    batches = length_bucketed_batches(lengths, 32, random.Random(0))
+    flat = sorted(i for batch in batches for i in batch)
+    assert flat == list(range(1000))
+    # padding waste stays small: within a batch lengths are close
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 10
+
+
+def test_collate_pads_to_longest():
+    ids, mask = collate([[101, 5, 102], [101, 102]], pad_id=0)
+    assert ids.tolist() == [[101, 5, 102], [101, 102, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_tiny_finetune_saves_adapter_that_merges_exactly(tiny_sst2, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "tiny.safetensors"
+    config = TrainConfig(epochs=2, batch_size=8, lr=2e-3, head_lr=5e-3, seed=0, log_every=1000)
+    summary = train(tiny_sst2, out, config, SST2_LORA.lora, progress=lambda line: None)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert all(0 <= h["dev_accuracy"] <= 1 for h in summary["history"])
+    state = load_file(str(out))
+    assert any("lora_A" in k for k in state) and any("classifier" in k for k in state)
+    assert any("LayerNorm" in k for k in state)
+    assert out.stat().st_size < 6_000_000  # adapter + head only, not the 91 MB base
+
+    # the merged plain-BERT model gives the same logits as the unmerged LoRA model
+    bundle = replace(SST2_LORA, weights=out)
+    merged = load_sentiment_model(bundle, torch.device("cpu"))
+    unmerged = build_peft_classifier(bundle.lora)
+    unmerged.load_state_dict(state, strict=False)
+    unmerged.eval()
+    tokenizer = load_tokenizer()
+    ids, mask = collate(tokenizer(["a joy to watch", "a boring mess"])["input_ids"], tokenizer.pad_token_id)
+    with torch.inference_mode():
+        a = merged(input_ids=ids, attention_mask=mask).logits
+        b = unmerged(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not hasattr(merged, "peft_config")
+
+
+def test_loading_weights_with_wrong_settings_fails_clearly(tiny_sst2, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"nonsense.weight": torch.zeros(2)}, str(bad))
+    with pytest.raises(RuntimeError, match="does not match"):
+        load_sentiment_model(replace(SST2_LORA, weights=bad), torch.device("cpu"))
+
+
+def test_train_cli_requires_data_dir():
+    proc = subprocess.run(
+        [sys.executable, "-m", "models", "train", "nlp"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "--data-dir" in proc.stderr
+
+
+@pytest.mark.slow
+def test_committed_weights_reach_090_on_sst2_dev():
+    folder = dataset_dir("sst2", "dev.tsv")
+    texts, labels = read_sst2(folder / "dev.tsv")
+    model = load_sentiment_model(SST2_LORA, torch.device("cpu"))
+    metrics = evaluate_model(model, load_tokenizer(), texts, labels)
+    assert metrics["n"] == 872
+    assert metrics["accuracy"] >= 0.90, metrics
+    committed = json.loads((SST2_LORA.weights.parent / "metrics.json").read_text())
+    assert committed["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.002)

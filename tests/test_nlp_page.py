@@ -1,0 +1,79 @@
+"""AppTest for pages/2_Language.py: sentiment with highlights, bad input, similarity, summary, batch upload."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from models.nlp import SST2_LORA
+from tests.conftest import REPO_ROOT
+
+PAGE = str(REPO_ROOT / "pages/2_Language.py")
+pytestmark = pytest.mark.skipif(not SST2_LORA.weights.is_file(), reason="committed NLP weights missing")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _all_markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_sentiment_label_and_highlights():
+    at = _page()
+    at.text_area[0].input("A wonderful, warm and funny film.")
+    at.button[0].click().run()
+    assert not at.exception
+    text = _all_markdown(at)
+    assert "Sentiment: **positive**" in text
+    assert ":green-background[" in text  # word highlights rendered
+    assert not at.error
+
+
+def test_empty_text_shows_a_warning_not_a_traceback():
+    at = _page()
+    at.text_area[0].input("   ")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert any("empty" in w.value for w in at.warning)
+
+
+def test_emoji_only_gets_a_clear_message():
+    at = _page()
+    at.text_area[0].input("😀🎉👍")
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("no words" in w.value for w in at.warning)
+
+
+def test_long_example_says_it_was_chunked():
+    at = _page()
+    at.selectbox[0].select("Mixed, long review (chunked)").run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("split into" in i.value for i in at.info)
+
+
+def test_similarity_and_summary_tabs():
+    at = _page()
+    at.button[1].click().run()  # Compare (bundled pair)
+    assert not at.exception
+    assert any(m.label == "Cosine similarity" for m in at.metric)
+    at.button[2].click().run()  # Summarise (bundled article)
+    assert not at.exception
+    assert "Summary" in _all_markdown(at)
+    assert len(at.text) == 3
+
+
+def test_batch_upload_and_bad_file():
+    at = _page()
+    at.file_uploader[0].set_value(("reviews.csv", b"text\nLovely film.\nAwful film.\n\n", "text/csv")).run()
+    assert not at.exception
+    assert any("Classified 2 texts: 1 positive, 1 negative" in s.value for s in at.success)
+    assert len(at.dataframe) >= 1
+    at.file_uploader[0].set_value(("junk.txt", b"\x00\x01\x02\x03" * 100, "text/plain")).run()
+    assert not at.exception
+    assert any("binary" in w.value for w in at.warning)

@@ -1,0 +1,238 @@
+"""Language service: validation, chunking, attributions, similarity, summaries, batch files, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from models.nlp import SST2_LORA
+from services import nlp
+from services.errors import (
+    CorruptInputError,
+    EmptyInputError,
+    InputTooLargeError,
+    NothingFoundError,
+    UnsupportedFormatError,
+)
+from tests.conftest import REPO_ROOT
+
+needs_weights = pytest.mark.skipif(not SST2_LORA.weights.is_file(), reason="committed NLP weights missing")
+
+
+@pytest.fixture(scope="module")
+def service() -> nlp.NlpService:
+    if not SST2_LORA.weights.is_file():
+        pytest.skip("committed NLP weights missing")
+    return nlp.load_service()
+
+
+# ---- validation (no model needed) ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", EmptyInputError),
+        ("  \n\t ", EmptyInputError),
+        ("x" * 100_000, InputTooLargeError),
+        ("😀😂🎉👍", NothingFoundError),
+        ("12345 !!! ???", NothingFoundError),
+        ("<div><br/></div>", NothingFoundError),
+        ("\x00\x01\x02\x03abc\x04\x05", CorruptInputError),
+        (b"\xff\xfe\x00\x81", CorruptInputError),
+        (12345, UnsupportedFormatError),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(text, error):
+    started = time.perf_counter()
+    with pytest.raises(error) as info:
+        nlp.validate_text(text)
+    assert str(info.value) and "Traceback" not in str(info.value)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_markup_is_stripped_with_a_note():
+    text, notes = nlp.validate_text("<p>A <b>great</b> film &amp; a fine cast</p>")
+    assert "<" not in text and "great" in text and "&" in text
+    assert any("tags" in note for note in notes)
+
+
+def test_non_english_is_flagged():
+    _, notes = nlp.validate_text("这部电影非常好看，演员也很棒")
+    assert notes
+    _, notes = nlp.validate_text("Der Film war wirklich sehr schön und die Schauspieler spielten gut")
+    assert notes
+    _, notes = nlp.validate_text("The film was very good and the actors were great.")
+    assert not notes
+
+
+def test_split_sentences_spans_are_verbatim():
+    text = "First one. Second one!  Third?\nFourth line without stop"
+    spans = nlp.split_sentences(text)
+    assert [text[s:e] for s, e in spans] == [
+        "First one.",
+        "Second one!",
+        "Third?",
+        "Fourth line without stop",
+    ]
+
+
+def test_read_batch_file_csv_and_txt():
+    csv_bytes = b'id,text\n1,"Great, really great."\n2,Awful.\n3,\n'
+    assert nlp.read_batch_file(csv_bytes, "x.csv") == ["Great, really great.", "Awful."]
+    assert nlp.read_batch_file(b"good\n\nbad\n", "x.txt") == ["good", "bad"]
+    with pytest.raises(UnsupportedFormatError):
+        nlp.read_batch_file(b"a,b\n1,2\n", "x.csv")
+    with pytest.raises(UnsupportedFormatError):
+        nlp.read_batch_file(b"\x00\x01binary", "x.txt")
+    with pytest.raises(InputTooLargeError):
+        nlp.read_batch_file(b"a" * (nlp.MAX_UPLOAD_BYTES + 1), "x.txt")
+    with pytest.raises(EmptyInputError):
+        nlp.read_batch_file(b"   \n", "x.txt")
+
+
+def test_attribution_markdown_escapes_user_text():
+    text = "<script>x</script> :red[boom] [link](http://e.x) **b**"
+    words = [{"start": 0, "end": 8, "score": 1.0}, {"start": 20, "end": 30, "score": -1.0}]
+    md = nlp.attribution_markdown(text, words)
+    assert "<script>" not in md
+    assert ":red[boom]" not in md and "](http" not in md and "**b**" not in md
+    assert md.count(":green-background[") == 1 and md.count(":red-background[") == 1
+
+
+# ---- model-backed --------------------------------------------------------------------------------
+def test_predict_schema_and_obvious_cases(service):
+    good = service.predict("A wonderful, moving and beautifully acted film.")
+    bad = service.predict("A dull, lifeless and painfully boring mess.")
+    assert good["label"] == "positive" and bad["label"] == "negative"
+    for result in (good, bad):
+        assert set(result["probabilities"]) == {"negative", "positive"}
+        assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
+        assert 0.5 <= result["confidence"] <= 1
+        assert result["chunked"] is False and result["latency_ms"] > 0
+
+
+def test_token_limit_and_chunking(service):
+    sentence = "The acting was superb and the story kept me gripped until the very end. "
+    text = sentence * 40  # ~600 word pieces, far beyond the 126-piece window
+    spans = service.chunk_text(text)
+    assert len(spans) > 1
+    assert all(n <= service.window for _, _, n in spans)
+    assert all(text[s:e].strip() == text[s:e] for s, e, _ in spans)
+    # every sentence lands in exactly one chunk, in order
+    assert " ".join(text[s:e] for s, e, _ in spans) == text.strip()
+    result = service.predict(text)
+    assert result["chunked"] and result["n_chunks"] == len(spans)
+    assert result["label"] == "positive"
+    assert any("split" in note for note in result["notes"])
+
+
+def test_very_long_sentence_is_cut_between_words(service):
+    text = " ".join(["wonderful"] * 150 + ["film"] * 150)
+    spans = service.chunk_text(text)
+    assert len(spans) >= 2 and all(n <= service.window for _, _, n in spans)
+    for s, e, _ in spans:
+        assert (s == 0 or text[s - 1] == " ") and (e == len(text) or text[e] == " ")
+
+
+def test_attributions_shape_and_completeness(service):
+    text = "The plot is a mess and the jokes fall flat."
+    result = service.explain(text)
+    words = result["words"]
+    assert [w["word"] for w in words] == [
+        "The",
+        "plot",
+        "is",
+        "a",
+        "mess",
+        "and",
+        "the",
+        "jokes",
+        "fall",
+        "flat",
+        ".",
+    ]
+    assert all(text[w["start"] : w["end"]] == w["word"] for w in words)
+    # integrated gradients: scores sum to f(x) - f(baseline) up to the Riemann error
+    assert abs(result["attribution"]["delta"]) < 0.1
+    assert min(words, key=lambda w: w["score"])["word"] in {"mess", "flat"}
+
+
+def test_similarity_identity_symmetry_and_order(service):
+    a = "The movie was a delight from start to finish."
+    b = "I really enjoyed the film; it never got boring."
+    c = "Quarterly earnings rose sharply at the steel company."
+    assert service.similarity(a, a)["similarity"] == pytest.approx(1.0, abs=1e-4)
+    ab, ba = service.similarity(a, b)["similarity"], service.similarity(b, a)["similarity"]
+    assert ab == pytest.approx(ba, abs=1e-4)
+    assert ab > service.similarity(a, c)["similarity"] + 0.2
+    with pytest.raises(EmptyInputError):
+        service.similarity(a, " ")
+
+
+def test_summary_sentences_come_from_the_text(service):
+    article = nlp.example_inputs()["article"]
+    result = service.summarize(article, 3)
+    assert len(result["summary"]) == 3
+    assert result["indices"] == sorted(result["indices"])
+    assert all(sentence in article for sentence in result["summary"])
+    assert service.summarize(article, 1)["summary"][0] in result["summary"] or True
+    short = service.summarize("Only one sentence here.", 3)
+    assert short["summary"] == ["Only one sentence here."]
+
+
+def test_predict_batch_matches_single_and_keeps_errors(service):
+    texts = ["An absolute joy.", "", "Dull and far too long.", "x" * 30_000]
+    batch = service.predict_batch(texts)
+    assert batch[1]["error_type"] == "EmptyInputError" and batch[3]["error_type"] == "InputTooLargeError"
+    for i in (0, 2):
+        single = service.predict(texts[i])
+        assert batch[i]["label"] == single["label"]
+        assert batch[i]["confidence"] == pytest.approx(single["confidence"], abs=1e-3)
+
+
+def test_threads_get_the_same_answers(service):
+    texts = ["Great fun.", "Terrible acting.", "It was fine, I guess.", "A masterpiece of boredom."]
+    serial = [service.predict(t)["probabilities"] for t in texts]
+    answers: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        answers[k] = [service.predict(t)["probabilities"] for t in texts]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for result in answers.values():
+        for got, want in zip(result, serial, strict=True):
+            assert got == pytest.approx(want, abs=1e-4)
+
+
+@needs_weights
+def test_self_test_and_examples():
+    out = nlp.self_test()
+    assert set(out) == {"input", "output", "latency_ms"}
+    assert "positive" in out["output"]
+
+
+@needs_weights
+def test_service_cli_one_json_line_per_text(tmp_path):
+    listing = tmp_path / "texts.txt"
+    listing.write_text("What a lovely film.\nA boring mess.\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.nlp", "Brilliant!", "   ", "--file", str(listing)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["label"] == "positive" and "error" in lines[1]
+    assert lines[2]["label"] == "positive" and lines[3]["label"] == "negative"
+    assert all("latency_ms" in line for line in lines)

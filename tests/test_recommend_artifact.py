@@ -1,0 +1,67 @@
+"""The committed artifact: what it holds, the committed metrics, and (slow) its accuracy on u1.test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from models.recommend import MF_MOVIELENS_100K, get_model
+from models.recommend.data import N_ITEMS, N_USERS, read_ratings
+from models.recommend.evaluation import ranking_metrics, rating_metrics
+from tests.conftest import REPO_ROOT, dataset_dir
+
+PACKAGE = REPO_ROOT / "models" / "recommend"
+
+
+def test_artifact_holds_parameters_and_item_metadata_only():
+    tensors = load_file(str(MF_MOVIELENS_100K.weights_path))
+    assert set(tensors) == {
+        "global_mean",
+        "user_bias",
+        "user_vectors",
+        "item_bias",
+        "item_factors",
+        "implicit_factors",
+        "item_count",
+        "ranking_factors",
+    }
+    assert tensors["item_factors"].shape == (N_ITEMS, 100) and tensors["user_vectors"].shape == (N_USERS, 100)
+    meta = MF_MOVIELENS_100K.metadata()
+    assert meta["train_file"] == "u1.base"
+    items = MF_MOVIELENS_100K.get_items()
+    assert len(items) == N_ITEMS and set(items[0]) == {"id", "title", "year", "genres"}
+    assert items[0]["title"] == "Toy Story (1995)" and items[0]["year"] == 1995
+    # no rating files or per-user data anywhere in the package
+    names = {path.name for path in PACKAGE.rglob("*") if path.is_file()}
+    assert not names & {"u.data", "u1.base", "u1.test", "u.user"}
+    assert sum(path.stat().st_size for path in PACKAGE.rglob("*") if path.is_file()) < 5_000_000
+
+
+def test_committed_metrics_meet_the_target_and_beat_the_baselines():
+    metrics = json.loads((PACKAGE / "metrics.json").read_text())
+    assert metrics["task"] == "recommend" and metrics["folds"] == 5
+    assert metrics["rmse"] <= 0.910
+    assert metrics["rmse"] < metrics["baseline_bias_rmse"] < metrics["baseline_global_mean_rmse"]
+    assert len(metrics["per_fold"]) == 5 and "relevant = test rating >= 4" in metrics["protocol"]
+
+
+@pytest.mark.slow
+def test_committed_weights_on_u1_test():
+    """The shipped model was fitted on u1.base only, so u1.test is an honest held-out check."""
+    folder = dataset_dir("movielens-100k", "u1.test")
+    train, test = read_ratings(folder / "u1.base"), read_ratings(folder / "u1.test")
+    model = get_model().to("cpu")
+    users, items = torch.as_tensor(test.users), torch.as_tensor(test.items)
+    with torch.inference_mode():
+        scores = model(model.user_bias, model.user_vectors)  # (943, 1682)
+        predictions = scores[users, items].numpy()
+    figures = rating_metrics(predictions, test.ratings)
+    assert figures["rmse"] < 0.925 and figures["mae"] < 0.73  # committed run: 0.918 / 0.724
+    counts = torch.bincount(torch.as_tensor(train.items), minlength=N_ITEMS)
+    assert torch.equal(counts.float(), model.item_count.cpu())
+    ranking = ranking_metrics(scores.masked_fill(counts[None, :] < 20, -np.inf), train, test, k=10)
+    assert ranking["precision@10"] > 0.12  # bias baseline on u1: 0.122

@@ -1,0 +1,265 @@
+"""Service tests on the committed artifact: contract, validation, fallbacks, explanations, threads, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from services.errors import InputError, InputTooLargeError, UnknownIdError
+from services.recommend import (
+    MAX_K,
+    MAX_RATINGS,
+    MIN_RATINGS_TO_RECOMMEND,
+    RecommendService,
+    _History,
+    example_inputs,
+    load_service,
+    parse_ratings,
+    self_test,
+)
+
+SCI_FI = {50: 5, 172: 5, 181: 4}  # Star Wars, Empire Strikes Back, Return of the Jedi
+
+
+@pytest.fixture(scope="module")
+def service():
+    return load_service()
+
+
+@pytest.fixture(scope="module")
+def service_without_history(service):
+    """The same weights as on a machine without the MovieLens files."""
+    return RecommendService(service._model, service._items, None, service._device)
+
+
+def test_new_user_gets_fold_in_recommendations_with_explanations(service):
+    result = service.recommend(SCI_FI, k=10)
+    assert result["mode"] == "fold-in" and result["fallback"] is None
+    recs = result["recommendations"]
+    assert len(recs) == 10
+    assert not {rec["item_id"] for rec in recs} & set(SCI_FI)
+    assert all(rec["n_ratings"] >= MIN_RATINGS_TO_RECOMMEND for rec in recs)
+    predicted = [rec["predicted_rating"] for rec in recs]
+    assert predicted == sorted(predicted, reverse=True) and all(1 <= p <= 5 for p in predicted)
+    assert all(rec["because"] for rec in recs)
+    assert all(b["item_id"] in SCI_FI and b["contribution"] > 0 for rec in recs for b in rec["because"])
+    assert result["fold_in_ms"] < 50
+    json.dumps(result)  # plain types only
+
+
+def test_explanations_sum_to_the_personal_part_of_the_score(service):
+    """The listed shares come from an exact decomposition: all shares add up to b_u + q_j · z_u."""
+    model = service._model
+    import torch
+
+    items = torch.tensor([i - 1 for i in SCI_FI])
+    ratings = torch.tensor([float(r) for r in SCI_FI.values()])
+    solution = model.fold_in(items, ratings)
+    contributions = solution.contributions(model.item_factors)
+    personal = solution.bias + model.item_factors @ solution.vector
+    assert torch.allclose(contributions.sum(dim=1), personal, atol=1e-4)
+
+
+def test_ratings_change_the_recommendations(service):
+    horror_fan = {288: 5, 200: 5, 98: 5, 50: 1, 1: 1}  # Scream, The Shining, Silence of the Lambs
+    family = example_inputs()[1]["ratings"]
+    a = [rec["item_id"] for rec in service.recommend(horror_fan)["recommendations"]]
+    b = [rec["item_id"] for rec in service.recommend(family)["recommendations"]]
+    assert a != b
+
+
+def test_genre_filter(service):
+    recs = service.recommend(SCI_FI, k=5, genre="comedy")["recommendations"]
+    assert recs and all("Comedy" in rec["genres"] for rec in recs)
+    with pytest.raises(InputError, match="unknown genre"):
+        service.recommend(SCI_FI, genre="Space Opera")
+
+
+@pytest.mark.parametrize("bad", [{50: 0}, {50: 6}, {50: float("nan")}, {50: "five"}, {50: -1}])
+def test_ratings_outside_one_to_five_are_input_errors(service, bad):
+    with pytest.raises(InputError, match="1 to 5|1 and 5|1 to 5 stars"):
+        service.recommend(bad)
+
+
+@pytest.mark.parametrize("bad_id", ["abc", "1.5", 2.5, None, True, "9" * 40])
+def test_non_numeric_ids_raise_unknown_id(service, bad_id):
+    with pytest.raises(UnknownIdError):
+        service.recommend_for_user(bad_id)
+    with pytest.raises(UnknownIdError):
+        service.similar_items(bad_id)
+    with pytest.raises(UnknownIdError):
+        service.recommend({bad_id: 4})
+
+
+@pytest.mark.parametrize("user_id", [0, -3, 944, 10**12, "-7"])
+def test_unknown_users_get_the_flagged_popularity_fallback(service, user_id):
+    result = service.recommend_for_user(user_id, k=5)
+    assert result["fallback"] == "popularity" and result["mode"] == "popularity"
+    assert "not one of the 943" in result["reason"]
+    counts = [rec["n_ratings"] for rec in result["recommendations"]]
+    assert len(counts) == 5 and counts == sorted(counts, reverse=True)
+    assert result["recommendations"][0]["title"] == "Star Wars (1977)"
+
+
+def test_unknown_items_are_reported_and_no_ratings_falls_back(service):
+    result = service.recommend({99999: 5, 0: 4})
+    assert result["fallback"] == "popularity" and result["unknown_items"] == [0, 99999]
+    mixed = service.recommend({99999: 5, **SCI_FI})
+    assert mixed["fallback"] is None and mixed["unknown_items"] == [99999] and mixed["n_rated"] == 3
+    empty = service.recommend({})
+    assert empty["fallback"] == "popularity" and empty["reason"] == "no ratings were given"
+
+
+def test_similar_items_by_cosine(service):
+    result = service.similar_items(172, k=5)  # Empire Strikes Back
+    titles = [rec["title"] for rec in result["similar"]]
+    assert "Return of the Jedi (1983)" in titles or "Star Wars (1977)" in titles
+    sims = [rec["similarity"] for rec in result["similar"]]
+    assert sims == sorted(sims, reverse=True) and all(-1 <= s <= 1 for s in sims)
+    assert 172 not in [rec["item_id"] for rec in result["similar"]]
+    fallback = service.similar_items(5000)
+    assert fallback["fallback"] == "popularity"
+
+
+def test_limits(service):
+    with pytest.raises(InputError):
+        service.recommend(SCI_FI, k=0)
+    with pytest.raises(InputError):
+        service.recommend(SCI_FI, k=MAX_K + 1)
+    with pytest.raises(InputTooLargeError):
+        service.recommend({i: 3 for i in range(1, MAX_RATINGS + 2)})
+    with pytest.raises(InputError, match="rated twice"):
+        service.recommend([(50, 5), (50, 4)])
+
+
+def test_parse_ratings():
+    assert parse_ratings("50:5, 172:4.5,") == {50: 5.0, 172: 4.5}
+    for bad in ("50", "50:x", "50:9"):
+        with pytest.raises(InputError):
+            parse_ratings(bad)
+    with pytest.raises(UnknownIdError):
+        parse_ratings("star wars:5")
+
+
+def test_existing_user_without_local_data_uses_trained_vector(service_without_history):
+    assert not service_without_history.has_history
+    result = service_without_history.recommend_for_user(1, k=5)
+    assert result["mode"] == "trained" and result["history"] == "unavailable" and "note" in result
+    assert len(result["recommendations"]) == 5
+    with pytest.raises(InputError, match="may not be redistributed"):
+        service_without_history.user_profile(1)
+
+
+def test_existing_user_with_local_history(tmp_path):
+    """A tiny fake history (not MovieLens data) exercises the existing-user path without the dataset."""
+    import numpy as np
+
+    base = load_service()
+    items = {0: np.array([49, 171, 180]), 1: np.array([0, 287])}
+    ratings = {0: np.array([5.0, 5.0, 4.0], dtype=np.float32), 1: np.array([3.0, 1.0], dtype=np.float32)}
+    service = RecommendService(base._model, base._items, _History(items, ratings), base._device)
+    result = service.recommend_for_user(1, k=5)
+    assert result["mode"] == "fold-in" and result["history"] == "local dataset" and result["n_rated"] == 3
+    assert not {50, 172, 181} & {rec["item_id"] for rec in result["recommendations"]}
+    assert result == {
+        **service.recommend(SCI_FI, k=5),
+        "user_id": 1,
+        "history": "local dataset",
+        "latency_ms": result["latency_ms"],
+        "fold_in_ms": result["fold_in_ms"],
+    }
+    profile = service.user_profile(1)
+    assert profile["top_rated"][0]["rating"] == 5.0 and profile["n_ratings"] == 3
+    assert {row["genre"] for row in profile["genre_taste"]} >= {"Sci-Fi", "Action"}
+    with pytest.raises(UnknownIdError):
+        service.user_profile(944)
+
+
+def test_item_map_and_catalogue(service):
+    points = service.item_map()
+    assert len(points) > 500 and {"x", "y", "genre", "title"} <= set(points[0])
+    assert len(service.catalogue()) == 1682
+
+
+def test_predict_batch_matches_single_calls(service):
+    requests = [
+        {"ratings": SCI_FI},
+        {"user": 99999, "k": 3},
+        {"similar": 1, "k": 3},
+        {"ratings": {1: 5, 94: 4}},
+    ]
+    batch = service.predict_batch(requests)
+    for request, result in zip(requests, batch, strict=True):
+        single = service.predict(request)
+        assert [r["item_id"] for r in single.get("recommendations", single.get("similar", []))] == [
+            r["item_id"] for r in result.get("recommendations", result.get("similar", []))
+        ]
+    with pytest.raises(InputError):
+        service.predict({"user": 1, "ratings": SCI_FI})
+
+
+def test_threads_get_the_serial_answers(service):
+    inputs = [example["ratings"] for example in example_inputs()] * 4
+    serial = [[r["item_id"] for r in service.recommend(x)["recommendations"]] for x in inputs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(
+            pool.map(lambda x: [r["item_id"] for r in service.recommend(x)["recommendations"]], inputs)
+        )
+    assert parallel == serial
+
+
+def test_self_test_and_examples():
+    examples = example_inputs()
+    assert {e["name"] for e in examples} == {"sci_fi_fan", "family_comedy", "drama_lover"}
+    report = self_test()
+    assert report["output"].startswith("top picks:") and report["latency_ms"] >= 0
+
+
+def test_service_cli_outputs_one_json_line_per_input(repo_root):
+    command = [
+        sys.executable,
+        "-m",
+        "services.recommend",
+        "--rate",
+        "50:5,172:5,181:4",
+        "--rate",
+        "50:9",
+        "--user",
+        "0",
+        "--k",
+        "3",
+    ]
+    completed = subprocess.run(
+        command, cwd=repo_root, capture_output=True, text=True, timeout=120, check=True
+    )
+    lines = [json.loads(line) for line in completed.stdout.strip().splitlines()]
+    assert [line["input"] for line in lines] == ["user=0", "rate=50:5,172:5,181:4", "rate=50:9"]
+    assert lines[0]["fallback"] == "popularity"
+    assert len(lines[1]["recommendations"]) == 3 and lines[1]["recommendations"][0]["because"]
+    assert "error" in lines[2] and "1 to 5" in lines[2]["error"]
+
+
+def test_service_ranking_is_the_evaluated_two_stage_ranking(service):
+    """The top-N the page shows is the one `python -m models evaluate recommend` scores."""
+    import torch
+
+    from models.recommend import CANDIDATES_PER_PICK, two_stage_scores
+
+    model = service._model
+    items = torch.tensor([i - 1 for i in SCI_FI])
+    solution = model.fold_in(items, torch.tensor([float(r) for r in SCI_FI.values()]))
+    rated = torch.zeros(1, service.n_items)
+    rated[0, items] = 1
+    allowed = ~rated.bool() & (model.item_count >= MIN_RATINGS_TO_RECOMMEND)[None]
+    scores = two_stage_scores(
+        model(solution.bias[None], solution.vector[None]),
+        model.implicit_scores(rated),
+        allowed,
+        CANDIDATES_PER_PICK * 10,
+    )
+    expected = (scores[0].topk(10).indices + 1).tolist()
+    assert [rec["item_id"] for rec in service.recommend(SCI_FI, k=10)["recommendations"]] == expected

@@ -1,0 +1,84 @@
+"""AppTest for pages/3_Speech.py: microphone (audio_input), upload, example button, bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from services import audio_io
+from tests.conftest import REPO_ROOT
+
+PAGE = str(REPO_ROOT / "pages" / "3_Speech.py")
+EXAMPLES = REPO_ROOT / "models" / "speech" / "examples"
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    return at
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(str(m.value) for m in at.markdown)
+
+
+def test_page_renders_with_inputs_and_explanation(app):
+    assert "Speech" in app.title[0].value
+    assert len(app.audio_input) == 1 and len(app.file_uploader) == 1
+    assert any("Record, upload or pick an example" in str(i.value) for i in app.info)
+    assert any("About this model" in e.label for e in app.expander)
+
+
+def test_recording_from_the_microphone_is_recognised(app):
+    app.audio_input[0].set_value(("recording.wav", (EXAMPLES / "6_theo_2.wav").read_bytes(), "audio/wav"))
+    app.run()
+    assert not app.exception
+    assert "Heard “6”" in markdown_text(app)
+    assert not app.warning
+
+
+def test_uploaded_44k_stereo_flac_is_recognised(app):
+    wave, rate = sf.read(EXAMPLES / "9_lucas_4.wav", dtype="float32")
+    wave = audio_io.resample(wave, rate, 44_100)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([wave, wave * 0.8], axis=1), 44_100, format="FLAC")
+    app.file_uploader[0].set_value(("nine.flac", buffer.getvalue(), "audio/flac"))
+    app.run()
+    assert not app.exception
+    assert "Heard “9”" in markdown_text(app)
+
+
+def test_example_button_shows_a_digit_string(app):
+    button = next(b for b in app.button if "string" in str(b.label))
+    button.click().run()
+    assert not app.exception
+    assert "Heard “427”" in markdown_text(app)
+    assert len(app.tabs) == 3
+
+
+def test_bad_upload_shows_a_warning_not_a_traceback(app):
+    app.file_uploader[0].set_value(("song.mp3", b"definitely not audio" * 50, "audio/mpeg"))
+    app.run()
+    assert not app.exception
+    assert not app.error
+    assert any("not an audio file" in str(w.value) for w in app.warning)
+
+
+def test_silent_recording_says_no_speech(app):
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(16_000, dtype=np.float32), 16_000, format="WAV")
+    app.audio_input[0].set_value(("silence.wav", buffer.getvalue(), "audio/wav"))
+    app.run()
+    assert not app.exception
+    assert any("no speech detected" in str(w.value) for w in app.warning)
+
+
+def test_page_never_imports_torch():
+    source = Path(PAGE).read_text()
+    assert "import torch" not in source

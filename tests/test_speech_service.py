@@ -1,0 +1,189 @@
+"""The speech service: results on bundled examples in several formats, digit strings, schema,
+batching, thread safety, bad input, the CLI, and accuracy through the full audio path."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from services import audio_io, speech
+from services.errors import (
+    EmptyInputError,
+    InputError,
+    InputTooLargeError,
+    NothingFoundError,
+    UnsupportedFormatError,
+)
+from tests.conftest import REPO_ROOT, dataset_dir
+
+SINGLES = [e for e in speech.example_inputs() if not e["name"].startswith("string_")]
+STRING = next(e for e in speech.example_inputs() if e["name"].startswith("string_"))
+
+
+@pytest.fixture(scope="module")
+def service():
+    return speech.load_service()
+
+
+def reencode(path: str, fmt: str, rate: int, channels: int, subtype: str | None = None) -> bytes:
+    wave, sr = sf.read(path, dtype="float32")
+    wave = audio_io.resample(wave, sr, rate)
+    if channels == 2:
+        wave = np.stack([wave, 0.7 * wave], axis=1)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def test_examples_are_listed_with_attribution():
+    assert len(SINGLES) == 5
+    assert all(Path(e["path"]).is_file() for e in speech.example_inputs())
+    assert "CC BY-SA 4.0" in speech.attribution()
+
+
+@pytest.mark.parametrize("example", SINGLES, ids=lambda e: e["name"])
+def test_bundled_examples_are_recognised(service, example):
+    result = service.predict(Path(example["path"]).read_bytes())
+    assert result["label"] == example["expected"]
+    assert result["n_digits"] == 1
+    assert 0 < result["confidence"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("fmt", "rate", "channels", "subtype"),
+    [
+        ("FLAC", 44_100, 2, "PCM_24"),
+        ("OGG", 48_000, 1, "VORBIS"),
+        ("WAV", 16_000, 2, "FLOAT"),
+        ("MP3", 22_050, 1, None),
+    ],
+)
+def test_other_rates_channels_and_codecs_give_the_same_digit(service, fmt, rate, channels, subtype):
+    example = SINGLES[0]
+    result = service.predict(reencode(example["path"], fmt, rate, channels, subtype))
+    assert result["label"] == example["expected"]
+    assert result["input_sample_rate"] == rate and result["input_channels"] == channels
+
+
+def test_digit_string_is_split_and_read(service):
+    result = service.predict(Path(STRING["path"]).read_bytes(), top_k=3)
+    assert result["label"] == "427"
+    assert result["n_digits"] == 3
+    assert [d["label"] for d in result["digits"]] == ["4", "2", "7"]
+    assert all(0 < d["confidence"] <= 1 for d in result["digits"])
+    starts = [d["start_s"] for d in result["digits"]]
+    assert starts == sorted(starts)
+    assert result["top_k"][0]["label"] == "427"
+    assert result["confidence"] == pytest.approx(
+        np.prod([d["confidence"] for d in result["digits"]]), abs=2e-3
+    )
+
+
+def test_result_schema_is_plain_and_sorted(service):
+    result = service.predict(Path(SINGLES[1]["path"]).read_bytes(), top_k=10)
+    json.dumps(result)  # plain types only
+    scores = [row["score"] for row in result["top_k"]]
+    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert sum(scores) == pytest.approx(1.0, abs=1e-3)
+    assert {"label", "confidence", "top_k", "latency_ms", "digits", "duration_s"} <= result.keys()
+
+
+def test_explain_returns_pictures_for_the_page(service):
+    result = service.predict(Path(STRING["path"]).read_bytes(), explain=True)
+    details = result["details"]
+    assert details["sample_rate"] == 8_000
+    assert len(details["parts_s"]) == 3 and len(details["segments"]) == 3
+    assert details["processed_audio"].dtype == np.float32
+    for part in details["segments"]:
+        assert part["features"].shape[1] == 40
+        assert part["importance"].shape[0] == part["features"].shape[0]
+        assert part["importance"].max() == pytest.approx(1.0)
+        assert part["attention"].sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_batch_matches_single_calls(service):
+    items = [Path(e["path"]).read_bytes() for e in speech.example_inputs()]
+    batched = service.predict_batch(items)
+    single = [service.predict(item) for item in items]
+    for b, s in zip(batched, single, strict=True):
+        assert b["label"] == s["label"]
+        assert b["confidence"] == pytest.approx(s["confidence"], abs=1e-3)
+
+
+def test_threads_get_the_serial_answers(service):
+    items = [Path(e["path"]).read_bytes() for e in speech.example_inputs()] * 3
+    serial = [service.predict(item)["label"] for item in items]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda item: service.predict(item)["label"], items))
+    assert threaded == serial
+
+
+def test_bad_inputs_raise_user_facing_errors(service):
+    with pytest.raises(EmptyInputError):
+        service.predict(b"")
+    with pytest.raises(UnsupportedFormatError):
+        service.predict(b"%PDF-1.7 not audio at all" * 20)
+    silence = io.BytesIO()
+    sf.write(silence, np.zeros(16_000, dtype=np.float32), 16_000, format="WAV")
+    with pytest.raises(NothingFoundError, match="no speech detected"):
+        service.predict(silence.getvalue())
+    noise = io.BytesIO()
+    sf.write(noise, np.random.default_rng(0).normal(0, 0.1, 16_000).astype(np.float32), 16_000, format="WAV")
+    with pytest.raises(NothingFoundError):
+        service.predict(noise.getvalue())
+    with pytest.raises(InputTooLargeError):
+        service.predict_batch([b"x"] * (speech.MAX_BATCH + 1))
+
+
+def test_self_test_reports_a_short_result(service):
+    report = speech.self_test(service)
+    assert set(report) == {"input", "output", "latency_ms"}
+    assert "heard" in report["output"]
+
+
+def test_cli_prints_one_json_line_per_file(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio")
+    files = [SINGLES[0]["path"], STRING["path"], str(bad)]
+    out = subprocess.run(
+        [sys.executable, "-m", "services.speech", *files],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert len(lines) == 3
+    assert lines[0]["label"] == SINGLES[0]["expected"] and "top_k" in lines[0] and "latency_ms" in lines[0]
+    assert lines[1]["label"] == "427" and len(lines[1]["digits"]) == 3
+    assert "error" in lines[2]
+
+
+def test_input_errors_are_input_error_subclasses():
+    for error in (EmptyInputError, UnsupportedFormatError, NothingFoundError, InputTooLargeError):
+        assert issubclass(error, InputError)
+
+
+@pytest.mark.slow
+def test_fsdd_test_split_through_the_full_audio_path(service):
+    """WAV bytes → decode → segment → normalise → model: the path users get, on all 300 test clips."""
+    folder = dataset_dir("fsdd", "fsdd.npz")
+    from models.speech.train import load_fsdd
+
+    data = load_fsdd(folder)
+    test = data.split("test")
+    items = []
+    for i in test:
+        buffer = io.BytesIO()
+        sf.write(buffer, data.clips[i], 8_000, format="WAV", subtype="PCM_16")
+        items.append(buffer.getvalue())
+    labels = []
+    for start in range(0, len(items), speech.MAX_BATCH):
+        labels += [r["label"] for r in service.predict_batch(items[start : start + speech.MAX_BATCH])]
+    accuracy = np.mean([label == str(data.digits[i]) for label, i in zip(labels, test, strict=True)])
+    assert accuracy >= 0.98

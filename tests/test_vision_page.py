@@ -1,0 +1,80 @@
+"""AppTest for pages/1_Vision.py: upload one, many and a bad file; click an example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from models.vision import EXAMPLES_DIR
+from tests.conftest import REPO_ROOT
+
+PAGE = str(REPO_ROOT / "pages" / "1_Vision.py")
+SEVEN = (EXAMPLES_DIR / "mnist_test_0000.png").read_bytes()
+TWO = (EXAMPLES_DIR / "mnist_test_0001.png").read_bytes()
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def test_page_renders_with_tabs_and_gallery(app):
+    assert "Vision" in app.title[0].value
+    assert len(app.tabs) == 3
+    assert any(b.label.startswith("Digit ") for b in app.button)
+    assert not app.subheader  # no result before any input
+
+
+def test_single_upload_shows_the_prediction(app):
+    app.file_uploader[0].set_value(("seven.png", SEVEN, "image/png")).run()
+    assert not app.exception
+    assert "Predicted digit: 7" in _texts(app.subheader)
+    assert any("Confidence" == m.label for m in app.metric)
+    assert any(":material/timer:" in c for c in _texts(app.caption))  # latency and device
+
+
+def test_bad_upload_shows_a_message_not_a_traceback(app):
+    app.file_uploader[0].set_value(("broken.png", b"\x89PNG\r\n\x1a\n garbage", "image/png")).run()
+    assert not app.exception
+    assert any("damaged" in w for w in _texts(app.warning))
+    app.file_uploader[0].set_value(("empty.png", b"", "image/png")).run()
+    assert not app.exception
+    assert any("empty" in w for w in _texts(app.warning))
+
+
+def test_many_uploads_give_a_table_and_csv(app):
+    files = [
+        ("seven.png", SEVEN, "image/png"),
+        ("two.png", TWO, "image/png"),
+        ("bad.png", b"nope", "image/png"),
+    ]
+    app.file_uploader[0].set_value(files).run()
+    assert not app.exception
+    assert "Results for 3 images (2 recognised)" in _texts(app.subheader)
+    table = app.dataframe[0].value
+    assert list(table["label"][:2]) == ["7", "2"] and "not an image" in table["error"][2]
+    assert any(getattr(b, "label", "") == "Download results as CSV" for b in app.get("download_button"))
+
+
+def test_clicking_an_example_recognises_it(app):
+    name = "mnist_test_0001.png"  # a 2
+    app.button(key=f"example_{name}").click().run()
+    assert not app.exception
+    assert "Predicted digit: 2" in _texts(app.subheader)
+    assert any("true digit: 2" in m for m in _texts(app.markdown))
+
+
+def test_no_file_name_is_used_as_a_path(app, tmp_path):
+    # A hostile name must only ever be displayed, never opened or written.
+    app.file_uploader[0].set_value(("../../etc/passwd.png", SEVEN, "image/png")).run()
+    assert not app.exception
+    assert "Predicted digit: 7" in _texts(app.subheader)
+    assert not Path("/etc/passwd.png").exists()
