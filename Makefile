@@ -69,5 +69,9 @@ evaluate: install
 	$(PY) -m models evaluate recommend --data-dir $(DATA_DIR)/movielens-100k
 	$(PY) -m models evaluate nlp --data-dir $(DATA_DIR)/sst2
 
+# Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).
+bench: install-dev system-deps-test
+	$(PY) -m bench --data-dir $(DATA_DIR)/movielens-100k
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -91,15 +91,17 @@ def show_result(result: dict, original: bytes | np.ndarray | None = None) -> Non
         confidence_bars(result["top_k"])
         latency_caption(result["latency_ms"])
         polarity = "dark ink on light paper (inverted)" if result["inverted"] else "light ink on dark"
-        st.caption(f"Read as {polarity}; {result['format']} {result['size'][0]}×{result['size'][1]}")
+        source = "drawing" if result["format"] == "array" else result["format"]
+        st.caption(f"Read as {polarity}; {source} {result['size'][0]}×{result['size'][1]}")
     with views:
-        cols = st.columns(3)
+        cols = st.columns(3 if original is not None else 2)
         if original is not None:
             cols[0].image(original, caption="Your image", width="stretch")
+        eye_col, cam_col = cols[-2], cols[-1]
         model_input = np.asarray(result["model_input"], dtype=np.float32)
-        cols[1].image(_scaled(model_input), caption="Model's-eye view (28×28)", clamp=True, width="stretch")
+        eye_col.image(_scaled(model_input), caption="Model's-eye view (28×28)", clamp=True, width="stretch")
         overlay = _overlay(model_input, np.asarray(result["saliency"], dtype=np.float32))
-        cols[2].image(
+        cam_col.image(
             _scaled(overlay), caption="Grad-CAM: what drove the answer", clamp=True, width="stretch"
         )
 
@@ -164,7 +166,8 @@ with upload_tab:
                         }
                     )
             table = pd.DataFrame(rows)
-            ok = table["error"].isna().sum()
+            ok = int(table["error"].isna().sum())
+            table["error"] = table["error"].fillna("")
             st.subheader(f"Results for {len(files)} images ({ok} recognised)")
             st.dataframe(
                 table,
@@ -174,6 +177,11 @@ with upload_tab:
                     "confidence": st.column_config.ProgressColumn(
                         "confidence", min_value=0, max_value=1, format="%.3f"
                     ),
+                    "runner_up_confidence": st.column_config.NumberColumn(
+                        "runner-up confidence", format="%.3f"
+                    ),
+                    "runner_up": st.column_config.TextColumn("runner-up"),
+                    "latency_ms": st.column_config.NumberColumn("latency", format="%.1f ms"),
                 },
             )
             st.download_button(
@@ -193,6 +201,7 @@ with upload_tab:
 
 with draw_tab:
     st.caption("Draw one digit, large, with the mouse or a finger. Release to recognise it.")
+    st.write("")  # room for the canvas toolbar, which floats above the drawing area
     try:
         from streamlit_drawable_canvas import st_canvas  # registers a component: import inside the page
     except Exception:  # noqa: BLE001 - the rest of the page works without the canvas

@@ -97,7 +97,7 @@ with example_col:
         )
         buttons[i % 3].button(
             label, key=f"speech_example_{i}", help=example["title"], on_click=_choose, args=("example", example["path"]),
-            use_container_width=True,
+            width="stretch",
         )  # fmt: skip
     st.caption(
         "Examples: Free Spoken Digit Dataset, Zohar Jackson et al., "
@@ -139,7 +139,7 @@ def _waveform_chart(wave: np.ndarray, sample_rate: int, parts: list[tuple[float,
         alt.Chart(regions)
         .mark_rect(opacity=0.18, color="#7c3aed")
         .encode(
-            x="start:Q",
+            x=alt.X("start:Q", title="time (s)"),
             x2="end:Q",
             tooltip=["part", alt.Tooltip("start:Q", format=".2f"), alt.Tooltip("end:Q", format=".2f")],
         )
@@ -217,7 +217,7 @@ with user_facing_errors("recognising the audio"):
                     f"to {result['speech_end_s']:.2f} s")  # fmt: skip
         st.altair_chart(
             _waveform_chart(details["waveform"], details["sample_rate"], details["parts_s"]),
-            use_container_width=True,
+            width="stretch",
         )
         st.caption(
             "Waveform resampled to 8 kHz; the shaded parts are what the detector kept (one per digit)."
@@ -237,11 +237,11 @@ with user_facing_errors("recognising the audio"):
                 confidence_bars(all_scores)
             with picture:
                 st.markdown("**What the model saw**: normalised log-mel spectrogram (40 bands, 10 ms frames)")
-                st.image(_spectrogram_image(explained["features"]), use_container_width=True)
+                st.image(_spectrogram_image(explained["features"]), width="stretch")
                 st.markdown("**Which frames drove the answer**")
                 st.altair_chart(
                     _importance_chart(explained["importance"], explained["attention"], details["frame_s"]),
-                    use_container_width=True,
+                    width="stretch",
                 )
                 st.caption(
                     "Gradient × input: how much each frame's features move the winning score. Attention: the "

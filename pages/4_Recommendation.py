@@ -69,8 +69,8 @@ in PyTorch and trained full-batch with Adam on MovieLens-100K fold `u1.base` (94
 
 **Top-N in two stages.** A second, implicit-feedback model (PureSVD of *who rated what*, 20 dimensions)
 proposes the films people with your viewing history watch; the rating model orders them by how much you
-would like them. On held-out MovieLens ratings this finds about four times more of the films users liked
-than ordering all films by predicted rating.
+would like them. On held-out MovieLens ratings this finds more than four times as many of the films users went on to like
+than ordering all films by predicted rating (precision@10 0.29 vs 0.06).
 
 **New users (fold-in).** Your bias and vector are the regularised least-squares fit to your ratings
 with every film's parameters fixed, so each prediction splits exactly into one share per rated film:
@@ -172,7 +172,7 @@ else:
                         ),
                         tooltip=["genre", "n_rated", alt.Tooltip("mean_rating:Q", format=".2f")],
                     )
-                    .properties(height=300)
+                    .properties(height=max(200, 22 * len(taste)))
                 )
                 st.altair_chart(chart, width="stretch")
             rated_ids = [row["item_id"] for row in profile["top_rated"]]

@@ -55,20 +55,20 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
                 st.dataframe(
                     pd.DataFrame({"metric": list(headline), "value": [round(v, 4) for v in headline.values()]}),
                     hide_index=True,
-                    use_container_width=True,
+                    width="stretch",
                 )
             else:
                 st.info("No metrics.json yet: run the command below.")
         with reference:
             st.markdown("**Published references**")
             st.dataframe(
-                pd.DataFrame(card.references, columns=["model", "figure"]), hide_index=True, use_container_width=True
+                pd.DataFrame(card.references, columns=["model", "figure"]), hide_index=True, width="stretch"
             )
         st.markdown("**Reproduce**")
         st.code(card.reproduce_command, language="bash")
         confusion = card.confusion_matrix
         if confusion:
             st.markdown("**Confusion matrix** (evaluation split)")
-            st.altair_chart(confusion_heatmap(*confusion), use_container_width=True)
+            st.altair_chart(confusion_heatmap(*confusion), width="stretch")
         with st.expander("Full model card", expanded=False):
             st.markdown(card.markdown)

@@ -106,7 +106,9 @@ def validate_text(text: Any) -> tuple[str, list[str]]:
     if not text.strip():
         raise EmptyInputError("Please enter some text: the input is empty.")
     junk = sum(
-        1 for ch in text if ch == "\ufffd" or (unicodedata.category(ch)[0] == "C" and ch not in "\n\r\t")
+        1
+        for ch in text
+        if ch == "\ufffd" or (unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\n\r\t")
     )
     if junk / len(text) > MAX_NONPRINTABLE_SHARE:
         raise CorruptInputError(

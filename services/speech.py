@@ -223,9 +223,14 @@ def _best_strings(probs: np.ndarray, labels: tuple[str, ...], k: int) -> list[tu
 def load_service(bundle: SpeechBundle = FSDD_DIGITS_GRU) -> SpeechService:
     """Load the weights once; the returned service is immutable and thread-safe."""
     device = select_device()
-    return SpeechService(
+    service = SpeechService(
         bundle=bundle, device=device, frontend=bundle.get_frontend(device), model=bundle.get_model(device)
     )
+    # Warm-up: the first forward and backward pay for lazy initialisation; do it here, not on a user.
+    warm = np.sin(2 * np.pi * 150 * np.arange(4_000) / service.sample_rate).astype(np.float32) * 0.1
+    service._forward([warm])
+    service._explain([warm])
+    return service
 
 
 def example_inputs() -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ def service() -> nlp.NlpService:
         ("  \n\t ", EmptyInputError),
         ("x" * 100_000, InputTooLargeError),
         ("😀😂🎉👍", NothingFoundError),
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f44d", NothingFoundError),  # ZWJ emoji family
         ("12345 !!! ???", NothingFoundError),
         ("<div><br/></div>", NothingFoundError),
         ("\x00\x01\x02\x03abc\x04\x05", CorruptInputError),

@@ -247,7 +247,7 @@ def test_service_ranking_is_the_evaluated_two_stage_ranking(service):
     """The top-N the page shows is the one `python -m models evaluate recommend` scores."""
     import torch
 
-    from models.recommend import CANDIDATES_PER_PICK, two_stage_scores
+    from models.recommend import n_candidates, two_stage_scores
 
     model = service._model
     items = torch.tensor([i - 1 for i in SCI_FI])
@@ -259,7 +259,7 @@ def test_service_ranking_is_the_evaluated_two_stage_ranking(service):
         model(solution.bias[None], solution.vector[None]),
         model.implicit_scores(rated),
         allowed,
-        CANDIDATES_PER_PICK * 10,
+        n_candidates(10),
     )
     expected = (scores[0].topk(10).indices + 1).tolist()
     assert [rec["item_id"] for rec in service.recommend(SCI_FI, k=10)["recommendations"]] == expected

@@ -122,3 +122,17 @@ def test_committed_weights_reach_the_target_on_fsdd_test():
     reported = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
     assert reported["accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert np.array(reported["confusion_matrix"]).sum() == 300
+
+
+def test_ensemble_of_identical_members_equals_one_member():
+    from models.speech import DigitEnsemble, DigitRecognizer
+
+    torch.manual_seed(0)
+    member = DigitRecognizer(ModelConfig(conv_channels=16, hidden=8)).eval()
+    ensemble = DigitEnsemble.from_members([member, member]).eval()
+    feats, frames = torch.randn(3, 30, 40), torch.tensor([30, 20, 12])
+    with torch.inference_mode():
+        single, _ = member(feats, frames)
+        averaged, attention = ensemble(feats, frames)
+    assert torch.allclose(torch.softmax(single, -1), torch.softmax(averaged, -1), atol=1e-5)
+    assert attention.shape == (3, 15)

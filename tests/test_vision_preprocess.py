@@ -137,3 +137,25 @@ def test_any_grey_image_gives_a_valid_result_or_no_ink(h, w, level, noise, seed)
         return
     assert out.image.shape == (28, 28) and np.isfinite(out.image).all()
     assert 0 <= out.image.min() and out.image.max() <= 1
+
+
+def test_ruled_paper_lines_are_erased():
+    paper = _on_paper(SEVEN)
+    clean = preprocess_gray(paper).image
+    ruled = paper.copy()
+    for y in range(10, ruled.shape[0], 30):
+        ruled[y : y + 2, :] -= 0.3  # notebook rules, some crossing the digit
+    ruled[:, 20:22] -= 0.3  # and a margin line
+    out = preprocess_gray(np.clip(ruled, 0, 1)).image
+    assert np.abs(out - clean).mean() < 0.05
+
+
+def test_a_bar_along_the_edge_of_a_tight_crop_is_kept():
+    seven = np.ones((140, 100), np.float32)
+    seven[0:14, :] = 0  # the bar of a 7, touching the top, left and right edges
+    for r in range(14, 140):  # the stem, slanting down to the left
+        c = int(86 - (r - 14) * 0.45)
+        seven[r, c : c + 14] = 0
+    out = preprocess_gray(seven).image
+    top = np.flatnonzero(out.max(1) > 0.5)[0]
+    assert (out[top : top + 2] > 0.5).any(0).sum() >= 10  # the first ink rows are the wide bar

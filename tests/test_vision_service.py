@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from models.vision import EXAMPLES_DIR
@@ -184,6 +187,7 @@ def test_upload_size_limit_is_checked_before_decoding(service, monkeypatch):
         service.predict(b"\x89PNG" + b"\x00" * 2000)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decompression_bomb_warning_is_an_error(monkeypatch):
     # Pillow only warns between MAX_IMAGE_PIXELS and 2×; that warning must stop decoding.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
@@ -308,3 +312,31 @@ def test_cli_prints_one_json_line_per_file(tmp_path):
     )
     assert all("error" in line and line["error"] for line in lines[1:])
     assert "empty" in lines[2]["error"]
+
+
+FUZZ_EXAMPLES = int(os.environ.get("VISION_FUZZ_EXAMPLES", "60"))  # raise it for a longer fuzzing run
+_SEEDS = {
+    fmt: _encode(_seven_on_paper(2).convert("RGB" if fmt == "JPEG" else "L"), fmt)
+    for fmt in ("PNG", "JPEG", "GIF", "BMP")
+}
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    fmt=st.sampled_from(sorted(_SEEDS)),
+    cut=st.integers(0, 4000),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
+)
+def test_mangled_files_give_a_result_or_a_typed_error(service, fmt, cut, flips):
+    data = bytearray(_SEEDS[fmt][: max(cut, 0) or None])
+    for position, value in flips:
+        if data:
+            data[position % len(data)] = value
+    try:
+        result = service.predict(bytes(data))
+    except InputError as err:
+        assert str(err)
+    else:
+        assert result["label"] in "0123456789"

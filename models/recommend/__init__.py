@@ -29,6 +29,7 @@ from models.recommend.mf import (
     FoldIn,
     PureSVD,
     fold_in,
+    n_candidates,
     two_stage_scores,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "RecommenderBundle",
     "RecommenderModel",
     "fold_in",
+    "n_candidates",
     "two_stage_scores",
 ]
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from threadpoolctl import threadpool_limits
 
 from models.recommend.data import N_ITEMS, N_USERS, read_items, read_ratings, require_data_dir
 from models.recommend.evaluation import PROTOCOL, ranking_metrics, rating_metrics
-from models.recommend.mf import CANDIDATES_PER_PICK, BiasedMF, PureSVD, two_stage_scores
+from models.recommend.mf import BiasedMF, PureSVD, n_candidates, two_stage_scores
 from models.runtime import select_device, set_seed
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def _parser(action: str) -> argparse.ArgumentParser:
     parser.add_argument("--reg-exponent", type=float, default=DEFAULTS["reg_exponent"])
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--no-implicit", action="store_true", help="plain biased MF (no SVD++ term)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared CPU has 2)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and BLAS CPU threads (the shared CPU has 2)"
+    )
     if action == "train":
         parser.add_argument(
             "--train-file", default="u1.base", help="ratings file to fit (u1.base keeps u1.test held out)"
@@ -101,6 +104,9 @@ def _estimator(args, **overrides) -> BiasedMF:
 def main(action: str, argv: list[str]) -> int:
     args = _parser(action).parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
+    threadpool_limits(
+        limits=max(1, args.threads), user_api="blas"
+    )  # numpy's BLAS (fold-in), as in the service
     set_seed(args.seed)
     data_dir = require_data_dir(args.data_dir)
     logger.info("training device: %s", select_device())
@@ -197,7 +203,7 @@ def evaluate(args, data_dir: Path) -> int:
         mf_scores, implicit_scores = model.score_all(), ranker.score(rated)
         allowed = ~rated & (counts[None, :] >= MIN_RATINGS)
         scores = {
-            "model": two_stage_scores(mf_scores, implicit_scores, allowed, CANDIDATES_PER_PICK * args.k),
+            "model": two_stage_scores(mf_scores, implicit_scores, allowed, n_candidates(args.k)),
             "mf_rating_order": mf_scores,
             "mf_rating_order_min20": mf_scores.masked_fill(counts[None, :] < MIN_RATINGS, -float("inf")),
             "implicit_puresvd": implicit_scores,

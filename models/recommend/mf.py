@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,65 +77,82 @@ def implicit_matrix(users: torch.Tensor, items: torch.Tensor, n_users: int, n_it
 
 @dataclass(frozen=True)
 class FoldIn:
-    """A user solved from their ratings with the item parameters fixed."""
+    """A user solved from their ratings with the item parameters fixed.
 
-    bias: torch.Tensor  # () b_u
-    vector: torch.Tensor  # (k,) z_u = p_u + implicit part
+    Fields are numpy arrays or torch tensors, matching what `fold_in` was given.
+    """
+
+    bias: Any  # () b_u
+    vector: Any  # (k,) z_u = p_u + implicit part
     # Exact linear attribution: personal score of item j = Σ_i contribution(j, i) over rated items i.
-    solve_weights: torch.Tensor  # (k+1, n) rows [1, q_j] · W[:, i] give item i's weight in (b_u, p_u)
-    targets: torch.Tensor  # (n,) r_i − μ − b_i − q_i · implicit part
-    implicit_rows: torch.Tensor  # (n, k) y_i / √n, each rated item's share of the implicit part
+    solve_weights: Any  # (k+1, n) W = (AᵀA + Λ)⁻¹Aᵀ: rated item i's weight in (b_u, p_u)
+    targets: Any  # (n,) r_i − μ − b_i − q_i · implicit part
+    implicit_rows: Any  # (n, k) y_i / √n, each rated item's share of the implicit part
 
-    def contributions(self, item_factors: torch.Tensor) -> torch.Tensor:
+    def contributions(self, item_factors):
         """(m, n): how much each rated item adds to the predicted rating of each of m candidate items.
 
         Rows sum to b_u + q_j · z_u, the part of the prediction that is personal.
         """
-        design = torch.cat([torch.ones_like(item_factors[:, :1]), item_factors], dim=1)  # (m, k+1)
-        explicit = (design @ self.solve_weights) * self.targets  # (m, n)
+        explicit = (
+            self.solve_weights[0][None, :] + item_factors @ self.solve_weights[1:]
+        ) * self.targets  # (m, n)
         return explicit + item_factors @ self.implicit_rows.T  # (m, n)
 
 
+def _float64(array) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(array, dtype=np.float64)
+
+
 def fold_in(
-    items: torch.Tensor,
-    ratings: torch.Tensor,
+    items,
+    ratings,
     *,
-    global_mean: torch.Tensor,
-    item_bias: torch.Tensor,
-    item_factors: torch.Tensor,
-    implicit_factors: torch.Tensor,
+    global_mean,
+    item_bias,
+    item_factors,
+    implicit_factors,
     reg_factors: float,
     reg_bias: float,
     reg_exponent: float,
 ) -> FoldIn:
     """Regularised least squares for (b_u, p_u) given the items (the user's slice of the training loss).
 
-    items: (n,) int indices; ratings: (n,) float. Solved in float64 for a stable, exact answer.
+    items: (n,) int indices; ratings: (n,) float; parameters as numpy arrays or torch tensors. Solved
+    in float64 with numpy on the CPU: a (k+1)² system is far too small for an accelerator, and
+    numpy runs it in the calling thread (torch's intra-op pool adds tens of ms on a busy 2-core
+    machine). Returns numpy arrays, or float32 tensors on item_factors' device when given tensors.
     """
-    n = int(items.shape[0])
-    dtype = item_factors.dtype
-    q = item_factors[items].double()  # (n, k)
+    index = np.asarray(items.cpu() if isinstance(items, torch.Tensor) else items, dtype=np.int64)
+    n = len(index)
+    q = _float64(item_factors[index])  # (n, k)
     k = q.shape[1]
+    implicit_rows = np.zeros_like(q)
     if implicit_factors.shape[1] > 0 and n > 0:
-        implicit_rows = implicit_factors[items].double() / np.sqrt(n)  # (n, k)
-    else:
-        implicit_rows = torch.zeros_like(q)
-    implicit = implicit_rows.sum(dim=0)  # (k,)
-    targets = ratings.double() - float(global_mean) - item_bias[items].double() - q @ implicit  # (n,)
-    design = torch.cat([torch.ones_like(q[:, :1]), q], dim=1)  # (n, k+1)
+        implicit_rows = _float64(implicit_factors[index]) / np.sqrt(n)  # (n, k)
+    implicit = implicit_rows.sum(axis=0)  # (k,)
+    targets = _float64(ratings) - float(global_mean) - _float64(item_bias[index]) - q @ implicit  # (n,)
+    design = np.concatenate([np.ones((n, 1)), q], axis=1)  # (n, k+1)
     weight = max(n, 1) ** reg_exponent
-    penalty = torch.full((k + 1,), reg_factors * weight, dtype=torch.float64, device=q.device)
+    penalty = np.full(k + 1, reg_factors * weight)
     penalty[0] = reg_bias * weight
-    gram = design.T @ design + torch.diag(penalty)  # (k+1, k+1)
-    solve_weights = torch.linalg.solve(gram, design.T)  # (k+1, n)
+    solve_weights = np.linalg.solve(design.T @ design + np.diag(penalty), design.T)  # (k+1, n)
     solution = solve_weights @ targets  # (k+1,)
-    return FoldIn(
-        bias=solution[0].to(dtype),
-        vector=(solution[1:] + implicit).to(dtype),
-        solve_weights=solve_weights.to(dtype),
-        targets=targets.to(dtype),
-        implicit_rows=implicit_rows.to(dtype),
-    )
+    fields = {
+        "bias": solution[0],
+        "vector": solution[1:] + implicit,
+        "solve_weights": solve_weights,
+        "targets": targets,
+        "implicit_rows": implicit_rows,
+    }
+    if isinstance(item_factors, torch.Tensor):
+        fields = {
+            key: torch.as_tensor(value, dtype=torch.float32, device=item_factors.device)
+            for key, value in fields.items()
+        }
+    return FoldIn(**fields)
 
 
 class BiasedMF:
@@ -319,9 +337,13 @@ class PureSVD:
         return (rated.float() @ self.item_factors_) @ self.item_factors_.T
 
 
-CANDIDATES_PER_PICK = (
-    2  # the top-N ranks 2·K implicit candidates by predicted rating (tuned on a held-out slice)
-)
+CANDIDATES_PER_PICK = 2  # the top-K ranks max(20, 2·K) implicit candidates by predicted rating
+MIN_CANDIDATES = 20  # so that for K ≤ 10 a shorter list is a prefix of a longer one (tuned at K = 10)
+
+
+def n_candidates(k: int) -> int:
+    """How many implicit candidates the two-stage top-k ranks (20 for k = 10, as tuned on a held-out slice)."""
+    return max(MIN_CANDIDATES, CANDIDATES_PER_PICK * k)
 
 
 def two_stage_scores(

@@ -1,4 +1,4 @@
-"""Spoken-digit recognition: a log-mel front end and a small bidirectional GRU with attention pooling.
+"""Spoken-digit recognition: a log-mel front end and small bidirectional GRUs with attention pooling.
 
 The shipped checkpoint is `FSDD_DIGITS_GRU`: a `SpeechBundle` that carries the weights path, the
 sample rate, the feature parameters and the labels, so callers never need to know any of them.
@@ -6,14 +6,17 @@ sample rate, the feature parameters and the labels, so callers never need to kno
     bundle = FSDD_DIGITS_GRU
     frontend, model = bundle.get_frontend(), bundle.get_model()
     features, frames = frontend(waves, lengths)      # waves (B, N) float at bundle.sample_rate
-    logits, attention = model(features, frames)      # (B, 10), (B, T')
+    logits, attention = model(features, frames)      # (B, 10) log-probabilities, (B, T')
+
+The checkpoint holds two GRUs trained with different seeds; `DigitEnsemble` averages their
+probabilities.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -50,6 +53,7 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.2
     n_classes: int = 10
+    members: int = 2  # independently trained networks (different seeds) whose probabilities are averaged
 
 
 class LogMelFrontend(nn.Module):
@@ -89,6 +93,7 @@ class LogMelFrontend(nn.Module):
         centred = (waves - mean) * valid
         rms = (centred.pow(2).sum(dim=1, keepdim=True) / count).sqrt().clamp_min(1e-5)
         waves = centred * (10 ** (self.config.target_rms_db / 20) / rms)
+        waves = _reflect_tails(waves, lengths, self.config.n_fft // 2)
 
         power = self.melspec.spectrogram(waves)  # (B, F, T)
         if warp is not None:
@@ -97,6 +102,7 @@ class LogMelFrontend(nn.Module):
         feats = torch.log(mel + self.config.log_floor).transpose(1, 2)  # (B, T, n_mels)
 
         frames = self.frame_count(lengths).clamp(max=feats.shape[1])
+        feats = feats[:, : int(frames.max())]  # drop frames that only exist because of the tail padding
         frame_mask = (torch.arange(feats.shape[1], device=feats.device)[None, :] < frames[:, None]).unsqueeze(
             -1
         )
@@ -105,6 +111,16 @@ class LogMelFrontend(nn.Module):
         var = ((feats - mu).pow(2) * frame_mask).sum(dim=1, keepdim=True) / n
         feats = (feats - mu) / var.add(1e-3).sqrt()
         return feats * frame_mask, frames
+
+
+def _reflect_tails(waves: torch.Tensor, lengths: torch.Tensor, half: int) -> torch.Tensor:
+    """Fill the `half` samples after each clip's end with its reflection (as `center=True` STFT padding
+    does for a lone clip), so a clip's frames are the same whether it is batched with longer ones or not."""
+    waves = nn.functional.pad(waves, (0, half))  # (B, N + half)
+    offsets = torch.arange(half, device=waves.device)[None, :]
+    lengths = lengths.to(waves.device)[:, None]
+    source = (lengths - 2 - offsets).clamp_min(0)
+    return waves.scatter(1, lengths + offsets, torch.gather(waves, 1, source))
 
 
 def _warp_frequency(power: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -156,7 +172,14 @@ class DigitRecognizer(nn.Module):
 
     def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, T, n_mels), frames (B,) → logits (B, C), attention weights (B, T') over 20 ms steps."""
-        x = self.conv(feats.transpose(1, 2)).transpose(1, 2)  # (B, T', C)
+        frame_mask = (
+            torch.arange(feats.shape[1], device=feats.device)[None, :] < frames.to(feats.device)[:, None]
+        )
+        x = self.conv[1](self.conv[0](feats.transpose(1, 2)))  # (B, C, T)
+        x = x * frame_mask.unsqueeze(
+            1
+        )  # padding frames stay zero, so batching does not change a clip's result
+        x = self.conv[3](self.conv[2](x)).transpose(1, 2)  # (B, T', C)
         steps = self.output_frames(frames).clamp(1, x.shape[1])
         packed = nn.utils.rnn.pack_padded_sequence(x, steps.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)
@@ -170,6 +193,33 @@ class DigitRecognizer(nn.Module):
         mean = (out * mask.unsqueeze(-1)).sum(dim=1) / steps.to(out.device).unsqueeze(-1).to(out.dtype)
         logits = self.head(self.dropout(torch.cat([attended, mean], dim=-1)))
         return logits, weights
+
+
+class DigitEnsemble(nn.Module):
+    """Average of the class probabilities of `members` DigitRecognizers (trained with different seeds).
+
+    Returns (log of the averaged probabilities, mean attention), so `softmax` of the first output is
+    the averaged distribution and callers treat it like one network's logits.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(DigitRecognizer(config) for _ in range(config.members))
+
+    @classmethod
+    def from_members(cls, members: list[DigitRecognizer]) -> DigitEnsemble:
+        config = replace(members[0].config, members=len(members))
+        ensemble = cls(config)
+        for target, source in zip(ensemble.members, members, strict=True):
+            target.load_state_dict(source.state_dict())
+        return ensemble.to(next(members[0].parameters()).device)
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(feats, frames) for member in self.members]
+        probs = torch.stack([torch.softmax(logits.float(), dim=-1) for logits, _ in outputs]).mean(dim=0)
+        attention = torch.stack([weights.float() for _, weights in outputs]).mean(dim=0)
+        return probs.clamp_min(1e-12).log(), attention
 
 
 @dataclass(frozen=True)
@@ -190,10 +240,10 @@ class SpeechBundle:
         frontend = LogMelFrontend(self.features).eval()
         return frontend.to(device) if device is not None else frontend
 
-    def get_model(self, device: torch.device | str | None = None) -> DigitRecognizer:
+    def get_model(self, device: torch.device | str | None = None) -> DigitEnsemble:
         """Build the network, load the safetensors weights, `.eval()`, freeze, move to `device`."""
         started = time.perf_counter()
-        model = DigitRecognizer(self.model)
+        model = DigitEnsemble(self.model)
         model.load_state_dict(load_file(str(self.weights_path)))
         model.eval().requires_grad_(False)
         if device is not None:
@@ -215,6 +265,7 @@ FSDD_DIGITS_GRU = SpeechBundle(
 __all__ = [
     "DIGIT_LABELS",
     "FSDD_DIGITS_GRU",
+    "DigitEnsemble",
     "DigitRecognizer",
     "FeatureConfig",
     "LogMelFrontend",

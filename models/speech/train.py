@@ -167,7 +167,9 @@ class Augmenter:
             wave = np.clip(wave * rng.uniform(1.5, 4.0), -1.0, 1.0)
         return wave.astype(np.float32)
 
-    def spec_augment(self, feats: torch.Tensor, frames: torch.Tensor, skip: np.ndarray | None = None) -> torch.Tensor:
+    def spec_augment(
+        self, feats: torch.Tensor, frames: torch.Tensor, skip: np.ndarray | None = None
+    ) -> torch.Tensor:
         """Zero (= the per-utterance mean) random frequency bands and time spans, in place."""
         c, rng = self.config, self.rng
         for b in range(feats.shape[0]):
@@ -225,7 +227,9 @@ class _EpochBatches(torch.utils.data.Dataset):
         augmenter = Augmenter(self.augment, self.features.sample_rate, rng)
         chunk = self.plan[k]
         clean = np.array([augmenter.is_clean() for _ in chunk])
-        waves = [self.clips[i] if keep else augmenter(self.clips[i]) for i, keep in zip(chunk, clean, strict=True)]
+        waves = [
+            self.clips[i] if keep else augmenter(self.clips[i]) for i, keep in zip(chunk, clean, strict=True)
+        ]
         by_length = np.argsort([w.shape[0] for w in waves], kind="stable")
         out = []
         for start in range(0, len(chunk), self.config.batch_size):

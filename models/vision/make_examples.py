@@ -66,6 +66,7 @@ def build(out: Path, data_dir: Path) -> list[dict]:
         ("print", 5, "LiberationSerif-Bold.ttf", "printed serif digit, off-centre"),
         ("thick", 2, "DejaVuSans-Bold.ttf", "thick white strokes on black, like a canvas"),
         ("chalk", 6, "DejaVuSerif-Bold.ttf", "light chalk on a dark board (inverted polarity)"),
+        ("ruled", 7, "DejaVuSans.ttf", "ink on ruled notebook paper, JPEG"),
     ]
     rng = random.Random(7)
     for kind, digit, font_name, description in renders:

@@ -7,7 +7,9 @@ figure measured on them says something about the app beyond MNIST:
   paper grain, off-centre and fairly small, slightly rotated, blurred, JPEG-compressed;
 - ``print``:  a printed digit in a bold or serif face, off-centre on white, JPEG;
 - ``thick``:  fat white strokes on black, like a canvas brush (PNG);
-- ``chalk``:  light ink on a dark, noisy board (inverted polarity, JPEG).
+- ``chalk``:  light ink on a dark, noisy board (inverted polarity, JPEG);
+- ``ruled``:  ink on ruled notebook paper (horizontal rules, sometimes a margin line), JPEG;
+- ``tight``:  a printed digit cropped right to its ink, so strokes touch the image edges (PNG).
 
 Usage: ``python -m models.vision.photo_digits --out DIR [--per-digit 5] [--seed 1]`` writes
 ``<kind>_<digit>_<i>.<ext>`` files and ``labels.csv`` (file,label,kind,font).
@@ -39,7 +41,7 @@ FONT_NAMES = (
     "LiberationSans-Regular.ttf",
     "LiberationMono-Bold.ttf",
 )
-KINDS = ("photo", "print", "thick", "chalk")
+KINDS = ("photo", "print", "thick", "chalk", "ruled", "tight")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,28 @@ def render(digit: int, kind: str, font_path: Path, rng: random.Random) -> Sample
         rgb = paper * (1 - alpha) + ink_colour[None, None, :] * alpha
         image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB")
         return Sample(_jpeg(image, rng.randint(35, 80)), "jpg", digit, kind, font_path.name)
+    if kind == "ruled":
+        w, h = rng.choice([(320, 240), (300, 300)])
+        glyph = _glyph(digit, font_path, int(min(w, h) * rng.uniform(0.35, 0.55)), stroke=rng.choice([0, 1]))
+        mask = _place(glyph, (w, h), rng, rng.uniform(-8, 8), centre_jitter=0.5)
+        mask = (
+            np.asarray(mask.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.0))), dtype=np.float32) / 255
+        )
+        paper = 0.92 + np_rng.normal(0, 0.02, mask.shape) - 0.15 * np.linspace(0, 1, w)[None, :]
+        gap, offset = rng.randint(22, 40), rng.randint(0, 20)
+        for y in range(offset, h, gap):  # blue-grey rules across the page
+            paper[y : y + rng.choice([1, 2]), :] -= rng.uniform(0.2, 0.35)
+        if rng.random() < 0.5:
+            x = rng.randint(10, w // 5)
+            paper[:, x : x + 2] -= 0.3  # a margin line
+        grey = paper * (1 - mask) + 0.08 * mask
+        image = Image.fromarray((np.clip(grey, 0, 1) * 255).astype(np.uint8), "L").convert("RGB")
+        return Sample(_jpeg(image, rng.randint(40, 85)), "jpg", digit, kind, font_path.name)
+    if kind == "tight":  # a printed digit cropped right to its ink (strokes touch the edges)
+        glyph = _glyph(digit, font_path, rng.randint(60, 220), stroke=rng.choice([0, 0, 1, 2]))
+        grey = 1.0 - np.asarray(glyph, dtype=np.float32) / 255 * rng.uniform(0.7, 0.95)
+        image = Image.fromarray((np.clip(grey, 0, 1) * 255).astype(np.uint8), "L")
+        return Sample(_png(image), "png", digit, kind, font_path.name)
     if kind == "print":
         w, h = rng.choice([(200, 200), (260, 180), (180, 260)])
         glyph = _glyph(digit, font_path, int(min(w, h) * rng.uniform(0.4, 0.75)), stroke=0)

@@ -76,9 +76,28 @@ def to_bright_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     return (1.0 - gray if dark_ink else gray), bool(dark_ink)
 
 
+def _ring_spread(a: np.ndarray) -> float:
+    """How much the paper level varies around the edge: 8 border segments, 20th percentile of each."""
+    h, w = a.shape
+    r = max(1, round(0.04 * min(h, w)))
+    segments = [
+        a[:r, : w // 2], a[:r, w // 2 :], a[-r:, : w // 2], a[-r:, w // 2 :],
+        a[: h // 2, :r], a[h // 2 :, :r], a[: h // 2, -r:], a[h // 2 :, -r:],
+    ]  # fmt: skip
+    levels = [float(np.percentile(seg, 20)) for seg in segments if seg.size]
+    # Segments covered by ink (a stroke running along the edge of a tight crop) say nothing about
+    # the paper: ignore those above half the brightest ink.
+    ceiling = 0.5 * float(a.max())
+    paper = [level for level in levels if level <= ceiling]
+    return max(paper) - min(paper) if len(paper) >= 2 else 0.0
+
+
 def remove_background(ink: np.ndarray) -> np.ndarray:
     """Subtract the paper level; for uneven paper, a smooth estimate of it (white top-hat)."""
     h, w = ink.shape
+    paper = float(np.median(_border(ink)))
+    if _ring_spread(ink) < 0.05:  # even paper: a constant level, and thick strokes stay intact
+        return np.clip(ink - paper, 0, None)
     side = min(h, w)
     k = max(5, int(0.3 * side) | 1)  # wider than any stroke, so the opening keeps only the paper
     small_scale = min(1.0, 64 / side)  # estimate the background at low resolution: cheap and smooth
@@ -88,12 +107,18 @@ def remove_background(ink: np.ndarray) -> np.ndarray:
         else ink
     )
     ks = max(3, int(k * small_scale) | 1)
-    background = ndimage.uniform_filter(ndimage.grey_opening(small, size=(ks, ks)), size=ks, mode="nearest")
+    # Pad with the paper level rather than reflecting: a stroke that touches the edge (a tightly
+    # cropped 7's bar) must not be mirrored into a band thick enough to pass for background.
+    pad = ks // 2 + 1
+    paper_level = float(np.percentile(small, 10))
+    padded = np.pad(small, pad, mode="constant", constant_values=paper_level)
+    opened = ndimage.grey_opening(padded, size=(ks, ks))[pad:-pad, pad:-pad]
+    background = ndimage.uniform_filter(opened, size=ks, mode="nearest")
     if small_scale < 1:
         background = _resize(background, (w, h))
     spread = float(np.percentile(background, 95) - np.percentile(background, 5))
-    if spread < 0.04:  # even paper: a constant level is enough and leaves clean inputs untouched
-        return np.clip(ink - float(np.median(_border(ink))), 0, None)
+    if spread < 0.04:  # the estimate itself is flat: a constant level is enough
+        return np.clip(ink - paper, 0, None)
     return np.clip(ink - background, 0, None)
 
 
@@ -118,13 +143,13 @@ def remove_rules(level: np.ndarray, span: float = 0.85, max_thickness: float = 0
             continue
         rows = opened.any(axis=axis)  # which rows (columns) hold a long run
         bands, count = ndimage.label(rows)
-        if count < 2:
-            continue
         thin_limit = max(3, int(max_thickness * other))
         for band in range(1, count + 1):
             index = np.flatnonzero(bands == band)
             if len(index) > thin_limit:
                 continue  # a thick bar: part of the digit, keep it
+            if count == 1 and _touches_other_ink(ink, opened, index, axis):
+                continue  # one line joined to other strokes: maybe the bar of a 7, keep it
             if axis == 1:
                 out = out.copy() if out is level else out
                 out[index, :] = np.where(opened[index, :] > 0, 0, out[index, :])
@@ -132,6 +157,20 @@ def remove_rules(level: np.ndarray, span: float = 0.85, max_thickness: float = 0
                 out = out.copy() if out is level else out
                 out[:, index] = np.where(opened[:, index] > 0, 0, out[:, index])
     return out
+
+
+def _touches_other_ink(ink: np.ndarray, opened: np.ndarray, index: np.ndarray, axis: int) -> bool:
+    """Whether the long run in rows/columns `index` is 8-connected to ink outside that band."""
+    labels, _ = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    band = np.zeros(ink.shape, dtype=bool)
+    if axis == 1:
+        band[index, :] = True
+    else:
+        band[:, index] = True
+    line_labels = np.unique(labels[(opened > 0) & band])
+    line_labels = line_labels[line_labels > 0]
+    outside = np.isin(labels, line_labels) & ~band
+    return int(outside.sum()) > 0.05 * int((opened > 0).sum())
 
 
 def _pair_contrast(a: np.ndarray) -> float:

@@ -52,8 +52,10 @@ def load_mnist(data_dir: str | Path | None) -> dict[str, np.ndarray]:
         if not cache.is_file():
             cache.parent.mkdir(parents=True, exist_ok=True)
             logger.info("downloading MNIST from %s", MNIST_URL)
+            partial = cache.with_suffix(".part")
             try:
-                urllib.request.urlretrieve(MNIST_URL, cache)  # noqa: S310 - fixed https URL
+                urllib.request.urlretrieve(MNIST_URL, partial)  # noqa: S310 - fixed https URL
+                partial.replace(cache)  # only a complete download gets the real name
             except OSError as err:
                 raise SystemExit(
                     f"could not download MNIST ({err}); pass --data-dir pointing at a folder with {MNIST_FILE}"

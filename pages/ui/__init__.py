@@ -74,9 +74,9 @@ def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_fie
             color=alt.Color("confidence:Q", scale=alt.Scale(scheme="purples", domain=[0, 1]), legend=None),
             tooltip=["class", alt.Tooltip("confidence:Q", format=".2%")],
         )
-        .properties(height=max(60, 26 * len(frame)))
+        .properties(height=alt.Step(26))
     )
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(chart, width="stretch")
 
 
 def latency_caption(latency_ms: float) -> None:

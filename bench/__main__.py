@@ -1,0 +1,344 @@
+"""`make bench` (`python -m bench`): every figure measured in one run on this machine.
+
+Writes bench/results.json and bench/results.md, and refreshes the table between the
+`<!-- bench:start -->` / `<!-- bench:end -->` markers of README.md.
+
+Per service: single-request p50/p95 and batch throughput after warm-up, on the selected device.
+Language: our service vs Hugging Face `pipeline("text-classification")` on the same fine-tuned model.
+Recommender: our biased MF vs scikit-surprise's SVD on MovieLens u1 (training time and RMSE).
+App: seconds from `streamlit run` to the health check and to the home page with all four models
+answering, cold load time of each model, and resident memory with all four loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUT_DIR = REPO_ROOT / "bench"
+TASKS = ("vision", "speech", "nlp", "recommend")
+SENTENCES = [
+    "A gorgeous, moving film with a superb cast.",
+    "Dull, predictable and far too long.",
+    "The plot is thin but the performances carry it.",
+    "I would not watch this again.",
+    "an utterly charming and funny family comedy",
+    "It is a mess from start to finish, with no redeeming qualities whatsoever.",
+    "Surprisingly good.",
+    "The director has crafted a tense, intelligent thriller that rewards patience.",
+]
+
+
+def bench_vision(quick: bool) -> dict:
+    from bench.timing import latency_ms, throughput
+    from services import vision
+
+    service = vision.load_service()
+    images = [Path(e["path"]).read_bytes() for e in vision.example_inputs()]
+    batch = [images[i % len(images)] for i in range(64)]
+    return {
+        "single": latency_ms(lambda: service.predict(images[0]), repeats=30 if quick else 200),
+        "batch": throughput(lambda: service.predict_batch(batch), len(batch), repeats=3 if quick else 10),
+        "unit": "images",
+    }
+
+
+def bench_speech(quick: bool) -> dict:
+    from bench.timing import latency_ms, throughput
+    from services import speech
+
+    service = speech.load_service()
+    clips = [Path(e["path"]).read_bytes() for e in speech.example_inputs() if not e["name"].startswith("string_")]
+    batch = [clips[i % len(clips)] for i in range(32)]
+    return {
+        "single": latency_ms(lambda: service.predict(clips[0]), repeats=20 if quick else 100),
+        "batch": throughput(lambda: service.predict_batch(batch), len(batch), repeats=3 if quick else 8),
+        "unit": "clips",
+    }
+
+
+def bench_nlp(quick: bool) -> dict:
+    from transformers import pipeline
+
+    from bench.timing import latency_ms, throughput
+    from services import nlp
+
+    service = nlp.load_service()
+    batch = [SENTENCES[i % len(SENTENCES)] for i in range(32)]
+    sentence = SENTENCES[0]
+    repeats = 30 if quick else 200
+    ours_single = latency_ms(lambda: service.predict(sentence), repeats=repeats)
+    ours_batch = throughput(lambda: service.predict_batch(batch), len(batch), repeats=3 if quick else 10)
+    # The same merged fine-tuned weights and tokenizer, served the usual Hugging Face way.
+    reference = pipeline(
+        "text-classification", model=service.reference_model(), tokenizer=service.reference_tokenizer(),
+        device=service.device,
+    )
+    ref_single = latency_ms(lambda: reference(sentence), repeats=repeats)
+    ref_batch = throughput(lambda: reference(batch, batch_size=32), len(batch), repeats=3 if quick else 10)
+    return {
+        "single": ours_single,
+        "batch": ours_batch,
+        "unit": "sentences",
+        "pipeline_single": ref_single,
+        "pipeline_batch": ref_batch,
+        "single_p50_ratio_vs_pipeline": round(ours_single["p50_ms"] / ref_single["p50_ms"], 3),
+        "batch_throughput_ratio_vs_pipeline": round(ours_batch["items_per_s"] / ref_batch["items_per_s"], 3),
+    }
+
+
+def bench_recommend(quick: bool, data_dir: Path | None) -> dict:
+    from bench.timing import latency_ms, throughput
+    from services import recommend
+
+    service = recommend.load_service()
+    profile = recommend.example_inputs()[0]["ratings"]
+    users = list(range(1, 101))
+    result = {
+        "single": latency_ms(lambda: service.recommend_for_user(42, k=10), repeats=30 if quick else 200),
+        "fold_in": latency_ms(lambda: service.recommend(profile, k=10), repeats=30 if quick else 200),
+        "batch": throughput(lambda: service.recommend_for_users(users, k=10), len(users), repeats=3 if quick else 10),
+        "unit": "users",
+    }
+    if data_dir is not None and (data_dir / "u1.base").is_file():
+        result["vs_surprise"] = compare_with_surprise(data_dir)
+    else:
+        result["vs_surprise"] = {"skipped": f"MovieLens not found at {data_dir}"}
+    return result
+
+
+def compare_with_surprise(data_dir: Path) -> dict:
+    import numpy as np
+
+    from models.recommend.data import read_ratings
+    from models.recommend.mf import BiasedMF
+
+    train, test = read_ratings(data_dir / "u1.base"), read_ratings(data_dir / "u1.test")
+    started = time.perf_counter()
+    ours = BiasedMF().fit(train.users, train.items, train.ratings, n_users=943, n_items=1682)
+    ours_s = time.perf_counter() - started
+    ours_rmse = float(np.sqrt(np.mean((ours.predict(test.users, test.items) - test.ratings) ** 2)))
+    row = {"ours_fit_s": round(ours_s, 2), "ours_rmse": round(ours_rmse, 4)}
+    try:
+        import pandas as pd
+        from surprise import SVD, Dataset, Reader
+    except ImportError as err:
+        row["surprise"] = f"not installed ({err})"
+        return row
+    frame = pd.DataFrame({"u": train.users, "i": train.items, "r": train.ratings})
+    trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
+    started = time.perf_counter()
+    svd = SVD(random_state=0).fit(trainset)  # Surprise's defaults: 100 factors, 20 epochs of SGD
+    svd_s = time.perf_counter() - started
+    predictions = np.array([svd.predict(int(u), int(i)).est for u, i in zip(test.users, test.items, strict=True)])
+    svd_rmse = float(np.sqrt(np.mean((predictions - test.ratings) ** 2)))
+    row.update(
+        surprise_svd_fit_s=round(svd_s, 2),
+        surprise_svd_rmse=round(svd_rmse, 4),
+        fit_time_ratio=round(ours_s / svd_s, 3),
+        rmse_ratio=round(ours_rmse / svd_rmse, 4),
+    )
+    return row
+
+
+def bench_cold_loads() -> dict:
+    """Each model loaded in a fresh interpreter (imports included), then all four in one process."""
+    loads = {}
+    for task in TASKS:
+        code = (
+            "import time; t=time.perf_counter(); import importlib; "
+            f"importlib.import_module('services.{task}').load_service(); print(time.perf_counter()-t)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        loads[task] = round(float(out.stdout.strip().splitlines()[-1]), 2)
+    code = (
+        "import importlib, psutil; "
+        + "; ".join(f"importlib.import_module('services.{t}').load_service()" for t in TASKS)
+        + "; print(psutil.Process().memory_info().rss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return {"cold_load_s": loads, "rss_all_models_mb": round(int(out.stdout.strip().splitlines()[-1]) / 2**20, 1)}
+
+
+def bench_app_start() -> dict:
+    """`streamlit run` → health answers → home page (all four self-tests) rendered in Chromium."""
+    import shutil
+    import socket
+    import urllib.request
+
+    import psutil
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    result: dict = {}
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.1)
+            if time.perf_counter() - started > 120:
+                raise RuntimeError("streamlit did not start")
+        result["to_health_s"] = round(time.perf_counter() - started, 2)
+        chromium = shutil.which("chromium")
+        if chromium:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=chromium,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                )
+                page = browser.new_page()
+                page.goto(url)
+                page.get_by_text("Live self-test").wait_for(timeout=120_000)
+                result["to_first_page_s"] = round(time.perf_counter() - started, 2)
+                page.wait_for_function(
+                    "document.querySelectorAll(\"[data-testid='stAlertContentSuccess']\").length >= 4",
+                    timeout=300_000,
+                )
+                result["to_all_models_answering_s"] = round(time.perf_counter() - started, 2)
+                browser.close()
+            result["server_rss_mb"] = round(psutil.Process(server.pid).memory_info().rss / 2**20, 1)
+        else:
+            result["browser"] = "chromium not installed: page timings skipped"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return result
+
+
+def markdown_table(results: dict) -> str:
+    rows = ["| task | single p50 (ms) | single p95 (ms) | batch throughput |", "|---|---:|---:|---:|"]
+    for task in TASKS:
+        r = results["services"].get(task)
+        if not r:
+            continue
+        rows.append(
+            f"| {task} | {r['single']['p50_ms']:.1f} | {r['single']['p95_ms']:.1f} | "
+            f"{r['batch']['items_per_s']:.0f} {r['unit']}/s (batch {r['batch']['batch']}) |"
+        )
+    lines = [f"Measured by `make bench` on {results['machine']['device']} "
+             f"({results['machine']['cpu']}, torch {results['machine']['torch']}), {results['date']}.", "", *rows, ""]
+    nlp_r = results["services"].get("nlp")
+    if nlp_r:
+        lines += [
+            "| language: ours vs `pipeline(\"text-classification\")` | ours | pipeline | ratio |",
+            "|---|---:|---:|---:|",
+            f"| single sentence p50 (ms) | {nlp_r['single']['p50_ms']:.1f} | {nlp_r['pipeline_single']['p50_ms']:.1f} "
+            f"| **{nlp_r['single_p50_ratio_vs_pipeline']:.2f}×** (goal ≤ 0.7×) |",
+            f"| batch of 32 (sentences/s) | {nlp_r['batch']['items_per_s']:.0f} | {nlp_r['pipeline_batch']['items_per_s']:.0f} "
+            f"| **{nlp_r['batch_throughput_ratio_vs_pipeline']:.2f}×** (goal ≥ 1.5×) |",
+            "",
+        ]
+    rec = results["services"].get("recommend", {})
+    vs = rec.get("vs_surprise", {})
+    if "surprise_svd_rmse" in vs:
+        lines += [
+            "| recommender on MovieLens u1 | ours (biased MF) | Surprise SVD | ratio |",
+            "|---|---:|---:|---:|",
+            f"| training time (s) | {vs['ours_fit_s']:.1f} | {vs['surprise_svd_fit_s']:.1f} | **{vs['fit_time_ratio']:.2f}×** |",
+            f"| RMSE on u1.test | {vs['ours_rmse']:.4f} | {vs['surprise_svd_rmse']:.4f} | **{vs['rmse_ratio']:.3f}×** |",
+            f"| fold-in of a new user, p50 (ms) | {rec['fold_in']['p50_ms']:.2f} | – | – |",
+            "",
+        ]
+    app = results.get("app", {})
+    if app:
+        loads = app.get("cold_load_s", {})
+        lines += [
+            "| app | seconds / MB |", "|---|---:|",
+            f"| `streamlit run` → health check answers | {app.get('to_health_s', '–')} s |",
+            f"| `streamlit run` → home page shown | {app.get('to_first_page_s', '–')} s |",
+            f"| `streamlit run` → all four self-tests answered | {app.get('to_all_models_answering_s', '–')} s |",
+            *[f"| cold load of the {task} model (fresh process, imports included) | {loads[task]} s |" for task in loads],
+            f"| resident memory, all four models loaded (one process) | {app.get('rss_all_models_mb', '–')} MB |",
+            f"| resident memory of the app server after the home page | {app.get('server_rss_mb', '–')} MB |",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def update_readme(table: str) -> None:
+    readme = REPO_ROOT / "README.md"
+    if not readme.is_file():
+        return
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL)
+    if pattern.search(text):
+        readme.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "movielens-100k"),
+                        help="MovieLens-100K folder for the recommender comparison")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--skip-app", action="store_true", help="skip the app cold-start measurements")
+    parser.add_argument("--out-dir", default=str(OUT_DIR))
+    parser.add_argument("--no-readme", action="store_true", help="do not refresh README.md's table")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from models.runtime import describe_device
+
+    device = describe_device()
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "device": f"{device['name']} ({device['precision']})",
+            "cpu": f"{os.cpu_count()} cores, {platform.machine()}",
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "services": {},
+    }
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    runners = {
+        "vision": lambda: bench_vision(args.quick),
+        "speech": lambda: bench_speech(args.quick),
+        "nlp": lambda: bench_nlp(args.quick),
+        "recommend": lambda: bench_recommend(args.quick, data_dir),
+    }
+    for task, run in runners.items():
+        print(f"bench: {task} …", file=sys.stderr, flush=True)
+        results["services"][task] = run()
+    if not args.skip_app:
+        print("bench: app cold start …", file=sys.stderr, flush=True)
+        results["app"] = {**bench_cold_loads(), **bench_app_start()}
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    table = markdown_table(results)
+    (out_dir / "results.md").write_text(table + "\n", encoding="utf-8")
+    if not args.no_readme:
+        update_readme(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
