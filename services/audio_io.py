@@ -55,7 +55,7 @@ PERIODICITY_THRESHOLD = 0.4  # normalised autocorrelation peak at a 60–400 Hz 
 MIN_PERIODIC_FRAMES = 3  # a spoken digit has a vowel: at least this many voiced (periodic) frames
 MIN_SEGMENT_S = 0.08  # shorter bursts (clicks) are ignored
 MIN_PAUSE_S = 0.22  # a gap at least this long separates two digits
-SEGMENT_MARGIN_S = 0.04  # silence kept on each side of a detected part
+SEGMENT_MARGIN_S = 0.15  # context kept on each side of a part (never past half-way to the next part)
 TARGET_RMS_DB = -20.0  # loudness normalisation target (RMS over the part, dBFS)
 PEAK_LIMIT = 0.99
 NO_SPEECH = "no speech detected: the recording is silent or only noise. Speak closer to the microphone."
@@ -286,10 +286,16 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
             continue
         if int(voiced[first : last + 1].sum()) < MIN_PERIODIC_FRAMES:
             continue  # a click, a breath or a burst of noise: no vowel in it
-        parts.append((max(0, start - margin), min(wave.shape[0], end + margin)))
+        parts.append((start, end))
     if not parts:
         raise NothingFoundError(NO_SPEECH)
-    return parts
+    # Widen each part by the margin (quiet onsets like the "f" of "four"), but stop half-way to a neighbour.
+    widened = []
+    for i, (start, end) in enumerate(parts):
+        low = 0 if i == 0 else (parts[i - 1][1] + start) // 2
+        high = wave.shape[0] if i == len(parts) - 1 else (end + parts[i + 1][0]) // 2
+        widened.append((max(low, start - margin), min(high, end + margin)))
+    return widened
 
 
 def trim(wave: np.ndarray, sample_rate: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from services import audio_io  # noqa: E402
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 BASES = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4"]
-QUICK_VOICES = ["en-us+m3", "en+m1", "en-gb-scotland+m5", "en-us+f2", "en-029+m7"]
+QUICK_VOICES = ["en-us+m3", "en+f2", "en-gb-scotland+m5"]
 ESPEAK = shutil.which("espeak-ng")
 
 
