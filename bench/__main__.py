@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    import services  # noqa: F401 - applies the serving thread policy before anything is measured
     from models.runtime import describe_device
 
     device = describe_device()

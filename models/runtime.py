@@ -43,6 +43,25 @@ def select_device() -> torch.device:
     return device
 
 
+# Set DEMO_TORCH_THREADS to choose the CPU threads used per inference call.
+THREADS_ENV_VAR = "DEMO_TORCH_THREADS"
+
+
+def configure_inference_threads() -> int:
+    """CPU threads for serving: half the cores by default (at least one).
+
+    A Streamlit server answers several sessions at once, each call on its own thread; when every call
+    also fans out over all cores, the calls wait on each other (on a 2-core machine a 10 ms sentence
+    took 500+ ms with two intra-op threads under load). Half the cores keeps one call fast and leaves
+    room for the others. Training CLIs set their own thread count.
+    """
+    requested = os.environ.get(THREADS_ENV_VAR, "").strip()
+    threads = int(requested) if requested.isdigit() and int(requested) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 on CUDA cards that support it, else fp16 on CUDA; no autocast on CPU/MPS.
 

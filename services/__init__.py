@@ -10,3 +10,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from models.runtime import configure_inference_threads  # noqa: E402 - after the offline switches
+
+configure_inference_threads()

@@ -280,6 +280,13 @@ class NlpService:
         logger.info("nlp service ready in %.1f s on %s", self.load_seconds, self.device)
 
     # -- tokenisation and chunking
+    def reference_model(self) -> torch.nn.Module:
+        """The merged full-precision classifier, e.g. to compare with a Hugging Face pipeline."""
+        return self._classifier
+
+    def reference_tokenizer(self):
+        return self._tokenizer
+
     def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
         """Word-piece ids and character offsets without special tokens and without truncation."""
         with self._tok_lock:

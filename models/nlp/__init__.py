@@ -106,6 +106,21 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def quantize_linear_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised per call).
+
+    Measured, not served: `python -m models evaluate nlp` reports its SST-2 dev accuracy beside fp32's
+    (`accuracy_int8_cpu`). It loses more than the 0.5 points this project allows, so the service keeps
+    the fp32 weights.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao; the API still works in torch 2.14.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+
+
 def load_sentiment_model(
     bundle: SentimentBundle = SST2_LORA, device: torch.device | None = None
 ) -> nn.Module:
