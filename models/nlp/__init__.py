@@ -106,6 +106,48 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+class OnnxSentimentClassifier:
+    """The merged classifier exported to ONNX in memory and run by ONNX Runtime (CPU).
+
+    Same weights and numerics as the PyTorch module (logits agree to ~1e-5), but ONNX Runtime fuses
+    attention, GELU and LayerNorm kernels: a single sentence runs about 3× faster than eager PyTorch on
+    one CPU thread (measured by `make bench`). The export takes under a second at load time, so no
+    second 90 MB weight file is committed. `run` is thread-safe (ONNX Runtime sessions are).
+    """
+
+    def __init__(self, model: nn.Module, threads: int):
+        import io
+        import warnings
+
+        import onnxruntime as ort
+
+        example_ids = torch.tensor([[101, 2307, 2143, 102]])
+        buffer = io.BytesIO()
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
+            torch.onnx.export(
+                model.cpu(),
+                (example_ids, torch.ones_like(example_ids)),
+                buffer,
+                input_names=["input_ids", "attention_mask"],
+                output_names=["logits"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        (out,) = self._session.run(
+            ["logits"], {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        )
+        return torch.from_numpy(out)
+
+
 def quantize_linear_int8(model: nn.Module) -> nn.Module:
     """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised per call).
 
