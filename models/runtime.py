@@ -56,7 +56,9 @@ def configure_inference_threads() -> int:
     room for the others. Training CLIs set their own thread count.
     """
     requested = os.environ.get(THREADS_ENV_VAR, "").strip()
-    threads = int(requested) if requested.isdigit() and int(requested) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    threads = (
+        int(requested) if requested.isdigit() and int(requested) > 0 else max(1, (os.cpu_count() or 2) // 2)
+    )
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -106,7 +108,8 @@ def describe_device(device: torch.device | None = None) -> dict[str, str | float
     elif device.type == "mps":
         info["name"] = "Apple GPU (MPS)"
     else:
-        info["name"] = f"CPU ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        info["name"] = f"CPU ({threads} thread{'' if threads == 1 else 's'})"
     precision = autocast_dtype(device)
     info["precision"] = "fp32" if precision is None else str(precision).removeprefix("torch.")
     return info

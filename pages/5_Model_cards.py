@@ -35,7 +35,9 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
     )
     text = base.mark_text(fontSize=11).encode(
         text="count:Q",
-        color=alt.condition(alt.datum.count > frame["count"].max() / 3, alt.value("white"), alt.value("#333")),
+        color=alt.condition(
+            alt.datum.count > frame["count"].max() / 3, alt.value("white"), alt.value("#333")
+        ),
     )
     return (cells + text).properties(height=36 * len(labels) + 40)
 
@@ -53,7 +55,9 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
             headline = card.headline_metrics()
             if headline:
                 st.dataframe(
-                    pd.DataFrame({"metric": list(headline), "value": [round(v, 4) for v in headline.values()]}),
+                    pd.DataFrame(
+                        {"metric": list(headline), "value": [round(v, 4) for v in headline.values()]}
+                    ),
                     hide_index=True,
                     width="stretch",
                 )

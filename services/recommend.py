@@ -34,6 +34,7 @@ import functools
 import json
 import logging
 import math
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,6 +65,9 @@ EXPLAIN_TOP = 3  # rated films listed per explanation
 EXAMPLES_DIR = Path(MF_MOVIELENS_100K.weights_path).parent / "examples"
 
 
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
 def _whole_number(value: Any, kind: str) -> int:
     """An id as int; bools, fractions, text that is not a whole number → UnknownIdError."""
     if isinstance(value, bool) or value is None:
@@ -75,7 +79,8 @@ def _whole_number(value: Any, kind: str) -> int:
             return int(value)
         raise UnknownIdError(f"{kind} id must be a whole number, got {value!r}")
     text = str(value).strip()
-    if len(text) > MAX_ID_CHARS or not text.lstrip("+-").isdigit():
+    # ASCII digits only: str.isdigit() also accepts '¹' or '٣', which int() then refuses.
+    if len(text) > MAX_ID_CHARS or not _WHOLE_NUMBER.fullmatch(text):
         shown = text if len(text) <= MAX_ID_CHARS else text[:MAX_ID_CHARS] + "…"
         raise UnknownIdError(f"{kind} id must be a whole number, got '{shown}'")
     return int(text)

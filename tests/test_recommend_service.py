@@ -263,3 +263,10 @@ def test_service_ranking_is_the_evaluated_two_stage_ranking(service):
     )
     expected = (scores[0].topk(10).indices + 1).tolist()
     assert [rec["item_id"] for rec in service.recommend(SCI_FI, k=10)["recommendations"]] == expected
+
+
+def test_non_ascii_digits_are_an_unknown_id_not_a_crash(service):
+    # Found by hypothesis: '¹'.isdigit() is True but int('¹') raises ValueError.
+    for raw in ("¹", "٣", "²³"):
+        with pytest.raises(UnknownIdError):
+            service.recommend_for_user(raw, k=5)

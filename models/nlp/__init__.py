@@ -131,7 +131,10 @@ class OnnxSentimentClassifier:
                 buffer,
                 input_names=["input_ids", "attention_mask"],
                 output_names=["logits"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                },
                 opset_version=17,
                 dynamo=False,
             )

@@ -63,7 +63,10 @@ def user_facing_errors(action: str = "processing your input") -> Iterator[None]:
 def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_field: str = "score") -> None:
     """Horizontal bars of class probabilities, highest first."""
     frame = pd.DataFrame(
-        {"class": [str(row[label_field]) for row in top_k], "confidence": [float(row[score_field]) for row in top_k]}
+        {
+            "class": [str(row[label_field]) for row in top_k],
+            "confidence": [float(row[score_field]) for row in top_k],
+        }
     )
     chart = (
         alt.Chart(frame)

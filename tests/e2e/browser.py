@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def wait_for_idle(page, timeout_ms: int = 120_000) -> None:
     """Wait until Streamlit has finished the current script run."""
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout_ms)

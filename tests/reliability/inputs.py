@@ -27,11 +27,22 @@ def digit_image(mode: str = "L") -> Image.Image:
 
 def png_header_claiming(width: int, height: int) -> bytes:
     """A PNG whose IHDR claims a huge size, followed by a tiny IDAT: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def image_cases() -> dict[str, tuple[bytes, str]]:
@@ -78,7 +89,9 @@ def _voiced_burst(rate: int, seconds: float = 0.5, pitch: float = 140.0) -> np.n
 def audio_cases() -> dict[str, tuple[bytes, str]]:
     rate = 16_000
     rng = np.random.default_rng(0)
-    speechlike = np.concatenate([np.zeros(rate // 4, np.float32), _voiced_burst(rate), np.zeros(rate // 4, np.float32)])
+    speechlike = np.concatenate(
+        [np.zeros(rate // 4, np.float32), _voiced_burst(rate), np.zeros(rate // 4, np.float32)]
+    )
     clipped = np.clip(speechlike * 20, -1, 1)
     eight_channels = np.tile(speechlike[:, None], (1, 8))
     good = _wav(speechlike, rate)
@@ -106,7 +119,10 @@ def text_cases() -> dict[str, tuple[str, str]]:
         "whitespace only": (" \n\t  \n", "error"),
         "100,000 characters": ("great movie " * 8_334, "error"),
         "binary junk": (bytes(range(256)).decode("latin-1") * 4, "error"),
-        "markup injection": ('<script>alert("x")</script><img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))', "any"),
+        "markup injection": (
+            '<script>alert("x")</script><img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))',
+            "any",
+        ),
         "emoji only": ("😀😀🎉🔥", "any"),
         "non-English": ("Ce film était absolument magnifique, je le recommande.", "any"),
         "one word": ("terrible", "ok"),

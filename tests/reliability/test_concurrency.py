@@ -23,7 +23,9 @@ TIMING_KEYS = {"latency_ms", "forward_ms", "preprocess_ms", "elapsed_ms", "load_
 def without_timings(value):
     """Drop wall-clock fields, which differ run to run by nature."""
     if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS and not k.endswith("_ms")}
+        return {
+            k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS and not k.endswith("_ms")
+        }
     if isinstance(value, list | tuple):
         return [without_timings(v) for v in value]
     return value
@@ -43,7 +45,13 @@ def request_mix() -> list[tuple[str, object]]:
     rng = random.Random(0)
     for i in range(THREADS * REQUESTS_PER_THREAD):
         kind = ("vision", "speech", "nlp", "user", "rate")[i % 5]
-        pool = {"vision": images, "speech": clips, "nlp": sentences, "user": [1, 42, 943, 10**6], "rate": rate_requests}
+        pool = {
+            "vision": images,
+            "speech": clips,
+            "nlp": sentences,
+            "user": [1, 42, 943, 10**6],
+            "rate": rate_requests,
+        }
         mix.append((kind, rng.choice(pool[kind])))
     return mix
 

@@ -19,8 +19,17 @@ FUZZ = settings(
 
 # Real magic numbers in front of random tails reach deep into the decoders, not just their first check.
 MAGIC = [
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM", b"RIFF\x00\x00\x00\x00WEBPVP8 ",
-    b"II*\x00", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"fLaC", b"OggS", b"ID3\x04", b"\xff\xfb",
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff\xe0",
+    b"GIF89a",
+    b"BM",
+    b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+    b"II*\x00",
+    b"RIFF\x24\x00\x00\x00WAVEfmt ",
+    b"fLaC",
+    b"OggS",
+    b"ID3\x04",
+    b"\xff\xfb",
     b"\x00\x00\x00\x20ftypM4A ",
 ]
 upload_bytes = st.one_of(
