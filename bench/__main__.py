@@ -189,64 +189,21 @@ def bench_cold_loads() -> dict:
 def bench_app_start() -> dict:
     """`streamlit run` → health answers → home page (all four self-tests) rendered in Chromium."""
     import shutil
-    import socket
-    import urllib.request
 
     import psutil
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from bench.app_server import CHROMIUM_ARGS, start_app, stop_app
+
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    result: dict = {}
+    server, url = start_app()
+    result: dict = {"to_health_s": round(time.perf_counter() - started, 2)}
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.1)
-            if time.perf_counter() - started > 120:
-                raise RuntimeError("streamlit did not start")
-        result["to_health_s"] = round(time.perf_counter() - started, 2)
         chromium = shutil.which("chromium")
         if chromium:
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=chromium,
-                    args=[
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-dev-shm-usage",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                    ],
-                )
+                browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 page = browser.new_page()
                 page.goto(url)
                 page.get_by_text("Live self-test").wait_for(timeout=120_000)
@@ -261,8 +218,7 @@ def bench_app_start() -> dict:
         else:
             result["browser"] = "chromium not installed: page timings skipped"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_app(server)
     return result
 
 

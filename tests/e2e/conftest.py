@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from bench.app_server import CHROMIUM_ARGS, start_app, stop_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,27 +36,12 @@ def _require_chromium() -> str:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,
         "executable_path": _require_chromium(),
-        "args": [
-            *browser_type_launch_args.get("args", []),
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
+        "args": [*browser_type_launch_args.get("args", []), *CHROMIUM_ARGS],
     }
 
 
@@ -67,47 +49,11 @@ def browser_type_launch_args(browser_type_launch_args):
 def app_url() -> str:
     """The running app's base URL; the server lives for the whole test session."""
     _require_chromium()
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DEMO_DEVICE": "cpu"}
     log = tempfile.NamedTemporaryFile("w+", prefix="e2e-streamlit-", suffix=".log", delete=False)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            log.seek(0)
-            pytest.fail(f"streamlit did not start on {url}:\n{log.read()[-3000:]}", pytrace=False)
-        time.sleep(0.5)
-    yield url
-    server.terminate()
     try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
+        server, url = start_app(log=log, timeout_s=STARTUP_TIMEOUT_S)
+    except RuntimeError as err:
+        log.seek(0)
+        pytest.fail(f"{err}:\n{log.read()[-3000:]}", pytrace=False)
+    yield url
+    stop_app(server)
