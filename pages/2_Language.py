@@ -11,7 +11,7 @@ from services import nlp
 setup_page(
     "Language",
     "💬",
-    "Sentiment of English text from all-MiniLM-L6-v2 fine-tuned with LoRA on SST-2 movie-review sentences, "
+    "Sentiment of English text from all-MiniLM-L6-v2 fine-tuned on SST-2 movie-review sentences, "
     "with the words that drove the decision highlighted. Similarity and summaries use the same "
     "MiniLM's sentence embeddings without fine-tuning.",
 )
@@ -25,7 +25,8 @@ with st.expander("About these models and their limits", icon=":material/info:"):
     st.markdown(
         f"""
 - **Sentiment model:** {info["base"]}, fine-tuned on the 67,349 GLUE SST-2 training phrases with
-  {info["adapter"]}; the adapter is merged into the base at load, so inference is one plain BERT pass.
+  {info["fine_tuning"]}. The committed changes are applied to the base at load, so inference is one
+  plain BERT pass.
 - **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences
   (published: DistilBERT 91.3 %, MiniLM-L6-H384 91.5 %). See the *Model cards* page for the confusion matrix.
 - **Labels:** positive or negative only. Neutral, mixed or sarcastic text gets a forced choice; answers below

@@ -1,6 +1,6 @@
 """Language service: sentiment with word attributions, semantic similarity, extractive summaries.
 
-- Sentiment: all-MiniLM-L6-v2 fine-tuned with LoRA on SST-2 (models/nlp), LoRA merged at load.
+- Sentiment: all-MiniLM-L6-v2 fine-tuned on SST-2 (models/nlp), rebuilt from base + committed changes at load.
   Texts longer than the model window are split into sentence-aligned chunks, each chunk is
   classified and the probabilities are averaged weighted by chunk length (`chunked` says so).
 - Attributions: integrated gradients on the word embeddings (baseline: [PAD] embeddings), summed over
@@ -36,7 +36,7 @@ import torch
 from models.nlp import (
     LABELS,
     PACKAGE_DIR,
-    SST2_LORA,
+    SST2_SENTIMENT,
     OnnxSentimentClassifier,
     SentimentBundle,
     load_encoder,
@@ -265,7 +265,7 @@ def attribution_markdown(text: str, words: Sequence[dict]) -> str:
 class NlpService:
     """Sentiment, explanations, similarity, summaries. Immutable after construction; thread-safe."""
 
-    def __init__(self, bundle: SentimentBundle = SST2_LORA, device: torch.device | None = None):
+    def __init__(self, bundle: SentimentBundle = SST2_SENTIMENT, device: torch.device | None = None):
         started = time.perf_counter()
         self.device = device or select_device()
         self.bundle = bundle
@@ -675,10 +675,9 @@ def model_info() -> dict[str, Any]:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7 M parameters)",
-        "adapter": f"LoRA r={SST2_LORA.lora.r}, alpha={SST2_LORA.lora.alpha} on {', '.join(SST2_LORA.lora.target_modules)}"
-        " + LayerNorms + classifier head",
-        "weights": SST2_LORA.weights.name,
-        "window_tokens": SST2_LORA.max_length,
+        "fine_tuning": SST2_SENTIMENT.finetune.describe(),
+        "weights": SST2_SENTIMENT.weights.name,
+        "window_tokens": SST2_SENTIMENT.max_length,
         "labels": list(LABELS),
         "metrics": metrics,
         "limits": {

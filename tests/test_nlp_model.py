@@ -1,4 +1,4 @@
-"""Sentiment model: data reading, bucketing, a tiny LoRA fine-tune, merge-at-load, committed accuracy."""
+"""Sentiment model: data reading, bucketing, tiny fine-tunes (full and LoRA), load paths, committed accuracy."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.nlp import SST2_LORA, build_peft_classifier, load_sentiment_model, load_tokenizer
+from models.nlp import (
+    SST2_SENTIMENT,
+    FineTuneSettings,
+    build_trainable_classifier,
+    export_finetuned_tensors,
+    load_sentiment_model,
+    load_tokenizer,
+)
 from models.nlp.train import TrainConfig, collate, evaluate_model, length_bucketed_batches, read_sst2, train
 from tests.conftest import REPO_ROOT, dataset_dir
 
@@ -76,31 +83,82 @@ def test_collate_pads_to_longest():
     assert mask.tolist() == [[1, 1, 1], [1, 1, 0]]
 
 
-def test_tiny_finetune_saves_adapter_that_merges_exactly(tiny_sst2, tmp_path):
+def _logits(model, texts=("a joy to watch", "a boring mess")):
+    tokenizer = load_tokenizer()
+    ids, mask = collate(tokenizer(list(texts))["input_ids"], tokenizer.pad_token_id)
+    with torch.inference_mode():
+        return model(input_ids=ids, attention_mask=mask).logits
+
+
+def test_tiny_full_finetune_learns_and_reloads(tiny_sst2, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "tiny.safetensors"
-    config = TrainConfig(epochs=2, batch_size=8, lr=2e-3, head_lr=5e-3, seed=0, log_every=1000)
-    summary = train(tiny_sst2, out, config, SST2_LORA.lora, progress=lambda line: None)
+    settings = FineTuneSettings(method="full", pooling="mean")
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-4, head_lr=1e-3, seed=0, log_every=1000)
+    summary = train(tiny_sst2, out, config, settings, progress=lambda line: None)
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
-    assert all(0 <= h["dev_accuracy"] <= 1 for h in summary["history"])
+    assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+    state = load_file(str(out))
+    deltas = [k for k in state if k.endswith(".delta_int8")]
+    assert deltas and all(state[k].dtype == torch.int8 for k in deltas)
+    assert not any("word_embeddings" in k for k in state)  # the 30k-word table is never trained
+    assert out.stat().st_size < 14_000_000  # int8 changes of the encoder matrices, not the 91 MB base
+    model = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu"))
+    # the reloaded model scores the tiny dev set exactly as training's in-memory model did
+    tokenizer = load_tokenizer()
+    texts, labels = read_sst2(tiny_sst2 / "dev.tsv")
+    assert (
+        evaluate_model(model, tokenizer, texts, labels)["accuracy"] == summary["history"][-1]["dev_accuracy"]
+    )
+
+
+def test_int8_weight_changes_reload_close_to_the_tuned_model(tmp_path):
+    """Export -> load reproduces a perturbed model's logits: int8 rounding of the change is negligible."""
+    from safetensors.torch import save_file
+
+    settings = FineTuneSettings(method="full", pooling="mean")
+    tuned = build_trainable_classifier(settings)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in tuned.parameters():
+            if param.requires_grad:
+                param.add_(0.01 * torch.randn(param.shape, generator=generator))
+    tuned.eval()
+    out = tmp_path / "perturbed.safetensors"
+    save_file(export_finetuned_tensors(tuned, settings), str(out))
+    reloaded = load_sentiment_model(
+        replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu")
+    )
+    assert torch.allclose(_logits(reloaded), _logits(tuned), atol=2e-3)
+
+
+def test_tiny_lora_finetune_merges_exactly(tiny_sst2, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "tiny_lora.safetensors"
+    settings = FineTuneSettings(method="lora", pooling="cls")
+    config = TrainConfig(epochs=1, batch_size=8, lr=2e-3, head_lr=5e-3, seed=0, log_every=1000)
+    train(tiny_sst2, out, config, settings, progress=lambda line: None)
     state = load_file(str(out))
     assert any("lora_A" in k for k in state) and any("classifier" in k for k in state)
     assert any("LayerNorm" in k for k in state)
-    assert out.stat().st_size < 6_000_000  # adapter + head only, not the 91 MB base
+    assert out.stat().st_size < 6_000_000  # adapter + head only
 
     # the merged plain-BERT model gives the same logits as the unmerged LoRA model
-    bundle = replace(SST2_LORA, weights=out)
-    merged = load_sentiment_model(bundle, torch.device("cpu"))
-    unmerged = build_peft_classifier(bundle.lora)
+    merged = load_sentiment_model(
+        replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu")
+    )
+    unmerged = build_trainable_classifier(settings)
     unmerged.load_state_dict(state, strict=False)
     unmerged.eval()
-    tokenizer = load_tokenizer()
-    ids, mask = collate(tokenizer(["a joy to watch", "a boring mess"])["input_ids"], tokenizer.pad_token_id)
-    with torch.inference_mode():
-        a = merged(input_ids=ids, attention_mask=mask).logits
-        b = unmerged(input_ids=ids, attention_mask=mask).logits
-    assert torch.allclose(a, b, atol=1e-4)
+    assert torch.allclose(_logits(merged), _logits(unmerged), atol=1e-4)
     assert not hasattr(merged, "peft_config")
+
+
+def test_settings_reject_unknown_choices():
+    with pytest.raises(ValueError, match="method"):
+        FineTuneSettings(method="adapters")
+    with pytest.raises(ValueError, match="pooling"):
+        FineTuneSettings(pooling="max")
 
 
 def test_loading_weights_with_wrong_settings_fails_clearly(tiny_sst2, tmp_path):
@@ -109,7 +167,7 @@ def test_loading_weights_with_wrong_settings_fails_clearly(tiny_sst2, tmp_path):
 
     save_file({"nonsense.weight": torch.zeros(2)}, str(bad))
     with pytest.raises(RuntimeError, match="does not match"):
-        load_sentiment_model(replace(SST2_LORA, weights=bad), torch.device("cpu"))
+        load_sentiment_model(replace(SST2_SENTIMENT, weights=bad), torch.device("cpu"))
 
 
 def test_train_cli_requires_data_dir():
@@ -127,10 +185,10 @@ def test_train_cli_requires_data_dir():
 def test_committed_weights_accuracy_on_sst2_dev():
     folder = dataset_dir("sst2", "dev.tsv")
     texts, labels = read_sst2(folder / "dev.tsv")
-    model = load_sentiment_model(SST2_LORA, torch.device("cpu"))
+    model = load_sentiment_model(SST2_SENTIMENT, torch.device("cpu"))
     metrics = evaluate_model(model, load_tokenizer(), texts, labels)
     assert metrics["n"] == 872
     # Issue target is 0.90; the shipped run measures 0.8899 (see MODEL_CARD). Guard against regressions.
     assert metrics["accuracy"] >= 0.885, metrics
-    committed = json.loads((SST2_LORA.weights.parent / "metrics.json").read_text())
+    committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
     assert committed["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.002)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from models.nlp import SST2_LORA
+from models.nlp import SST2_SENTIMENT
 from tests.conftest import REPO_ROOT
 
 PAGE = str(REPO_ROOT / "pages/2_Language.py")
-pytestmark = pytest.mark.skipif(not SST2_LORA.weights.is_file(), reason="committed NLP weights missing")
+pytestmark = pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="committed NLP weights missing")
 
 
 def _page() -> AppTest:

