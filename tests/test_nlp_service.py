@@ -21,7 +21,9 @@ from services.errors import (
 )
 from tests.conftest import REPO_ROOT
 
-needs_weights = pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="committed NLP weights missing")
+needs_weights = pytest.mark.skipif(
+    not SST2_SENTIMENT.weights.is_file(), reason="committed NLP weights missing"
+)
 
 
 @pytest.fixture(scope="module")
