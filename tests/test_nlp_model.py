@@ -20,7 +20,16 @@ from models.nlp import (
     load_sentiment_model,
     load_tokenizer,
 )
-from models.nlp.train import TrainConfig, collate, evaluate_model, length_bucketed_batches, read_sst2, train
+from models.nlp.train import (
+    TrainConfig,
+    average_checkpoints,
+    collate,
+    evaluate_model,
+    length_bucketed_batches,
+    read_sst2,
+    train,
+    train_soup,
+)
 from tests.conftest import REPO_ROOT, dataset_dir
 
 POSITIVE = [
@@ -154,6 +163,45 @@ def test_tiny_lora_finetune_merges_exactly(tiny_sst2, tmp_path):
     assert not hasattr(merged, "peft_config")
 
 
+def test_soup_trains_each_run_and_averages_their_weights(tiny_sst2, tmp_path):
+    torch.set_num_threads(1)
+    settings = FineTuneSettings(method="full", pooling="mean")
+    config = TrainConfig(epochs=1, batch_size=8, head_lr=1e-3, seed=0, log_every=1000)
+    out, runs_dir = tmp_path / "soup.safetensors", tmp_path / "runs"
+    summary = train_soup(tiny_sst2, out, config, settings, (1e-4, 5e-5), runs_dir, progress=lambda line: None)
+    assert [run["lr"] for run in summary["runs"]] == [1e-4, 5e-5]
+    assert 0 <= summary["soup"]["dev_accuracy"] <= 1
+    runs = sorted(runs_dir.glob("*.safetensors"))
+    assert len(runs) == 2
+
+    cpu = torch.device("cpu")
+    first, second = (
+        load_sentiment_model(replace(SST2_SENTIMENT, weights=p, finetune=settings), cpu) for p in runs
+    )
+    soup = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), cpu)
+    name = "bert.encoder.layer.3.output.dense.weight"
+    a, b, mixed = (dict(m.named_parameters())[name] for m in (first, second, soup))
+    assert not torch.equal(a, b)  # the two learning rates really took different paths
+    assert torch.allclose(mixed, (a + b) / 2, atol=1e-4)  # up to the int8 rounding of the saved change
+    head = [dict(m.named_parameters())["classifier.weight"] for m in (first, second, soup)]
+    assert torch.allclose(head[2], (head[0] + head[1]) / 2, atol=1e-6)
+
+
+def test_soup_of_one_run_with_itself_is_that_run(tiny_sst2, tmp_path):
+    torch.set_num_threads(1)
+    settings = FineTuneSettings(method="full", pooling="mean")
+    run = tmp_path / "run.safetensors"
+    train(tiny_sst2, run, TrainConfig(epochs=1, batch_size=8, seed=0), settings, progress=lambda line: None)
+    single = load_sentiment_model(
+        replace(SST2_SENTIMENT, weights=run, finetune=settings), torch.device("cpu")
+    )
+    assert torch.allclose(_logits(average_checkpoints([run, run], settings)), _logits(single), atol=1e-5)
+    with pytest.raises(ValueError, match="full fine-tunes"):
+        average_checkpoints([run, run], FineTuneSettings(method="lora"))
+    with pytest.raises(ValueError, match="two checkpoints"):
+        average_checkpoints([run], settings)
+
+
 def test_settings_reject_unknown_choices():
     with pytest.raises(ValueError, match="method"):
         FineTuneSettings(method="adapters")
@@ -188,7 +236,17 @@ def test_committed_weights_accuracy_on_sst2_dev():
     model = load_sentiment_model(SST2_SENTIMENT, torch.device("cpu"))
     metrics = evaluate_model(model, load_tokenizer(), texts, labels)
     assert metrics["n"] == 872
-    # Issue target is 0.90; the shipped run measures 0.8899 (see MODEL_CARD). Guard against regressions.
-    assert metrics["accuracy"] >= 0.885, metrics
+    assert metrics["accuracy"] >= 0.90, metrics  # the issue's target; the shipped soup measures 0.906
     committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
     assert committed["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.002)
+
+
+def test_train_cli_refuses_to_average_lora_runs(tiny_sst2):
+    proc = subprocess.run(
+        [sys.executable, "-m", "models", "train", "nlp", "--data-dir", str(tiny_sst2), "--method", "lora"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "only full fine-tunes can be averaged" in proc.stderr

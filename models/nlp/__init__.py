@@ -235,16 +235,20 @@ def export_finetuned_tensors(model: nn.Module, settings: FineTuneSettings) -> di
     from the pretrained one in int8 (+ per-row scales); vectors (biases, LayerNorms) and the new head
     in float32.
     """
-    tuned = _trainable_tensors(model)
     if settings.method == "lora":
-        return tuned
-    base = dict(_pretrained_classifier(settings, len(LABELS)).named_parameters())
+        return _trainable_tensors(model)
+    # Which parameters a full fine-tune trains is decided by a fresh trainable model, so a plain
+    # (e.g. averaged, frozen) classifier exports the same keys as the one training just updated.
+    tuned = dict(model.named_parameters())
     out: dict[str, torch.Tensor] = {}
-    for name, tensor in tuned.items():
-        if _stored_as_delta(name, tensor, settings):
-            out[name + DELTA_SUFFIX], out[name + SCALE_SUFFIX] = _quantised_delta(tensor, base[name].detach())
+    for name, base in build_trainable_classifier(settings).named_parameters():
+        if not base.requires_grad:
+            continue
+        value = tuned[name].detach().to("cpu", torch.float32)
+        if _stored_as_delta(name, value, settings):
+            out[name + DELTA_SUFFIX], out[name + SCALE_SUFFIX] = _quantised_delta(value, base.detach())
         else:
-            out[name] = tensor
+            out[name] = value.contiguous().clone()
     return out
 
 

@@ -32,14 +32,20 @@ def _data_dir(value: str | None) -> Path:
 
 
 def _train(argv: list[str]) -> int:
-    from models.nlp.train import TrainConfig, train
+    from models.nlp.train import SOUP_LRS, TrainConfig, make_soup, read_sst2, train, train_soup
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m models train nlp", description=__doc__)
     parser.add_argument("--data-dir", help="folder with GLUE SST-2 train.tsv and dev.tsv")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the encoder")
+    parser.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=list(SOUP_LRS),
+        help="encoder learning rate of each run; two or more runs are averaged into one model (a soup)",
+    )
     parser.add_argument("--head-lr", type=float, default=defaults.head_lr)
     parser.add_argument("--max-length", type=int, default=defaults.max_length)
     parser.add_argument("--max-train", type=int, default=None, help="use only this many training rows")
@@ -61,13 +67,24 @@ def _train(argv: list[str]) -> int:
         "--out", type=Path, default=SST2_SENTIMENT.weights, help="where to write the safetensors"
     )
     parser.add_argument("--no-dev", action="store_true", help="skip the dev score after each epoch")
+    parser.add_argument(
+        "--ingredients-dir", type=Path, default=None, help="keep each run of a soup here (default: discarded)"
+    )
+    parser.add_argument(
+        "--soup-of",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="CHECKPOINT",
+        help="skip training: average these full fine-tunes (e.g. from --ingredients-dir) into --out",
+    )
     args = parser.parse_args(argv)
     data_dir = _data_dir(args.data_dir)
     torch.set_num_threads(max(1, args.threads))
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lrs[0],
         head_lr=args.head_lr,
         max_length=args.max_length,
         max_train=args.max_train,
@@ -80,7 +97,30 @@ def _train(argv: list[str]) -> int:
             settings,
             SST2_SENTIMENT.finetune,
         )
-    summary = train(data_dir, args.out, config, settings, eval_dev=not args.no_dev)
+    if args.soup_of or len(args.lrs) > 1:
+        if settings.method != "full":
+            raise SystemExit(
+                "error: only full fine-tunes can be averaged; pass one --lrs value with --method lora"
+            )
+    if args.soup_of:
+        missing = [str(p) for p in args.soup_of if not p.is_file()]
+        if missing:
+            raise SystemExit(f"error: checkpoint not found: {', '.join(missing)}")
+        dev_path = data_dir / "dev.tsv"
+        dev = read_sst2(dev_path) if not args.no_dev and dev_path.is_file() else None
+        # each run's own record (written beside it by this command) travels into the soup's record
+        runs = [
+            json.loads(p.with_suffix(".train.json").read_text())
+            for p in args.soup_of
+            if p.with_suffix(".train.json").is_file()
+        ]
+        summary = {"runs": runs, "soup": make_soup(args.soup_of, args.out, settings, dev)}
+    elif len(args.lrs) > 1:
+        summary = train_soup(
+            data_dir, args.out, config, settings, args.lrs, args.ingredients_dir, not args.no_dev
+        )
+    else:
+        summary = train(data_dir, args.out, config, settings, eval_dev=not args.no_dev)
     record = {
         "task": "nlp",
         "action": "train",

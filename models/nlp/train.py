@@ -1,5 +1,9 @@
 """Fine-tuning and evaluation of the SST-2 sentiment classifier (all-MiniLM-L6-v2, full or LoRA).
 
+The shipped model is a uniform "model soup" (Wortsman et al., 2022): two full fine-tunes that share
+the initialisation (same seed: same head, same data order) but use different learning rates, with
+every weight averaged. The average is one model of the same size and speed as each run.
+
 The speed trick on a CPU: SST-2 train rows are mostly short phrases (median ~8 tokens), so batches
 are built from texts of similar length and padded only to the longest text in the batch.
 """
@@ -24,11 +28,15 @@ from models.nlp import (
     FineTuneSettings,
     build_trainable_classifier,
     export_finetuned_tensors,
+    load_sentiment_model,
     load_tokenizer,
 )
 from models.runtime import select_device, set_seed
 
 logger = logging.getLogger(__name__)
+
+
+SOUP_LRS = (1e-4, 5e-5)  # encoder learning rates of the averaged runs (head: TrainConfig.head_lr)
 
 
 @dataclass(frozen=True)
@@ -139,13 +147,17 @@ def evaluate_model(model, tokenizer, texts: Sequence[str], labels: Sequence[int]
     }
 
 
+def _print_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def train(
     data_dir: Path,
     out_path: Path = SST2_SENTIMENT.weights,
     config: TrainConfig = TrainConfig(),
     settings: FineTuneSettings = SST2_SENTIMENT.finetune,
     eval_dev: bool = True,
-    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    progress: Callable[[str], None] = _print_progress,
 ) -> dict:
     """Fine-tune on data_dir/train.tsv; after every epoch save the weights and score data_dir/dev.tsv."""
     from safetensors.torch import save_file
@@ -236,5 +248,98 @@ def train(
         "threads": torch.get_num_threads(),
         "device": str(device),
         "history": history,
+        "weights_bytes": out_path.stat().st_size,
+    }
+
+
+def average_checkpoints(paths: Sequence[Path], settings: FineTuneSettings) -> torch.nn.Module:
+    """Uniform soup: load each full fine-tune (same base, same head initialisation) and average every weight."""
+    from dataclasses import replace
+
+    if settings.method != "full":
+        raise ValueError(
+            "only full fine-tunes can be averaged into one model (LoRA adapters are not aligned)"
+        )
+    if len(paths) < 2:
+        raise ValueError(f"a soup needs at least two checkpoints, got {len(paths)}")
+    cpu = torch.device("cpu")
+    models = [
+        load_sentiment_model(replace(SST2_SENTIMENT, weights=Path(p), finetune=settings), cpu) for p in paths
+    ]
+    soup, others = models[0], [dict(m.named_parameters()) for m in models[1:]]
+    with torch.no_grad():
+        for name, param in soup.named_parameters():
+            param.copy_(torch.stack([param, *(other[name] for other in others)]).mean(dim=0))
+    return soup
+
+
+def make_soup(
+    paths: Sequence[Path],
+    out_path: Path,
+    settings: FineTuneSettings,
+    dev: tuple[list[str], list[int]] | None,
+    progress: Callable[[str], None] = _print_progress,
+) -> dict:
+    """Average `paths` into `out_path` (same format as one run) and score the saved file on dev."""
+    from dataclasses import replace
+
+    from safetensors.torch import save_file
+
+    soup = average_checkpoints(paths, settings)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "finetune": json.dumps(asdict(settings)),
+        "soup_of": json.dumps([Path(p).name for p in paths]),
+    }
+    save_file(export_finetuned_tensors(soup, settings), str(out_path), metadata=metadata)
+    record: dict = {"soup_of": [str(p) for p in paths], "weights_bytes": out_path.stat().st_size}
+    if dev is not None:
+        # score the file as the app loads it (its int8 rounding can move a sentence or two)
+        shipped = load_sentiment_model(replace(SST2_SENTIMENT, weights=out_path, finetune=settings))
+        record["dev_accuracy"] = evaluate_model(shipped, load_tokenizer(), *dev)["accuracy"]
+    progress(f"soup of {len(paths)} runs saved to {out_path}: {json.dumps(record)}")
+    return record
+
+
+def train_soup(
+    data_dir: Path,
+    out_path: Path = SST2_SENTIMENT.weights,
+    config: TrainConfig = TrainConfig(),
+    settings: FineTuneSettings = SST2_SENTIMENT.finetune,
+    lrs: Sequence[float] = SOUP_LRS,
+    ingredients_dir: Path | None = None,
+    eval_dev: bool = True,
+    progress: Callable[[str], None] = _print_progress,
+) -> dict:
+    """One full fine-tune per learning rate in `lrs` (same seed), then their uniform average.
+
+    The runs are written to `ingredients_dir` (a temporary folder unless given) so a soup can be
+    re-made from them without retraining (`--soup-of`).
+    """
+    import tempfile
+    from dataclasses import replace
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sst2-soup-") as scratch:
+        folder = Path(ingredients_dir) if ingredients_dir else Path(scratch)
+        runs, paths = [], []
+        for lr in lrs:
+            path = folder / f"{out_path.stem}.lr{lr:g}.safetensors"
+            progress(f"run {len(runs) + 1} of {len(lrs)}: encoder lr {lr:g} -> {path}")
+            runs.append(
+                {"lr": lr, **train(data_dir, path, replace(config, lr=lr), settings, eval_dev, progress)}
+            )
+            paths.append(path)
+        dev_path = Path(data_dir) / "dev.tsv"
+        dev = read_sst2(dev_path) if eval_dev and dev_path.is_file() else None
+        soup = make_soup(paths, out_path, settings, dev, progress)
+    return {
+        "train_rows": runs[0]["train_rows"],
+        "epochs": config.epochs,
+        "wall_minutes": round((time.perf_counter() - started) / 60, 2),
+        "threads": torch.get_num_threads(),
+        "device": runs[0]["device"],
+        "runs": runs,
+        "soup": soup,
         "weights_bytes": out_path.stat().st_size,
     }
