@@ -22,11 +22,15 @@ metrics = info["metrics"]
 
 with st.expander("About these models and their limits", icon=":material/info:"):
     accuracy = metrics.get("accuracy")
+    runs = info["averaged_runs"]
+    averaged = (
+        f"; {runs} such runs with different learning rates are averaged weight by weight" if runs > 1 else ""
+    )
     st.markdown(
         f"""
 - **Sentiment model:** {info["base"]}, fine-tuned on the 67,349 GLUE SST-2 training phrases with
-  {info["fine_tuning"]}. The committed changes are applied to the base at load, so inference is one
-  plain BERT pass.
+  {info["fine_tuning"]}{averaged}. The committed changes are applied to the base at load, so inference
+  is one plain BERT pass.
 - **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences
   (published: DistilBERT 91.3 %, MiniLM-L6-H384 91.5 %). See the *Model cards* page for the confusion matrix.
 - **Labels:** positive or negative only. Neutral, mixed or sarcastic text gets a forced choice; answers below

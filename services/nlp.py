@@ -667,6 +667,19 @@ class NlpService:
         }
 
 
+def _averaged_runs(weights: Path) -> int:
+    """How many fine-tuning runs the checkpoint averages (its `soup_of` metadata); 1 for a single run."""
+    import json
+
+    from safetensors import safe_open
+
+    if not weights.is_file():
+        return 0
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    return len(json.loads(metadata.get("soup_of", "[]"))) or 1
+
+
 def model_info() -> dict[str, Any]:
     """What the page's "about" box shows: the bundle and the committed evaluation figures."""
     import json
@@ -676,6 +689,7 @@ def model_info() -> dict[str, Any]:
     return {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7 M parameters)",
         "fine_tuning": SST2_SENTIMENT.finetune.describe(),
+        "averaged_runs": _averaged_runs(SST2_SENTIMENT.weights),
         "weights": SST2_SENTIMENT.weights.name,
         "window_tokens": SST2_SENTIMENT.max_length,
         "labels": list(LABELS),
