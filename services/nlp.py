@@ -274,6 +274,9 @@ class NlpService:
         self._tokenizer = bundle.get_tokenizer()
         self._tok_lock = threading.Lock()  # HF fast tokenizers must not be called concurrently
         self._classifier = load_sentiment_model(bundle, self.device)
+        # full fine-tuning leaves the logits over-confident; dividing by the fitted temperature makes a
+        # stated confidence match how often such answers are right (MODEL_CARD, "Calibration")
+        self.temperature = bundle.get_temperature()
         # On CPU, labels come from the same weights run by ONNX Runtime (≈3× faster per sentence);
         # the PyTorch module stays for the gradients of explanations and for GPUs.
         self._onnx = (
@@ -387,7 +390,7 @@ class NlpService:
                     logits = self._onnx.logits(ids, mask)
                 else:
                     logits = self._classifier(input_ids=ids, attention_mask=mask).logits
-                probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
+                probs[idx] = torch.softmax(logits.float() / self.temperature, dim=-1).cpu()
         return probs
 
     # -- sentiment

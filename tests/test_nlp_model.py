@@ -19,12 +19,16 @@ from models.nlp import (
     export_finetuned_tensors,
     load_sentiment_model,
     load_tokenizer,
+    read_temperature,
+    write_temperature,
 )
 from models.nlp.train import (
     TrainConfig,
     average_checkpoints,
     collate,
     evaluate_model,
+    expected_calibration_error,
+    fit_temperature,
     length_bucketed_batches,
     read_sst2,
     train,
@@ -250,3 +254,42 @@ def test_train_cli_refuses_to_average_lora_runs(tiny_sst2):
         timeout=120,
     )
     assert proc.returncode != 0 and "only full fine-tunes can be averaged" in proc.stderr
+
+
+def test_fit_temperature_recovers_the_overconfidence_factor():
+    generator = torch.Generator().manual_seed(0)
+    honest = 2.0 * torch.randn(20_000, 2, generator=generator)  # labels really drawn from softmax(honest)
+    labels = torch.multinomial(torch.softmax(honest, dim=-1), 1, generator=generator).squeeze(1).tolist()
+    assert fit_temperature(3.0 * honest, labels) == pytest.approx(3.0, rel=0.05)
+    assert expected_calibration_error(torch.softmax(honest, dim=-1), labels) < 0.02
+    assert expected_calibration_error(torch.softmax(3.0 * honest, dim=-1), labels) > 0.05
+
+
+def test_expected_calibration_error_by_hand():
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    # bins: 0.9 (two answers, one right) -> |0.5 - 0.9|; 0.8 (right) -> |1 - 0.8|; 0.6 (wrong) -> |0 - 0.6|
+    expected = 0.5 * 0.4 + 0.25 * 0.2 + 0.25 * 0.6
+    assert expected_calibration_error(probs, [0, 1, 1, 0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_temperature_metadata_round_trip(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"x": torch.ones(3)}, str(path), metadata={"soup_of": "[]"})
+    assert read_temperature(path) == 1.0  # none stored: logits are used as they are
+    write_temperature(path, 2.5)
+    assert read_temperature(path) == 2.5
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata()["soup_of"] == "[]" and torch.equal(handle.get_tensor("x"), torch.ones(3))
+    save_file({"x": torch.ones(3)}, str(path), metadata={"temperature": "-1"})
+    with pytest.raises(ValueError, match="temperature"):
+        read_temperature(path)
+
+
+def test_shipped_weights_carry_a_fitted_temperature():
+    assert 1.0 < SST2_SENTIMENT.get_temperature() < 5.0
+    committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
+    assert committed["temperature"] == pytest.approx(SST2_SENTIMENT.get_temperature(), abs=1e-4)
+    assert committed["ece"] < committed["ece_temperature_1"]

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from models.nlp import SST2_SENTIMENT
 from services import nlp
@@ -241,3 +242,16 @@ def test_service_cli_one_json_line_per_text(tmp_path):
     assert lines[0]["label"] == "positive" and "error" in lines[1]
     assert lines[2]["label"] == "positive" and lines[3]["label"] == "negative"
     assert all("latency_ms" in line for line in lines)
+
+
+def test_confidence_is_the_temperature_scaled_softmax(service):
+    text = "An absolute joy, clever and moving."
+    tokenizer = service.reference_tokenizer()
+    batch = tokenizer([text], return_tensors="pt")
+    with torch.inference_mode():
+        logits = service.reference_model()(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits.float()
+    expected = torch.softmax(logits / service.temperature, dim=-1).max().item()
+    assert service.temperature > 1.0
+    assert service.predict(text)["confidence"] == pytest.approx(expected, abs=2e-3)

@@ -87,14 +87,47 @@ class SentimentBundle:
     max_length: int = 128  # model window used at inference (tokens incl. [CLS]/[SEP]); longer text is chunked
 
     def get_model(self, device: torch.device | None = None) -> nn.Module:
-        """Base + adapter, merged into a plain BERT classifier, in eval mode on `device`."""
+        """Base + fine-tuned changes as a plain BERT classifier, in eval mode on `device`."""
         return load_sentiment_model(self, device)
 
     def get_tokenizer(self):
         return load_tokenizer()
 
+    def get_temperature(self) -> float:
+        """Divide logits by this before the softmax (fitted by `python -m models evaluate nlp --fit-temperature`)."""
+        return read_temperature(self.weights)
+
 
 SST2_SENTIMENT = SentimentBundle(weights=PACKAGE_DIR / "sentiment.safetensors")
+
+
+TEMPERATURE_KEY = "temperature"
+
+
+def read_temperature(weights: Path) -> float:
+    """The softmax temperature stored in a checkpoint's metadata; 1.0 (no change) when there is none."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as handle:
+        value = (handle.metadata() or {}).get(TEMPERATURE_KEY)
+    if value is None:
+        return 1.0
+    temperature = float(value)
+    if not 0.05 <= temperature <= 50:
+        raise ValueError(f"{weights.name}: implausible temperature {value!r} in its metadata")
+    return temperature
+
+
+def write_temperature(weights: Path, temperature: float) -> None:
+    """Store `temperature` in the checkpoint's metadata, keeping its tensors and other metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+    tensors = load_file(str(weights))
+    metadata[TEMPERATURE_KEY] = f"{temperature:.4f}"
+    save_file(tensors, str(weights), metadata=metadata)
 
 
 def load_tokenizer():
@@ -392,4 +425,6 @@ __all__ = [
     "load_sentiment_model",
     "load_tokenizer",
     "mean_pool",
+    "read_temperature",
+    "write_temperature",
 ]

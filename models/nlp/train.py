@@ -103,21 +103,53 @@ def collate(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, to
 
 
 @torch.inference_mode()
-def predict_proba(
+def predict_logits(
     model, tokenizer, texts: Sequence[str], max_length: int = 128, batch_size: int = 64
 ) -> torch.Tensor:
-    """P(label) for each text, (N, 2), batched by length; texts longer than max_length are truncated
+    """Raw logits for each text, (N, 2), batched by length; texts longer than max_length are truncated
     here (evaluation only: SST-2 dev sentences are at most ~60 tokens)."""
     device = next(model.parameters()).device
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    probs = torch.zeros((len(encoded), len(LABELS)))
+    out = torch.zeros((len(encoded), len(LABELS)))
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         input_ids, mask = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu()
-    return probs
+        out[idx] = logits.float().cpu()
+    return out
+
+
+def predict_proba(model, tokenizer, texts: Sequence[str], max_length: int = 128) -> torch.Tensor:
+    """P(label) for each text, (N, 2) (temperature 1: only the arg-max matters for accuracy)."""
+    return torch.softmax(predict_logits(model, tokenizer, texts, max_length), dim=-1)
+
+
+def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T).
+
+    A dense search over log T in [1/8, 16] (one scalar: no optimiser to tune, same answer every run).
+    Dividing by T never changes which label wins, so accuracy is untouched.
+    """
+    target = torch.as_tensor(list(labels))
+    grid = torch.exp(torch.linspace(math.log(0.125), math.log(16.0), 401))
+    losses = torch.stack([torch.nn.functional.cross_entropy(logits / t, target) for t in grid])
+    return round(float(grid[int(losses.argmin())]), 4)
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: Sequence[int], bins: int = 10) -> float:
+    """Sum over equal-width confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
+    confidence, predicted = probs.max(dim=1)
+    correct = (predicted == torch.as_tensor(list(labels))).float()
+    edges = torch.linspace(1.0 / probs.shape[1], 1.0, bins + 1)
+    bin_of = torch.bucketize(confidence, edges[1:-1], right=False)  # 0 .. bins-1
+    error = 0.0
+    for b in range(bins):
+        members = bin_of == b
+        if members.any():
+            share = members.float().mean()
+            error += float(share * (correct[members].mean() - confidence[members].mean()).abs())
+    return round(error, 4)
 
 
 def evaluate_model(model, tokenizer, texts: Sequence[str], labels: Sequence[int]) -> dict:
