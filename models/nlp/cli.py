@@ -97,18 +97,16 @@ def _train(argv: list[str]) -> int:
             settings,
             SST2_SENTIMENT.finetune,
         )
-    if args.soup_of or len(args.lrs) > 1:
-        if settings.method != "full":
-            raise SystemExit(
-                "error: only full fine-tunes can be averaged; pass one --lrs value with --method lora"
-            )
+    if (args.soup_of or len(args.lrs) > 1) and settings.method != "full":
+        raise SystemExit(
+            "error: only full fine-tunes can be averaged; pass one --lrs value with --method lora"
+        )
+    dev_path = data_dir / "dev.tsv"
+    dev = read_sst2(dev_path) if not args.no_dev and dev_path.is_file() else None
     if args.soup_of:
         missing = [str(p) for p in args.soup_of if not p.is_file()]
         if missing:
             raise SystemExit(f"error: checkpoint not found: {', '.join(missing)}")
-        dev = (
-            read_sst2(data_dir / "dev.tsv") if not args.no_dev and (data_dir / "dev.tsv").is_file() else None
-        )
         # each run's own record (written beside it by this command) travels into the soup's record
         runs = [
             json.loads(p.with_suffix(".train.json").read_text())
@@ -122,9 +120,8 @@ def _train(argv: list[str]) -> int:
         )
     else:
         summary = train(data_dir, args.out, config, settings, eval_dev=not args.no_dev)
-    dev_path = data_dir / "dev.tsv"
-    if not args.no_dev and dev_path.is_file():
-        summary["calibration"] = _calibrate_checkpoint(args.out, settings, *read_sst2(dev_path))
+    if dev is not None:
+        summary["calibration"] = _calibrate_checkpoint(args.out, settings, *dev)
     record = {
         "task": "nlp",
         "action": "train",
