@@ -6,7 +6,6 @@ Streamlit's legacy multipage discovery only picks up `pages/*.py`, so helpers li
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -22,18 +21,19 @@ logger = logging.getLogger(__name__)
 
 @st.cache_resource(show_spinner="Loading model…")
 def cached_service(task: str):
-    """The task's service, loaded once per server process and shared by every session and page.
+    """The task's service (in-process or the REST API client, see services.client), one per server.
 
-    `task` is a module name in services/ (vision, speech, nlp, recommend). Services are immutable
-    after load, so sharing one instance across sessions is safe.
+    `task` is a name in services.registry.TASK_MODULES (vision, speech, nlp, recommend). Services are
+    immutable after load, so sharing one instance across sessions is safe.
     """
-    return importlib.import_module(f"services.{task}").load_service()
+    from services.client import get_service
+
+    return get_service(task)
 
 
 def run_self_test(task: str) -> dict:
     """The task's live self-test on a bundled example: {"input", "output", "latency_ms"}."""
-    cached_service(task)  # load through the shared cache first, so its spinner shows once
-    return importlib.import_module(f"services.{task}").self_test()
+    return cached_service(task).self_test()
 
 
 def setup_page(title: str, icon: str, intro: str) -> None:

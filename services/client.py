@@ -1,0 +1,39 @@
+"""One way for the pages to reach a task's service, whatever runs it.
+
+`get_service(task)` returns the in-process service (the default: `make run` needs no server) or,
+with `DEMO_BACKEND=http` and `DEMO_API_URL=http://host:8000`, a client of the REST API
+(serve/api.py, locally or on Ray Serve) with the same methods and the same result shapes. Pages call
+only these methods, so they do not change with the backend.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from services import registry
+
+BACKEND_ENV = "DEMO_BACKEND"
+API_URL_ENV = "DEMO_API_URL"
+
+
+def backend() -> str:
+    """"inprocess" (default) or "http"."""
+    value = os.environ.get(BACKEND_ENV, "inprocess").strip().lower() or "inprocess"
+    if value not in ("inprocess", "http"):
+        raise ValueError(f"{BACKEND_ENV} must be 'inprocess' or 'http', not {value!r}")
+    return value
+
+
+def api_url() -> str | None:
+    url = os.environ.get(API_URL_ENV, "").strip().rstrip("/")
+    return url or None
+
+
+def get_service(task: str) -> Any:
+    """The task's service for this process's backend (loaded once per process either way)."""
+    if backend() == "http":
+        from services.http_client import remote_service  # httpx only when the HTTP backend is used
+
+        return remote_service(task, api_url())
+    return registry.load(task)
