@@ -1,0 +1,370 @@
+"""The pages' HTTP backend: a client of the REST API (serve/api.py) with the services' own methods.
+
+`remote_service(task, url)` returns an object with the same public methods and result shapes as the
+task's in-process service (see services/base.py), so a page does not change when
+`DEMO_BACKEND=http` and `DEMO_API_URL=http://host:8000` send its calls to a server instead.
+
+Errors come back as they would in-process: a 4xx answer raises the services.errors class it names
+(UnknownIdError, InputTooLargeError, ...), with the server's message. An API that cannot be reached
+raises `ApiUnavailableError`; an answer that is not the API's (a 5xx, a proxy's HTML page, a route
+this server lacks) raises `ApiError`.
+
+`api_examples()` lists one ready request per route, for the API page's curl commands and "try it".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import numpy as np
+
+from services import errors
+
+__all__ = [
+    "ApiError",
+    "ApiUnavailableError",
+    "ApiExample",
+    "api_examples",
+    "json_ready",
+    "remote_service",
+]
+
+CONNECT_TIMEOUT_S = 5.0  # a server that is up accepts at once; fail fast when nothing listens
+READ_TIMEOUT_S = 300.0  # the first request for a task loads its model on the server (tens of seconds)
+NPY_MEDIA_TYPE = "application/x-npy"
+
+
+class ApiUnavailableError(RuntimeError):
+    """The REST API did not answer (nothing listening, wrong address, timeout)."""
+
+
+class ApiError(RuntimeError):
+    """The server answered, but not as the REST API does (a 5xx, a proxy page, an unknown route)."""
+
+
+def json_ready(value: Any) -> Any:
+    """A value json.dumps accepts: numpy → lists and numbers, non-finite floats → None, keys → str."""
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _error_class(name: str) -> type[errors.InputError]:
+    found = getattr(errors, name, None)
+    if isinstance(found, type) and issubclass(found, errors.InputError):
+        return found
+    return errors.InputError  # e.g. "InvalidRequest": the body the API refused came from the caller
+
+
+def _raise_for_entry(result: dict[str, Any]) -> dict[str, Any]:
+    """A batch slot holding `{"error": ...}` becomes the exception `predict` raises in-process."""
+    error = result.get("error")
+    if isinstance(error, Mapping):
+        raise _error_class(str(error.get("type", "")))(str(error.get("message", "")))
+    return result
+
+
+class _RemoteService:
+    task: str
+
+    def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task} at {self.base_url}>"
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise ApiUnavailableError(
+                f"the REST API at {self.base_url} did not answer ({type(err).__name__}: {err}); "
+                "start it with `make api`, or unset DEMO_BACKEND to run the models in this process"
+            ) from err
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code < 400 and payload is not None:
+            return payload
+        error = payload.get("error") if isinstance(payload, Mapping) else None
+        if 400 <= response.status_code < 500 and isinstance(error, Mapping):
+            error_type = str(error.get("type", ""))
+            if error_type not in ("NotFound", "MethodNotAllowed"):
+                raise _error_class(error_type)(str(error.get("message", "")))
+        detail = error.get("message") if isinstance(error, Mapping) else response.text[:200]
+        raise ApiError(f"{method} {self.base_url}{path} answered {response.status_code}: {detail}")
+
+    # ---- shared by the four tasks --------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return self._call("GET", f"/v1/models/{self.task}")
+
+    def self_test(self) -> dict[str, Any]:
+        return self._call("GET", f"/v1/models/{self.task}/self-test")
+
+
+def _without_file(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The API names each upload like the CLIs do; the in-process service knows no file names.
+    return [{key: value for key, value in result.items() if key != "file"} for result in results]
+
+
+class _RemoteUploads(_RemoteService):
+    """vision and speech: bytes in, multipart field `files` on the wire."""
+
+    route: str
+
+    def _post_files(self, items: Sequence[bytes], **params: Any) -> list[dict[str, Any]]:
+        files = [
+            ("files", (f"item-{i}", bytes(data), "application/octet-stream")) for i, data in enumerate(items)
+        ]
+        return _without_file(self._call("POST", self.route, files=files, params=params)["results"])
+
+    def predict(self, data: bytes, *, top_k: int = 3, explain: bool = False) -> dict[str, Any]:
+        return _raise_for_entry(self._post_files([data], top_k=top_k, explain=str(explain).lower())[0])
+
+    def predict_batch(self, items: Sequence[bytes], *, top_k: int = 3) -> list[dict[str, Any]]:
+        if not items:
+            return []
+        return self._post_files(items, top_k=top_k)
+
+
+class RemoteVision(_RemoteUploads):
+    task = "vision"
+    route = "/v1/vision"
+
+    def predict_array(self, array: Any, *, top_k: int = 3, explain: bool = False) -> dict[str, Any]:
+        """The canvas's RGBA array travels as a .npy file, so the server decodes exactly these pixels."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+        return self._call(
+            "POST",
+            "/v1/vision/array",
+            content=buffer.getvalue(),
+            headers={"content-type": NPY_MEDIA_TYPE},
+            params={"top_k": top_k, "explain": str(explain).lower()},
+        )
+
+
+class RemoteSpeech(_RemoteUploads):
+    task = "speech"
+    route = "/v1/speech"
+
+
+class RemoteNlp(_RemoteService):
+    task = "nlp"
+
+    def predict(self, text: str, *, explain: bool = False) -> dict[str, Any]:
+        body = {"texts": [text], "explain": explain}
+        return _raise_for_entry(self._call("POST", "/v1/sentiment", json=body)["results"][0])
+
+    def predict_batch(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        if not texts:
+            return []
+        return self._call("POST", "/v1/sentiment", json={"texts": list(texts)})["results"]
+
+    def similarity(self, a: str, b: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/similarity", json={"a": a, "b": b})
+
+    def summarize(self, text: str, n_sentences: int = 3) -> dict[str, Any]:
+        return self._call("POST", "/v1/summary", json={"text": text, "sentences": n_sentences})
+
+
+class RemoteRecommend(_RemoteService):
+    task = "recommend"
+
+    def predict(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/recommend", json=json_ready(request))
+
+    def predict_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        if not requests:
+            return []
+        return self._call("POST", "/v1/recommend/batch", json={"requests": json_ready(list(requests))})[
+            "results"
+        ]
+
+    def similar_items(self, item_id: Any, k: int = 10, genre: str | None = None) -> dict[str, Any]:
+        params = {"k": k} | ({"genre": genre} if genre else {})
+        return self._call("GET", f"/v1/recommend/similar/{quote(str(item_id), safe='')}", params=params)
+
+    def user_profile(self, user_id: Any) -> dict[str, Any]:
+        return self._call("GET", f"/v1/recommend/users/{quote(str(user_id), safe='')}/profile")
+
+    def search(self, query: str, limit: int = 20) -> Any:
+        return self._call("GET", "/v1/recommend/search", params={"q": query, "limit": limit})
+
+    def item_map(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/recommend/map")["results"]
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/recommend/catalogue")["results"]
+
+
+REMOTE_SERVICES: dict[str, type[_RemoteService]] = {
+    "vision": RemoteVision,
+    "speech": RemoteSpeech,
+    "nlp": RemoteNlp,
+    "recommend": RemoteRecommend,
+}
+
+
+def remote_service(task: str, url: str | None, client: httpx.Client | None = None) -> Any:
+    """The task's service as a client of the REST API at `url` (no request is made until a call).
+
+    `client` lets tests pass FastAPI's TestClient (an httpx.Client) instead of opening a socket.
+    """
+    if task not in REMOTE_SERVICES:
+        raise KeyError(f"unknown task {task!r}; expected one of {', '.join(REMOTE_SERVICES)}")
+    if not url and client is None:
+        raise ApiUnavailableError(
+            "DEMO_BACKEND=http needs the API's address in DEMO_API_URL, e.g. http://127.0.0.1:8000"
+        )
+    return REMOTE_SERVICES[task](url or str(client.base_url), client)
+
+
+# ---- one ready request per route, for the API page -------------------------------------------
+@dataclass(frozen=True)
+class ApiExample:
+    """A request to one route: what the API page shows as curl and sends on "try it"."""
+
+    title: str
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None  # JSON body
+    files: tuple[str, ...] = ()  # paths uploaded as the multipart field `files`
+    array_from: str | None = None  # an image sent as the RGBA .npy array the canvas would send
+    note: str = ""
+
+    def url(self, base_url: str) -> str:
+        query = f"?{urlencode(self.params)}" if self.params else ""
+        return f"{base_url.rstrip('/')}{self.path}{query}"
+
+    def curl(self, base_url: str) -> str:
+        parts = ["curl", "-sS"]
+        if self.method != "GET":
+            parts += ["-X", self.method]
+        if self.body is not None:
+            parts += ["-H", "Content-Type: application/json", "-d", json.dumps(self.body, ensure_ascii=False)]
+        for path in self.files:
+            parts += ["-F", f"files=@{path}"]
+        command = shlex.join([*parts, self.url(base_url)])
+        if self.array_from:
+            make_npy = (
+                "import numpy as np; from PIL import Image; "
+                f"np.save('canvas.npy', np.asarray(Image.open({self.array_from!r}).convert('RGBA')))"
+            )
+            upload = shlex.join(
+                [
+                    "curl",
+                    "-sS",
+                    "-X",
+                    "POST",
+                    "-H",
+                    f"Content-Type: {NPY_MEDIA_TYPE}",
+                    "--data-binary",
+                    "@canvas.npy",
+                ]
+            )
+            command = f"python -c {shlex.quote(make_npy)} && {upload} {shlex.quote(self.url(base_url))}"
+        return command
+
+    def send(self, client: httpx.Client) -> httpx.Response:
+        kwargs: dict[str, Any] = {"params": self.params}
+        if self.body is not None:
+            kwargs["json"] = self.body
+        if self.files:
+            kwargs["files"] = [("files", (Path(path).name, Path(path).read_bytes())) for path in self.files]
+        if self.array_from:
+            from PIL import Image
+
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(Image.open(self.array_from).convert("RGBA")), allow_pickle=False)
+            kwargs["content"] = buffer.getvalue()
+            kwargs["headers"] = {"content-type": NPY_MEDIA_TYPE}
+        return client.request(self.method, self.path, **kwargs)
+
+
+def api_examples() -> list[ApiExample]:
+    """One example per route, built from the services' bundled examples."""
+    from services import nlp, recommend, speech, vision
+
+    image = vision.example_inputs()[0]["path"]
+    clips = [example["path"] for example in speech.example_inputs()]
+    texts = nlp.example_inputs()
+    profile = recommend.example_inputs()[0]
+    ratings = {str(item): rating for item, rating in list(profile["ratings"].items())[:5]}
+    first_item = next(iter(profile["ratings"]))
+    return [
+        ApiExample("Health and loaded models", "GET", "/health"),
+        ApiExample("Every model's facts, metrics and limits", "GET", "/v1/models"),
+        ApiExample("One model's facts", "GET", "/v1/models/vision"),
+        ApiExample("A model's self-test", "GET", "/v1/models/speech/self-test"),
+        ApiExample(
+            "Digit in an image (one or many files)", "POST", "/v1/vision", {"top_k": 3}, files=(image,)
+        ),
+        ApiExample(
+            "Digit in a drawing (canvas array)",
+            "POST",
+            "/v1/vision/array",
+            {"top_k": 3},
+            array_from=image,
+            note="the page's drawing canvas sends its RGBA pixels as a NumPy .npy file",
+        ),
+        ApiExample(
+            "Spoken digits (one or many clips)", "POST", "/v1/speech", {"top_k": 3}, files=tuple(clips[:2])
+        ),
+        ApiExample(
+            "Sentiment (one or many texts)",
+            "POST",
+            "/v1/sentiment",
+            body={"texts": list(texts["sentiment"].values())[:2], "explain": False},
+        ),
+        ApiExample(
+            "Similarity of two texts",
+            "POST",
+            "/v1/similarity",
+            body={"a": texts["similarity"][0], "b": texts["similarity"][1]},
+        ),
+        ApiExample("Summary", "POST", "/v1/summary", body={"text": texts["article"], "sentences": 3}),
+        ApiExample(
+            "Films for a new user's ratings", "POST", "/v1/recommend", body={"ratings": ratings, "k": 5}
+        ),
+        ApiExample("Films for a MovieLens user", "POST", "/v1/recommend", body={"user": 42, "k": 5}),
+        ApiExample(
+            "Several recommendation requests",
+            "POST",
+            "/v1/recommend/batch",
+            body={"requests": [{"ratings": ratings, "k": 3}, {"user": 42, "k": 3}]},
+        ),
+        ApiExample("Films like this one", "GET", f"/v1/recommend/similar/{first_item}", {"k": 5}),
+        ApiExample("Catalogue search", "GET", "/v1/recommend/search", {"q": "star", "limit": 5}),
+        ApiExample(
+            "A MovieLens user's profile",
+            "GET",
+            "/v1/recommend/users/42/profile",
+            note="needs the MovieLens-100K files on the server (422 otherwise)",
+        ),
+        ApiExample("Map of the films' latent factors", "GET", "/v1/recommend/map"),
+        ApiExample("The whole catalogue", "GET", "/v1/recommend/catalogue"),
+    ]
