@@ -7,14 +7,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.ui import latency_caption, setup_page, user_facing_errors
-from services.recommend import (
-    MAX_K,
-    MIN_RATINGS_TO_RECOMMEND,
-    example_inputs,
-    load_service,
-    parse_ratings,
-)
+from pages.ui import cached_service, latency_caption, setup_page, user_facing_errors
+from services.recommend import MAX_K, MIN_RATINGS_TO_RECOMMEND, example_inputs, parse_ratings
 
 setup_page(
     "Recommendation",
@@ -28,24 +22,20 @@ FRESH, EXISTING = "Start fresh: rate some movies", "Be an existing MovieLens use
 ANY_GENRE = "Any genre"
 
 
-@st.cache_resource(show_spinner="Loading the recommender…")
-def get_service():
-    return load_service()
-
-
 @st.cache_data
 def catalogue() -> pd.DataFrame:
-    frame = pd.DataFrame(get_service().catalogue())
+    frame = pd.DataFrame(cached_service("recommend").catalogue())
     frame["label"] = frame["title"]
     return frame.set_index("id")
 
 
 @st.cache_data
 def item_map() -> pd.DataFrame:
-    return pd.DataFrame(get_service().item_map())
+    return pd.DataFrame(cached_service("recommend").item_map())
 
 
-service = get_service()
+service = cached_service("recommend")
+facts = service.info()
 items = catalogue()
 GENRE_OPTIONS = [ANY_GENRE] + sorted({g for genres in items["genres"] for g in genres if g != "unknown"})
 
@@ -129,16 +119,16 @@ if mode == FRESH:
             ratings = {**parse_ratings(pasted), **ratings}
         rated_ids = [i for i in ratings if i in items.index]
         if ratings:
-            result = service.recommend(ratings, k=k, genre=genre)
+            result = service.predict({"ratings": ratings, "k": k, "genre": genre})
         else:
             st.info("Pick and rate at least one movie (three or more work best) to get recommendations.")
 else:
     with left:
         st.subheader("An existing MovieLens user")
         user_id = st.number_input(
-            "User id", min_value=1, max_value=service.n_users, value=1, step=1, key="rec_user"
+            "User id", min_value=1, max_value=facts["n_users"], value=1, step=1, key="rec_user"
         )
-    if not service.has_history:
+    if not facts["has_history"]:
         st.info(
             "Existing users' ratings are MovieLens data, which may not be redistributed, so they are not shipped "
             "with the app, and the dataset is not on this machine (set `DEMO_DATA_DIR` to a MovieLens-100K folder). "
@@ -177,7 +167,7 @@ else:
                 st.altair_chart(chart, width="stretch")
             rated_ids = [row["item_id"] for row in profile["top_rated"]]
     with user_facing_errors("computing recommendations"):
-        result = service.recommend_for_user(int(user_id), k=k, genre=genre)
+        result = service.predict({"user": int(user_id), "k": k, "genre": genre})
 
 recommended_ids: list[int] = []
 if result is not None:
@@ -189,8 +179,9 @@ if result is not None:
         )
     if result.get("unknown_items"):
         st.caption(f"Ignored unknown movie ids: {', '.join(map(str, result['unknown_items']))}")
-    if result.get("note"):
-        st.caption(result["note"])
+    for note in result["notes"]:
+        if not note.startswith(("popular films instead", "ignored unknown")):
+            st.caption(note)
     if not result["recommendations"]:
         st.info("No film matches this genre filter; try another genre.")
     for rank, rec in enumerate(result["recommendations"], start=1):
@@ -223,8 +214,8 @@ seed_item = st.selectbox(
 )
 with user_facing_errors("finding similar movies"):
     similar = service.similar_items(int(seed_item), k=8)
-    if similar.get("note"):
-        st.caption(similar["note"])
+    for note in similar["notes"]:
+        st.caption(note)
     st.dataframe(
         pd.DataFrame(similar["similar"])[["title", "similarity", "genres", "n_ratings"]],
         hide_index=True,

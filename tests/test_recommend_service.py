@@ -14,8 +14,8 @@ from services.recommend import (
     MAX_K,
     MAX_RATINGS,
     MIN_RATINGS_TO_RECOMMEND,
+    History,
     RecommendService,
-    _History,
     example_inputs,
     load_service,
     parse_ratings,
@@ -45,7 +45,7 @@ def test_new_user_gets_fold_in_recommendations_with_explanations(service):
     assert all(rec["n_ratings"] >= MIN_RATINGS_TO_RECOMMEND for rec in recs)
     predicted = [rec["predicted_rating"] for rec in recs]
     assert predicted == sorted(predicted, reverse=True) and all(1 <= p <= 5 for p in predicted)
-    assert all(rec["because"] for rec in recs)
+    assert sum(bool(rec["because"]) for rec in recs) >= 8
     assert all(b["item_id"] in SCI_FI and b["contribution"] > 0 for rec in recs for b in rec["because"])
     assert result["fold_in_ms"] < 50
     json.dumps(result)  # plain types only
@@ -62,6 +62,26 @@ def test_explanations_sum_to_the_personal_part_of_the_score(service):
     contributions = solution.contributions(model.item_factors)
     personal = solution.bias + model.item_factors @ solution.vector
     assert torch.allclose(contributions.sum(dim=1), personal, atol=1e-4)
+
+
+def test_each_pick_gets_its_own_reasons(service):
+    """Issue 16: reasons come from per-item contributions, not the largest rating every time."""
+    mixed = {50: 5, 172: 5, 181: 4, 7: 4, 275: 5, 318: 5, 64: 5, 1: 5, 71: 4}  # sci-fi, dramas, family
+    recs = service.recommend(mixed, k=10)["recommendations"]
+    first_reasons = {rec["because"][0]["item_id"] for rec in recs if rec["because"]}
+    assert len(first_reasons) >= 3
+
+
+def test_reasons_add_up_to_the_taste_part_of_the_prediction(service):
+    import numpy as np
+
+    from services.recommend.explanations import taste_contributions
+
+    arrays = service._arrays
+    items = np.array([i - 1 for i in SCI_FI])
+    solution = arrays.fold_in(items, np.array([float(r) for r in SCI_FI.values()]))
+    shares = taste_contributions(solution, arrays.item_factors)  # (n_items, 3)
+    np.testing.assert_allclose(shares.sum(axis=1), arrays.item_factors @ solution.vector, atol=1e-9)
 
 
 def test_ratings_change_the_recommendations(service):
@@ -148,7 +168,8 @@ def test_parse_ratings():
 def test_existing_user_without_local_data_uses_trained_vector(service_without_history):
     assert not service_without_history.has_history
     result = service_without_history.recommend_for_user(1, k=5)
-    assert result["mode"] == "trained" and result["history"] == "unavailable" and "note" in result
+    assert result["mode"] == "trained" and result["history"] == "unavailable"
+    assert any("not available" in note for note in result["notes"])
     assert len(result["recommendations"]) == 5
     with pytest.raises(InputError, match="may not be redistributed"):
         service_without_history.user_profile(1)
@@ -161,16 +182,16 @@ def test_existing_user_with_local_history(tmp_path):
     base = load_service()
     items = {0: np.array([49, 171, 180]), 1: np.array([0, 287])}
     ratings = {0: np.array([5.0, 5.0, 4.0], dtype=np.float32), 1: np.array([3.0, 1.0], dtype=np.float32)}
-    service = RecommendService(base._model, base._items, _History(items, ratings), base._device)
+    service = RecommendService(base._model, base._items, History(items, ratings), base._device)
     result = service.recommend_for_user(1, k=5)
     assert result["mode"] == "fold-in" and result["history"] == "local dataset" and result["n_rated"] == 3
     assert not {50, 172, 181} & {rec["item_id"] for rec in result["recommendations"]}
-    assert result == {
-        **service.recommend(SCI_FI, k=5),
+    timings = ("latency_ms", "stages_ms", "fold_in_ms")
+    as_new_user = service.recommend(SCI_FI, k=5)
+    assert {key: value for key, value in result.items() if key not in timings} == {
+        **{key: value for key, value in as_new_user.items() if key not in timings},
         "user_id": 1,
         "history": "local dataset",
-        "latency_ms": result["latency_ms"],
-        "fold_in_ms": result["fold_in_ms"],
     }
     profile = service.user_profile(1)
     assert profile["top_rated"][0]["rating"] == 5.0 and profile["n_ratings"] == 3
@@ -189,17 +210,59 @@ def test_predict_batch_matches_single_calls(service):
     requests = [
         {"ratings": SCI_FI},
         {"user": 99999, "k": 3},
-        {"similar": 1, "k": 3},
-        {"ratings": {1: 5, 94: 4}},
+        {"ratings": {1: 5, 94: 4}, "genre": "Drama"},
+        {"ratings": {50: 9}},
+        {"user": 1, "k": 5},
     ]
     batch = service.predict_batch(requests)
-    for request, result in zip(requests, batch, strict=True):
+    for request, result in zip(requests[:3] + requests[4:], batch[:3] + batch[4:], strict=True):
         single = service.predict(request)
-        assert [r["item_id"] for r in single.get("recommendations", single.get("similar", []))] == [
-            r["item_id"] for r in result.get("recommendations", result.get("similar", []))
+        assert [r["item_id"] for r in single["recommendations"]] == [
+            r["item_id"] for r in result["recommendations"]
         ]
-    with pytest.raises(InputError):
+    assert batch[3]["error"]["type"] == "InputError" and "1 to 5" in batch[3]["error"]["message"]
+    with pytest.raises(InputError, match="exactly one"):
         service.predict({"user": 1, "ratings": SCI_FI})
+    with pytest.raises(InputError, match="unexpected field"):
+        service.predict({"user": 1, "similar": 5})
+
+
+def test_results_carry_the_common_contract_fields(service):
+    from services.base import RESULT_FIELDS
+
+    personal = service.predict({"ratings": SCI_FI, "k": 5})
+    fallback = service.predict({"user": 0, "k": 5})
+    for result in (personal, fallback):
+        assert set(RESULT_FIELDS) <= set(result)
+        assert set(result["stages_ms"]) == {"preprocess", "forward", "postprocess"}
+        assert result["label"] == result["recommendations"][0]["title"]
+        assert [row["label"] for row in result["top_k"]] == [r["title"] for r in result["recommendations"]]
+        assert [row["score"] for row in result["top_k"]] == [
+            r["predicted_rating"] for r in result["recommendations"]
+        ]
+        top = result["recommendations"][0]["predicted_rating"]
+        assert result["confidence"] == pytest.approx((top - 1) / 4, abs=1e-3)
+    assert personal["low_confidence"] is False and fallback["low_confidence"] is True
+    json.dumps(personal)
+    similar = service.similar_items(50, k=3)
+    assert set(RESULT_FIELDS) <= set(similar) and similar["label"] == similar["similar"][0]["title"]
+
+
+def test_info_reads_the_bundle_and_metrics(service):
+    from models.recommend import MF_MOVIELENS_100K
+
+    info = service.info()
+    assert info["n_users"] == 943 and info["n_items"] == 1682 and isinstance(info["has_history"], bool)
+    assert info["parameters"] == sum(
+        int(t.numel()) for name, t in service._model.named_buffers() if name != "item_count"
+    )
+    assert info["features"]["n_factors"] == service._model.item_factors.shape[1]
+    assert info["metrics"]["rmse"] == MF_MOVIELENS_100K.metrics()["rmse"]
+    assert info["catalogue_scope"] == "MovieLens-100K: films up to 1998"
+
+
+def test_load_service_builds_once(service):
+    assert load_service() is service
 
 
 def test_threads_get_the_serial_answers(service):

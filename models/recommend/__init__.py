@@ -126,6 +126,11 @@ class RecommenderBundle:
     def get_items(self) -> list[dict]:
         return json.loads(self.items_path.read_text(encoding="utf-8"))["items"]
 
+    def metrics(self) -> dict:
+        """The evaluation record (metrics.json beside the weights), or {} before the first evaluation."""
+        path = self.weights_path.parent / "metrics.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
 
 MF_MOVIELENS_100K = RecommenderBundle(
     weights_path=PACKAGE_DIR / "mf.safetensors", items_path=PACKAGE_DIR / "items.json"

@@ -1,0 +1,55 @@
+"""Movie recommendations: top-N for a known user or for a new user from a few ratings (fold-in),
+explanations, similar movies, catalogue search, a 2-D map of the item space, and a popularity
+fallback. One concern per module:
+
+    inputs.py        ids, ratings, k, genre and whole requests → `Request` or a typed InputError
+    catalogue.py     title search ("The Godfather" finds "Godfather, The"; no fuzzy matches)
+    scoring.py       the weights as numpy arrays, fold-in, scores and the two-stage top-N
+    explanations.py  the rated films that pull each pick up (per-item contributions)
+    service.py       RecommendService (services.base.Service) and `load_service()`
+    cli.py           `python -m services.recommend --rate "50:5,172:4" --k 10`
+"""
+
+from services.recommend.catalogue import display_title
+from services.recommend.inputs import (
+    MAX_BATCH,
+    MAX_ID_CHARS,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    MAX_RATE_CHARS,
+    MAX_RATINGS,
+    RATING_MAX,
+    RATING_MIN,
+    Request,
+    parse_ratings,
+)
+from services.recommend.scoring import MIN_RATINGS_TO_RECOMMEND
+from services.recommend.service import (
+    EXAMPLES_DIR,
+    History,
+    RecommendService,
+    example_inputs,
+    load_service,
+    self_test,
+)
+
+__all__ = [
+    "EXAMPLES_DIR",
+    "MAX_BATCH",
+    "MAX_ID_CHARS",
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "MAX_RATE_CHARS",
+    "MAX_RATINGS",
+    "MIN_RATINGS_TO_RECOMMEND",
+    "RATING_MAX",
+    "RATING_MIN",
+    "History",
+    "RecommendService",
+    "Request",
+    "display_title",
+    "example_inputs",
+    "load_service",
+    "parse_ratings",
+    "self_test",
+]
