@@ -1,0 +1,5 @@
+import sys
+
+from services.recommend.cli import main
+
+sys.exit(main())
