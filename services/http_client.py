@@ -35,12 +35,14 @@ __all__ = [
     "ApiExample",
     "api_examples",
     "json_ready",
+    "open_client",
     "remote_service",
 ]
 
 CONNECT_TIMEOUT_S = 5.0  # a server that is up accepts at once; fail fast when nothing listens
 READ_TIMEOUT_S = 300.0  # the first request for a task loads its model on the server (tens of seconds)
 NPY_MEDIA_TYPE = "application/x-npy"
+DEFAULT_API_URL = "http://127.0.0.1:8000"  # where `make api` listens unless API_HOST/API_PORT say otherwise
 
 
 class ApiUnavailableError(RuntimeError):
@@ -81,15 +83,26 @@ def _raise_for_entry(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def open_client(base_url: str) -> httpx.Client:
+    """An HTTP client for the API at `base_url` (the pages' backend and the API page's "try it")."""
+    return httpx.Client(
+        base_url=base_url.rstrip("/"), timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+    )
+
+
+def unavailable_message(base_url: str, err: Exception) -> str:
+    return (
+        f"the REST API at {base_url} did not answer ({type(err).__name__}: {err}); "
+        "start it with `make api`, or unset DEMO_BACKEND to run the models in this process"
+    )
+
+
 class _RemoteService:
     task: str
 
     def __init__(self, base_url: str, client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = client or httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-        )
+        self._client = client or open_client(self.base_url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task} at {self.base_url}>"
@@ -98,10 +111,7 @@ class _RemoteService:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TransportError as err:
-            raise ApiUnavailableError(
-                f"the REST API at {self.base_url} did not answer ({type(err).__name__}: {err}); "
-                "start it with `make api`, or unset DEMO_BACKEND to run the models in this process"
-            ) from err
+            raise ApiUnavailableError(unavailable_message(self.base_url, err)) from err
         try:
             payload = response.json()
         except ValueError:

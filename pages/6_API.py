@@ -1,0 +1,88 @@
+"""API page: where the REST API listens, a copy-ready curl command for every route, and "try it"."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import streamlit as st
+
+from pages.ui import setup_page
+from services import http_client
+from services.client import api_url
+
+MAX_SHOWN_CHARS = 20_000  # long answers (the catalogue, waveforms) are cut in the page, not in the API
+
+setup_page(
+    "API",
+    "🔌",
+    "Every model of this demo is also a REST API for scripts and other services: the same code, the "
+    "same results and the same limits as these pages. Start it with `make api`.",
+)
+
+configured = api_url()
+base_url = configured or http_client.DEFAULT_API_URL
+if configured:
+    st.success(
+        f"Calls below go to the API configured in `DEMO_API_URL`: **{base_url}**", icon=":material/link:"
+    )
+else:
+    st.info(
+        f"No API is configured for this app. Start one with `make api` (it listens on {base_url}), then "
+        "restart the app with `DEMO_API_URL=" + base_url + "` to use **Try it** here. Add "
+        "`DEMO_BACKEND=http` to make every page call the models through the API.",
+        icon=":material/info:",
+    )
+
+st.markdown(
+    f"""
+**Base URL** `{base_url}` · interactive docs at [{base_url}/docs]({base_url}/docs) · schema at
+[{base_url}/openapi.json]({base_url}/openapi.json)
+
+- Batches answer `200` with one entry per item; a bad item holds `{{"error": {{"type", "message"}}}}` in
+  its own slot.
+- A bad request answers `{{"error": {{"type", "message"}}}}` with `404` (unknown user, film, task or
+  route), `413` (a body or batch over the limits, refused before it is read) or `422` (an invalid body
+  or input a model refuses).
+- Models load on the first request for their task (or all at startup with `API_PRELOAD=1`).
+"""
+)
+
+
+@st.cache_data(show_spinner=False)
+def examples() -> list[http_client.ApiExample]:
+    return http_client.api_examples()
+
+
+all_examples = examples()
+st.subheader("Routes")
+for example in all_examples:
+    with st.expander(f"`{example.method} {example.path}` · {example.title}"):
+        st.code(example.curl(base_url), language="bash", wrap_lines=True)
+        if example.note:
+            st.caption(example.note)
+
+st.subheader("Try it")
+titles = [f"{example.method} {example.path} · {example.title}" for example in all_examples]
+choice = st.selectbox("Request", range(len(all_examples)), format_func=titles.__getitem__, key="api_route")
+chosen = all_examples[choice]
+st.code(chosen.curl(base_url), language="bash", wrap_lines=True)
+if st.button("Try it", type="primary", disabled=configured is None, key="api_try"):
+    try:
+        with http_client.open_client(base_url) as client, st.spinner(f"{chosen.method} {chosen.path} …"):
+            response = chosen.send(client)
+    except httpx.TransportError as err:
+        st.error(http_client.unavailable_message(base_url, err), icon=":material/cloud_off:")
+    else:
+        seconds = response.elapsed.total_seconds() if hasattr(response, "_elapsed") else None
+        timing = f" in {seconds * 1000:.0f} ms" if seconds is not None else ""
+        status_line = f"HTTP {response.status_code}{timing}"
+        (st.success if response.status_code < 400 else st.warning)(status_line)
+        try:
+            text = json.dumps(response.json(), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = response.text
+        if len(text) > MAX_SHOWN_CHARS:
+            st.caption(f"{len(text):,} characters; the first {MAX_SHOWN_CHARS:,} are shown")
+            text = text[:MAX_SHOWN_CHARS] + "\n…"
+        st.code(text, language="json")
