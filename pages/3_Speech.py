@@ -9,21 +9,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.ui import confidence_bars, latency_caption, setup_page, user_facing_errors
-from services import audio_io
+from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
 from services import speech as speech_service
 
 setup_page(
     "Speech: spoken digits",
     "🎙️",
     "Say a digit (0–9), or several with short pauses (“four … two … seven”). A small recurrent network "
-    "trained by this project on the Free Spoken Digit Dataset recognises each one.",
+    "trained by this project recognises each one, and says so when a word is not a digit.",
 )
-
-
-@st.cache_resource(show_spinner="Loading the speech model…")
-def get_service() -> speech_service.SpeechService:
-    return speech_service.load_service()
 
 
 @st.cache_data(show_spinner=False)
@@ -32,11 +26,6 @@ def example_bytes(path: str) -> bytes:
 
 
 UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "webm"]
-VIRIDIS = np.array(
-    [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-     [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]],
-    dtype=np.float64,
-)  # fmt: skip
 
 if "speech_source" not in st.session_state:
     st.session_state.speech_source = None  # ("record" | "upload" | "example", example path)
@@ -46,27 +35,46 @@ def _choose(kind: str, path: str | None = None) -> None:
     st.session_state.speech_source = (kind, path)
 
 
+def _test_figures(metrics: dict) -> str:
+    """One line per test set from metrics.json (nothing typed by hand)."""
+    rows = []
+    for entry in metrics.get("test_sets", []):
+        figures = ", ".join(f"{name} **{value:.3f}**" for name, value in entry["figures"].items())
+        rows.append(f"- {entry['name']} ({entry['n']} {entry['unit']}): {figures}")
+    if not rows and "accuracy" in metrics:
+        rows.append(f"- {metrics.get('dataset', 'test split')}: accuracy **{metrics['accuracy']:.3f}**")
+    return "\n".join(rows)
+
+
 with st.expander("About this model and its limits", icon=":material/info:"):
-    st.markdown(
-        f"""
-**Model.** Log-mel spectrogram (40 bands, 25 ms windows every 10 ms, 8 kHz audio) → a 1-D convolution →
-a two-layer bidirectional GRU → attention pooling → 10 classes. About 190 k parameters, trained from
-scratch on the six speakers of the [Free Spoken Digit Dataset](https://github.com/Jakobovski/free-spoken-digit-dataset)
-(recordings 5–49, CC BY-SA 4.0) with heavy augmentation (speed and pitch, vocal-tract warping, noise,
-reverb, other sample rates, SpecAugment). It reaches 99 %+ on the dataset's held-out test recordings;
-see the model card for the exact figures.
+    with user_facing_errors("reading the model facts"):
+        facts = cached_service("speech").info()
+        feats = facts["features"]
+        held_out = facts["metrics"].get("held_out", "")
+        trained_on = facts["metrics"].get("trained_on", "")
+        st.markdown(
+            f"""
+**Model.** {feats["kind"].capitalize()} ({feats["n_mels"]} bands, {feats["win_length"] * 1000 // feats["sample_rate"]} ms
+windows every {feats["hop_length"] * 1000 // feats["sample_rate"]} ms, {feats["sample_rate"] // 1000} kHz audio) →
+{facts["architecture"]}; {facts["parameters"]:,} parameters ({facts["weights_bytes"] / 1e6:.1f} MB).
+Classes: {", ".join(f"“{label}”" for label in facts["labels"])}.
+
+**Trained on.** {trained_on or "see the model card"}
+
+**Measured on held-out sets** (never trained or tuned on{": " + held_out if held_out else ""}):
+
+{_test_figures(facts["metrics"])}
 
 **Audio path.** Your file is decoded (WAV, FLAC, OGG, MP3; M4A/AAC when ffmpeg is installed), mixed to
-mono, resampled to 8 kHz, and split on pauses by an energy and voicing detector; each part is
-loudness-normalised and classified.
+mono, resampled to {feats["sample_rate"] // 1000} kHz, and split on pauses by an energy and voicing detector;
+each part is loudness-normalised and classified.
 
-**Limits.** English digits only, “zero” to “nine” (not “oh”). All six training speakers are adult men,
-so other voices (women, children, strong accents, synthetic speech) are harder. Pause about a
-quarter of a second between digits. Files up to {audio_io.MAX_UPLOAD_BYTES // 1_000_000} MB and
-{audio_io.MAX_SECONDS:.0f} s, at most {speech_service.MAX_DIGITS} digits. Silence or steady noise is
-reported as “no speech detected”, but anything else that is voiced gets one of the ten digits.
+**Limits.** English digits only, “zero” to “nine” (not “oh”). Pause about a quarter of a second between
+digits. Files up to {facts["limits"]["max_upload_bytes"] // 1_000_000} MB and {facts["limits"]["max_seconds"]:.0f} s,
+at most {facts["limits"]["max_digits"]} digits. Silence or steady noise is reported as “no speech detected”;
+speech that is not a digit is reported as such when the model is confident it is not one.
 """
-    )
+        )
 
 record_col, upload_col, example_col = st.columns([1, 1, 1.2])
 with record_col:
@@ -133,7 +141,7 @@ def _waveform_chart(wave: np.ndarray, sample_rate: int, parts: list[tuple[float,
     high = np.array([wave[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)])
     frame = pd.DataFrame({"time (s)": edges[:-1] / sample_rate, "low": low, "high": high})
     regions = pd.DataFrame(
-        [{"start": s, "end": e, "part": f"digit {i + 1}"} for i, (s, e) in enumerate(parts)]
+        [{"start": s, "end": e, "part": f"part {i + 1}"} for i, (s, e) in enumerate(parts)]
     )
     shade = (
         alt.Chart(regions)
@@ -156,15 +164,26 @@ def _waveform_chart(wave: np.ndarray, sample_rate: int, parts: list[tuple[float,
     return (shade + area).properties(height=180)
 
 
-def _spectrogram_image(features: np.ndarray) -> np.ndarray:
-    """(T, n_mels) normalised log-mel → an RGB image, low frequencies at the bottom."""
-    values = features.T[::-1]
-    values = (values - values.min()) / max(1e-6, float(values.max() - values.min()))
-    position = values * (len(VIRIDIS) - 1)
-    index = np.clip(position.astype(int), 0, len(VIRIDIS) - 2)
-    frac = (position - index)[..., None]
-    rgb = VIRIDIS[index] * (1 - frac) + VIRIDIS[index + 1] * frac
-    return np.repeat(np.repeat(rgb, 4, axis=0), 4, axis=1).astype(np.uint8)
+def _spectrogram_chart(features: np.ndarray, frame_s: float) -> alt.Chart:
+    """(T, n_mels) normalised log-mel as a heatmap, low frequencies at the bottom."""
+    frames, bands = features.shape
+    cells = pd.DataFrame(
+        {
+            "time (s)": np.repeat(np.arange(frames) * frame_s, bands),
+            "mel band": np.tile(np.arange(bands), frames),
+            "value": features.reshape(-1),
+        }
+    )
+    return (
+        alt.Chart(cells)
+        .mark_rect()
+        .encode(
+            x=alt.X("time (s):O", axis=alt.Axis(labels=False, ticks=False)),
+            y=alt.Y("mel band:O", sort="descending", axis=alt.Axis(labels=False, ticks=False)),
+            color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
+        )
+        .properties(height=160)
+    )
 
 
 def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: float) -> alt.Chart:
@@ -189,46 +208,60 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
 
 
 with user_facing_errors("recognising the audio"):
-    service = get_service()
+    service = cached_service("speech")
     with st.spinner("Listening…"):
-        result = service.predict(data, top_k=10, explain=True)
+        result = service.predict(data, top_k=11, explain=True)
     details = result.pop("details")
 
     st.divider()
     heard, stats = st.columns([1.2, 2])
     with heard:
-        st.markdown(f"### Heard “{result['label']}”")
-        if result["n_digits"] > 1:
+        if result["label"] is None:
+            st.markdown("### Heard speech, but not a digit")
             st.caption(
-                f"{result['n_digits']} digits, overall confidence {result['confidence']:.1%} (product of the parts)"
+                "The model recognises the digits 0–9 only; this sounded like another word "
+                f"(confidence {result['confidence']:.1%} that it is not a digit)."
             )
         else:
-            st.caption(f"confidence {result['confidence']:.1%}")
-        if result["confidence"] < 0.5:
-            st.warning(
-                "Low confidence: the model is unsure. Speak clearly, one digit at a time, with pauses."
-            )
+            st.markdown(f"### Heard “{result['label']}”")
+            if result["n_digits"] > 1:
+                st.caption(
+                    f"{result['n_digits']} digits, overall confidence {result['confidence']:.1%} (product of the parts)"
+                )
+            else:
+                st.caption(f"confidence {result['confidence']:.1%}")
+            if result["low_confidence"]:
+                st.warning(
+                    "Low confidence: the model is unsure. Speak clearly, one digit at a time, with pauses."
+                )
+        for note in result["notes"]:
+            st.caption(f"Note: {note}")
         latency_caption(result["latency_ms"])
         st.markdown("**Processed audio** (mono, 8 kHz, trimmed and loudness-normalised)")
-        st.audio(details["processed_audio"], sample_rate=details["sample_rate"])
+        st.audio(np.asarray(details["processed_audio"], dtype=np.float32), sample_rate=details["sample_rate"])
     with stats:
         st.markdown(f"**Input**: {source_text} · {result['duration_s']:.2f} s · {result['input_sample_rate']} Hz · "
                     f"{result['input_channels']} channel(s) · speech from {result['speech_start_s']:.2f} s "
                     f"to {result['speech_end_s']:.2f} s")  # fmt: skip
         st.altair_chart(
-            _waveform_chart(details["waveform"], details["sample_rate"], details["parts_s"]),
+            _waveform_chart(
+                np.asarray(details["waveform"], dtype=np.float32), details["sample_rate"], details["parts_s"]
+            ),
             width="stretch",
         )
         st.caption(
-            "Waveform resampled to 8 kHz; the shaded parts are what the detector kept (one per digit)."
+            "Waveform resampled to 8 kHz; the shaded parts are what the detector kept (one per spoken word)."
         )
 
+    def _part_title(index: int, part: dict) -> str:
+        return f"Part {index + 1}: “{part['label']}”" if part["label"] else f"Part {index + 1}: not a digit"
+
     tabs = (
-        st.tabs([f"Digit {i + 1}: “{d['label']}”" for i, d in enumerate(result["digits"])])
-        if result["n_digits"] > 1
+        st.tabs([_part_title(i, part) for i, part in enumerate(result["parts"])])
+        if result["n_parts"] > 1
         else [st.container()]
     )
-    for tab, digit, explained in zip(tabs, result["digits"], details["segments"], strict=True):
+    for tab, digit, explained in zip(tabs, result["parts"], details["segments"], strict=True):
         with tab:
             bars, picture = st.columns([1, 2])
             with bars:
@@ -237,10 +270,16 @@ with user_facing_errors("recognising the audio"):
                 confidence_bars(all_scores)
             with picture:
                 st.markdown("**What the model saw**: normalised log-mel spectrogram (40 bands, 10 ms frames)")
-                st.image(_spectrogram_image(explained["features"]), width="stretch")
+                st.altair_chart(
+                    _spectrogram_chart(np.asarray(explained["features"]), details["frame_s"]), width="stretch"
+                )
                 st.markdown("**Which frames drove the answer**")
                 st.altair_chart(
-                    _importance_chart(explained["importance"], explained["attention"], details["frame_s"]),
+                    _importance_chart(
+                        np.asarray(explained["importance"]),
+                        np.asarray(explained["attention"]),
+                        details["frame_s"],
+                    ),
                     width="stretch",
                 )
                 st.caption(

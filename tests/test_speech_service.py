@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from services import audio_io, speech
+from services.base import RESULT_FIELDS
 from services.errors import (
     EmptyInputError,
     InputError,
@@ -93,20 +94,25 @@ def test_result_schema_is_plain_and_sorted(service):
     scores = [row["score"] for row in result["top_k"]]
     assert len(scores) == 10 and scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1.0, abs=1e-3)
-    assert {"label", "confidence", "top_k", "latency_ms", "digits", "duration_s"} <= result.keys()
+    assert set(RESULT_FIELDS) <= result.keys()
+    assert {"digits", "parts", "duration_s"} <= result.keys()
+    assert set(result["stages_ms"]) == {"preprocess", "forward", "postprocess"}
+    assert result["low_confidence"] is False and result["notes"] == []
 
 
 def test_explain_returns_pictures_for_the_page(service):
     result = service.predict(Path(STRING["path"]).read_bytes(), explain=True)
+    json.dumps(result)  # plain lists, no numpy: the REST API returns the same object
     details = result["details"]
     assert details["sample_rate"] == 8_000
     assert len(details["parts_s"]) == 3 and len(details["segments"]) == 3
-    assert details["processed_audio"].dtype == np.float32
+    assert np.asarray(details["processed_audio"]).ndim == 1
     for part in details["segments"]:
-        assert part["features"].shape[1] == 40
-        assert part["importance"].shape[0] == part["features"].shape[0]
-        assert part["importance"].max() == pytest.approx(1.0)
-        assert part["attention"].sum() == pytest.approx(1.0, abs=1e-4)
+        features, importance = np.asarray(part["features"]), np.asarray(part["importance"])
+        assert features.shape[1] == 40
+        assert importance.shape[0] == features.shape[0]
+        assert importance.max() == pytest.approx(1.0)
+        assert np.sum(part["attention"]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_batch_matches_single_calls(service):
@@ -116,6 +122,49 @@ def test_batch_matches_single_calls(service):
     for b, s in zip(batched, single, strict=True):
         assert b["label"] == s["label"]
         assert b["confidence"] == pytest.approx(s["confidence"], abs=1e-3)
+
+
+def test_a_bad_item_in_a_batch_gets_an_error_in_its_own_slot(service):
+    good = Path(SINGLES[0]["path"]).read_bytes()
+    results = service.predict_batch([good, b"", good])
+    assert results[0]["label"] == results[2]["label"] == SINGLES[0]["expected"]
+    assert results[1] == {
+        "error": {"type": "EmptyInputError", "message": "the audio file is empty (0 bytes)"}
+    }
+
+
+def test_load_service_builds_once_per_process(monkeypatch):
+    """The weights are read once; every later call (home page, page, API) gets the same instance."""
+    calls = []
+    original = speech.SpeechService.__init__
+
+    def counting_init(self, *args, **kwargs):
+        calls.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(speech.SpeechService, "__init__", counting_init)
+    speech.load_service.cache_clear()
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            services = list(pool.map(lambda _: speech.load_service(), range(8)))
+        assert len(calls) == 1
+        assert all(s is services[0] for s in services)
+        assert speech.load_service() is services[0]
+        assert speech.load_service.is_loaded()
+    finally:
+        speech.load_service.cache_clear()
+
+
+def test_info_reads_facts_from_the_model_and_metrics(service):
+    info = service.info()
+    json.dumps(info)
+    assert info["parameters"] == sum(p.numel() for p in service.model.parameters())
+    assert info["features"]["kind"] == "log-mel spectrogram"
+    assert info["features"]["n_mels"] == service.bundle.features.n_mels
+    assert info["labels"] == list(service.labels)
+    metrics = json.loads(speech.METRICS_PATH.read_text())
+    assert info["metrics"] == metrics
+    assert info["limits"]["max_batch"] == speech.MAX_BATCH
 
 
 def test_threads_get_the_serial_answers(service):
@@ -144,9 +193,10 @@ def test_bad_inputs_raise_user_facing_errors(service):
 
 
 def test_self_test_reports_a_short_result(service):
-    report = speech.self_test(service)
+    report = service.self_test()
     assert set(report) == {"input", "output", "latency_ms"}
-    assert "heard" in report["output"]
+    assert f"heard “{SINGLES[0]['expected']}”" in report["output"]
+    assert speech.self_test(service)["output"] == report["output"]
 
 
 def test_cli_prints_one_json_line_per_file(tmp_path):

@@ -14,13 +14,15 @@ probabilities.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torchaudio
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -28,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DIGIT_LABELS: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+OTHER_LABEL = "other"  # the class for speech that is not a digit 0-9 (when the checkpoint has one)
 
 
 @dataclass(frozen=True)
@@ -224,17 +227,45 @@ class DigitEnsemble(nn.Module):
 
 @dataclass(frozen=True)
 class SpeechBundle:
-    """One shipped checkpoint: weights, architecture, features and labels."""
+    """One shipped checkpoint: weights, architecture, features, labels and the rejection threshold.
+
+    `from_weights` reads everything but the path from the safetensors header, which the training CLI
+    writes, so the architecture, the labels and the threshold can never drift from the weights.
+    """
 
     name: str
     weights_path: Path
     labels: tuple[str, ...] = DIGIT_LABELS
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    # A part is "not a digit" when P(other) wins or the best digit's probability is below this
+    # (chosen on a validation split of the training data; 0 = never reject).
+    reject_threshold: float = 0.0
+    training: dict = field(default_factory=dict)  # the command line, data and seeds of the run
+
+    @classmethod
+    def from_weights(cls, name: str, weights_path: Path) -> SpeechBundle:
+        metadata = read_metadata(weights_path)
+        kwargs: dict = {}
+        if "labels" in metadata:
+            kwargs["labels"] = tuple(json.loads(metadata["labels"]))
+        if "features" in metadata:
+            kwargs["features"] = _config_from_json(FeatureConfig, metadata["features"])
+        if "model_config" in metadata:
+            kwargs["model"] = _config_from_json(ModelConfig, metadata["model_config"])
+        if "reject_threshold" in metadata:
+            kwargs["reject_threshold"] = float(metadata["reject_threshold"])
+        if "training" in metadata:
+            kwargs["training"] = json.loads(metadata["training"])
+        return cls(name=name, weights_path=Path(weights_path), **kwargs)
 
     @property
     def sample_rate(self) -> int:
         return self.features.sample_rate
+
+    @property
+    def other_index(self) -> int | None:
+        return self.labels.index(OTHER_LABEL) if OTHER_LABEL in self.labels else None
 
     def get_frontend(self, device: torch.device | str | None = None) -> LogMelFrontend:
         frontend = LogMelFrontend(self.features).eval()
@@ -252,10 +283,28 @@ class SpeechBundle:
         return model
 
     def describe(self) -> dict:
-        return {"name": self.name, "features": asdict(self.features), "model": asdict(self.model)}
+        return {
+            "name": self.name,
+            "labels": list(self.labels),
+            "features": asdict(self.features),
+            "model": asdict(self.model),
+            "reject_threshold": self.reject_threshold,
+        }
 
 
-FSDD_DIGITS_GRU = SpeechBundle(
+def read_metadata(weights_path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file (header only; the tensors are not read)."""
+    with safe_open(str(weights_path), framework="pt") as handle:
+        return dict(handle.metadata() or {})
+
+
+def _config_from_json(config_type, text: str):
+    known = {f.name for f in fields(config_type)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items() if k in known}
+    return config_type(**values)
+
+
+FSDD_DIGITS_GRU = SpeechBundle.from_weights(
     name="fsdd-digits-bigru", weights_path=PACKAGE_DIR / "fsdd_digits_gru.safetensors"
 )
 """Spoken digits 0–9 (English), trained by this project on the Free Spoken Digit Dataset
@@ -264,6 +313,7 @@ FSDD_DIGITS_GRU = SpeechBundle(
 
 __all__ = [
     "DIGIT_LABELS",
+    "OTHER_LABEL",
     "FSDD_DIGITS_GRU",
     "DigitEnsemble",
     "DigitRecognizer",
@@ -271,4 +321,5 @@ __all__ = [
     "LogMelFrontend",
     "ModelConfig",
     "SpeechBundle",
+    "read_metadata",
 ]
