@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+API_PORT ?= 8000
+API_HOST ?= 127.0.0.1
 DATA_DIR ?= ../shared/data
 PYTEST_ARGS ?=
 
@@ -11,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +47,11 @@ system-deps-test:
 	$(call apt_ensure,ffmpeg chromium)
 
 run: install system-deps
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m pages.ui.launch --server.port $(PORT)
+
+# The REST API over the same services (OpenAPI at /docs); API_PRELOAD=1 loads every model at startup.
+api: install system-deps
+	$(PY) -m uvicorn serve.api:app --host $(API_HOST) --port $(API_PORT)
 
 test: install-dev system-deps-test
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -72,6 +78,10 @@ evaluate: install
 # Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).
 bench: install-dev system-deps-test
 	$(PY) -m bench --data-dir $(DATA_DIR)/movielens-100k
+
+# A room full of users: 1, 4 and 8 Chromium sessions at once on the app (writes bench/load_ui.json).
+loadtest-ui: install-dev system-deps-test
+	$(PY) -m bench.load_ui
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

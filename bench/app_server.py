@@ -31,14 +31,14 @@ def free_port() -> int:
 
 
 def start_app(log=subprocess.DEVNULL, timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on 127.0.0.1; returns once /_stcore/health answers ok.
+    """The app as `make run` starts it (pages.ui.launch), on 127.0.0.1; returns once /_stcore/health answers ok.
 
     Raises RuntimeError (after killing the server) if it exits or does not answer in time.
     """
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "pages.ui.launch", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -1,7 +1,10 @@
 """Inference services: validate input → preprocess → forward → postprocess.
 
 Plain Python in, plain Python out (dicts of strings and numbers); no Streamlit import here, so the
-same code serves the pages, the CLIs, the benchmarks and the tests.
+same code serves the pages, the REST API, Ray Serve, the CLIs, the benchmarks and the tests.
+
+Importing this package is cheap on purpose (no torch): the home page renders before any model has
+loaded. Serving threads are configured when the first service loads (services.base.cached_loader).
 """
 
 import os
@@ -10,7 +13,3 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-from models.runtime import configure_inference_threads  # noqa: E402 - after the offline switches
-
-configure_inference_threads()

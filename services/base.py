@@ -148,6 +148,9 @@ def cached_loader(build: Callable[[], ServiceT]) -> Callable[[], ServiceT]:
             return holder[0]
         with lock:
             if not holder:
+                from models.runtime import configure_inference_threads  # torch: only when a model loads
+
+                configure_inference_threads()
                 holder.append(build())
         return holder[0]
 

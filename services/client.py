@@ -18,7 +18,7 @@ API_URL_ENV = "DEMO_API_URL"
 
 
 def backend() -> str:
-    """"inprocess" (default) or "http"."""
+    """ "inprocess" (default) or "http"."""
     value = os.environ.get(BACKEND_ENV, "inprocess").strip().lower() or "inprocess"
     if value not in ("inprocess", "http"):
         raise ValueError(f"{BACKEND_ENV} must be 'inprocess' or 'http', not {value!r}")
@@ -37,3 +37,14 @@ def get_service(task: str) -> Any:
 
         return remote_service(task, api_url())
     return registry.load(task)
+
+
+def task_status(task: str) -> dict[str, Any]:
+    """{"state": "waiting" | "loading" | "ready" | "failed", ...} of the task's model on this backend."""
+    if backend() == "http":
+        from services.http_client import remote_status
+
+        return remote_status(task, api_url())
+    from services import preload
+
+    return preload.status(task)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from services.device import device_badge_text
+from services.device import device_summary
 from services.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -31,17 +33,105 @@ def cached_service(task: str):
     return get_service(task)
 
 
-def run_self_test(task: str) -> dict:
-    """The task's live self-test on a bundled example: {"input", "output", "latency_ms"}."""
-    return cached_service(task).self_test()
+def start_model_loading() -> None:
+    """Begin loading every in-process model in the background (once per server; see services.preload)."""
+    from services.client import backend
+
+    if backend() == "inprocess":
+        from services.preload import start_background_loading
+
+        start_background_loading()
+
+
+def backend_status(task: str) -> dict:
+    """{"state": "waiting" | "loading" | "ready" | "failed", ...} of the task's model on this backend."""
+    from services.client import task_status
+
+    return task_status(task)
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def self_test_result(task: str) -> dict:
+    """The task's self-test ({"input", "output", "latency_ms"} or {"error"}), shared by every session
+    for two minutes: a room full of people opening the home page runs it once, not once each."""
+    try:
+        return cached_service(task).self_test()
+    except Exception as err:  # noqa: BLE001 - the home page shows a failed card, never a traceback
+        logger.exception("self-test of %s failed", task)
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+BUSY_AT = max(1, (os.cpu_count() or 2) // 2)  # requests running at once before a newcomer waits
+
+
+@st.cache_data(max_entries=512, ttl=3600, show_spinner=False)
+def _cached_call(task: str, method: str, args: tuple, options: tuple) -> Any:
+    global _in_flight
+    with _in_flight_lock:
+        _in_flight += 1
+        waiting = _in_flight - BUSY_AT
+    note = st.empty()
+    if waiting > 0:
+        note.caption(
+            f":material/hourglass_top: Busy: {waiting} other request{'s' if waiting > 1 else ''} "
+            "ahead of yours; it will be answered in a moment."
+        )
+    try:
+        return getattr(cached_service(task), method)(*args, **dict(options))
+    finally:
+        note.empty()
+        with _in_flight_lock:
+            _in_flight -= 1
+
+
+def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
+    """Call a service method once per distinct input: the same upload, text or ratings with the same
+    options (hashed by Streamlit) is answered from the cache, for this session and every other one.
+
+    Input errors are raised, not cached, so a corrected input is simply tried again.
+    """
+    return _cached_call(task, method, args, tuple(sorted(options.items())))
+
+
+PAGE_ICONS = {
+    "Vision": "🔢",
+    "Language": "💬",
+    "Speech": "🎙️",
+    "Recommendation": "🎬",
+    "Model cards": "📇",
+    "API": "🔌",
+}
+
+
+def _sidebar_navigation() -> None:
+    """The sidebar's page list, with the home page called "Home" (Streamlit would call it "app")."""
+    pages_dir = Path(__file__).resolve().parents[1]
+    with st.sidebar:
+        st.page_link("app.py", label="Home", icon="🏠")
+        for path in sorted(pages_dir.glob("[0-9]*_*.py")):
+            label = path.stem.split("_", 1)[1].replace("_", " ")
+            st.page_link(f"pages/{path.name}", label=label, icon=PAGE_ICONS.get(label, "📄"))
+
+
+def device_badge() -> None:
+    """A plain-language badge ("Running on CPU"), with the technical details on hover."""
+    device = device_summary()
+    plain = f"Running on {device['kind']}"
+    if device["kind"] == "GPU" and device["name"] != "GPU":
+        plain += f" ({device['name'].removeprefix('NVIDIA ')})"
+    st.markdown(f":material/memory: **{plain}**", help=f"Device: {device['details']}")
 
 
 def setup_page(title: str, icon: str, intro: str) -> None:
-    """Page config, title with the device badge, and a one-paragraph introduction."""
+    """Page config, sidebar navigation, title with the device badge, and a one-paragraph introduction."""
     st.set_page_config(page_title=f"{title} · AI demo", page_icon=icon, layout="wide")
+    _sidebar_navigation()
     heading, badge = st.columns([4, 1.4], vertical_alignment="bottom")
     heading.title(f"{icon} {title}")
-    badge.markdown(f":material/memory: **Device** &nbsp; `{device_badge_text()}`")
+    with badge:
+        device_badge()
     st.caption(intro)
 
 
@@ -62,6 +152,9 @@ def user_facing_errors(action: str = "processing your input") -> Iterator[None]:
 
 def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_field: str = "score") -> None:
     """Horizontal bars of class probabilities, highest first."""
+    import altair as alt  # imported here: the home page needs neither, and they cost ~2 s to import
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
             "class": [str(row[label_field]) for row in top_k],
@@ -83,4 +176,6 @@ def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_fie
 
 
 def latency_caption(latency_ms: float) -> None:
+    from services.device import device_badge_text
+
     st.caption(f":material/timer: {latency_ms:.1f} ms on `{device_badge_text()}`")

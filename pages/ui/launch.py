@@ -1,0 +1,41 @@
+"""`python -m pages.ui.launch [streamlit flags]`: `streamlit run app.py`, with the models loading
+from the moment the server starts rather than at the first visit.
+
+`make run` and the browser tests start the app this way. The loading thread waits until the
+server is up, so the models never delay the first page.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+SERVER_WAIT_S = 15.0  # load anyway after this long, e.g. if Streamlit's runtime API changes
+
+
+def _load_when_server_is_up() -> None:
+    from streamlit.runtime import Runtime, RuntimeState
+
+    deadline = time.monotonic() + SERVER_WAIT_S
+    while time.monotonic() < deadline:
+        if Runtime.exists() and Runtime.instance().state not in (RuntimeState.INITIAL, RuntimeState.STOPPING):
+            break
+        time.sleep(0.05)
+    from services.preload import start_background_loading
+
+    start_background_loading()
+
+
+def main() -> None:
+    threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
