@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run api test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api loadtest-ui test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
