@@ -1,20 +1,46 @@
 """AppTest for the home page (live self-tests) and the model-cards page."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from services import preload, registry
 from services.model_cards import CARD_INDEX, load_model_cards
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_home_page_runs_every_self_test():
-    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=240).run()
+def test_home_page_shows_at_once_then_every_self_test_answers():
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception
     assert "Multi-task AI demo" in at.title[0].value
+    assert len(at.success) + len(at.info) == 4  # a card per task, answered or still loading
+    assert preload.wait_until_ready(timeout_s=300), {t: preload.status(t) for t in preload.LOAD_ORDER}
+    at.run()
+    assert not at.exception
     assert len(at.success) == 4, [w.value for w in at.warning] + [e.value for e in at.error]
     assert not at.error
+
+
+def test_the_first_page_needs_no_torch():
+    """The home page must show before any model loads: its imports may not pull in torch (seconds)."""
+    code = (
+        "import sys; import pages.ui, services.preload, services.client, services.device; "
+        "from services.device import device_summary; device_summary(); "
+        "assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_background_loading_fills_every_task_once():
+    preload.start_background_loading()
+    assert preload.wait_until_ready(timeout_s=300)
+    for task in preload.LOAD_ORDER:
+        assert preload.status(task)["state"] == "ready", preload.status(task)
+        assert registry.load(task) is registry.load(task)  # one instance per process
 
 
 def test_model_cards_page_renders_every_card():

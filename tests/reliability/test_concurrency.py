@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from services import nlp, recommend, speech, vision
+from services import registry, speech, vision
+from services.errors import InputError
+from services.recommend import parse_ratings
 
 THREADS = 8
 REQUESTS_PER_THREAD = 50
@@ -56,26 +58,30 @@ def request_mix() -> list[tuple[str, object]]:
     return mix
 
 
+SERVED_BY: dict[str, set[int]] = {}  # task → ids of the service instances that answered
+INSTANCES: dict[int, object] = {}
+
+
 def serve(request: tuple[str, object]):
     kind, payload = request
+    task = {"user": "recommend", "rate": "recommend"}.get(kind, kind)
+    service = registry.load(task)
+    SERVED_BY.setdefault(task, set()).add(id(service))
+    INSTANCES[id(service)] = service
     try:
-        if kind == "vision":
-            return vision.load_service().predict(payload)
-        if kind == "speech":
-            return speech.load_service().predict(payload)
-        if kind == "nlp":
-            return nlp.load_service().predict(payload)
         if kind == "user":
-            return recommend.load_service().recommend_for_user(payload, k=10)
-        return recommend.load_service().recommend(payload, k=10)
-    except ValueError as err:  # InputError: part of the expected answer
+            return service.predict({"user": payload, "k": 10})
+        if kind == "rate":
+            return service.predict({"ratings": parse_ratings(payload), "k": 10})
+        return service.predict(payload)
+    except InputError as err:  # part of the expected answer
         return {"error": type(err).__name__, "message": str(err)}
 
 
-def parameters_fingerprint() -> str:
+def parameters_fingerprint(instances) -> str:
+    """A hash of every tensor and array held by the given service instances."""
     digest = hashlib.sha256()
-    for module in (vision, speech, nlp, recommend):
-        service = module.load_service()
+    for service in instances:
         for name, value in sorted(vars(service).items()):
             if isinstance(value, torch.nn.Module):
                 for key, tensor in value.state_dict().items():
@@ -93,7 +99,9 @@ def test_concurrent_requests_match_serial_run(capsys):
     mix = request_mix()
     for request in mix[:10]:  # warm-up: load every model before the clock starts
         serve(request)
-    before = parameters_fingerprint()
+    warm_instances = [INSTANCES[i] for ids in SERVED_BY.values() for i in ids]
+    assert {task for task in SERVED_BY} == {"vision", "speech", "nlp", "recommend"}
+    before = parameters_fingerprint(warm_instances)
 
     started = time.perf_counter()
     serial = [without_timings(serve(request)) for request in mix]
@@ -106,7 +114,11 @@ def test_concurrent_requests_match_serial_run(capsys):
 
     mismatches = [i for i, (a, b) in enumerate(zip(serial, concurrent, strict=True)) if a != b]
     assert not mismatches, f"{len(mismatches)} answers differ, first: {mix[mismatches[0]][0]}"
-    assert parameters_fingerprint() == before, "serving requests changed a shared model"
+    # One instance per task answered every request, and it is the one whose weights were hashed.
+    assert all(len(ids) == 1 for ids in SERVED_BY.values()), {t: len(ids) for t, ids in SERVED_BY.items()}
+    served = [INSTANCES[i] for ids in SERVED_BY.values() for i in ids]
+    assert [id(s) for s in served] == [id(s) for s in warm_instances]
+    assert parameters_fingerprint(served) == before, "serving requests changed a shared model"
     errors = sum(1 for result in concurrent if isinstance(result, dict) and "error" in result)
     with capsys.disabled():
         print(
@@ -114,3 +126,18 @@ def test_concurrent_requests_match_serial_run(capsys):
             f"0 mismatches vs serial, {errors} expected input errors, "
             f"serial {serial_s:.1f} s, concurrent {concurrent_s:.1f} s"
         )
+
+
+def test_fingerprint_notices_a_changed_weight():
+    """The check above can fail: changing one weight of the served instance changes the hash."""
+    service = registry.load("vision")
+    module = next(v for v in vars(service).values() if isinstance(v, torch.nn.Module))
+    before = parameters_fingerprint([service])
+    parameter = next(module.parameters())
+    with torch.no_grad():
+        parameter.view(-1)[0] += 1.0
+        try:
+            assert parameters_fingerprint([service]) != before
+        finally:
+            parameter.view(-1)[0] -= 1.0
+    assert parameters_fingerprint([service]) == before
