@@ -17,8 +17,9 @@ Request bodies are capped per route from the services' own limits (the same ones
 refused before they are read: a declared Content-Length over the cap is answered at once, and a body
 without one is counted while it streams in and cut off at the cap.
 
-Models load lazily, once per process, on the first request for their task. `API_PRELOAD=1` loads all
-four at startup instead, so the first request does not pay for loading.
+Models load lazily, once per process, on the first request for their task. `API_PRELOAD=1` starts
+loading all four in the background at startup (services.preload), so /health shows their progress
+and the first requests do not pay for loading.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -41,8 +41,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services import nlp as nlp_module
+from services import preload, registry
 from services import recommend as recommend_module
-from services import registry
 from services import speech as speech_module
 from services import vision as vision_module
 from services.base import error_entry
@@ -233,11 +233,10 @@ meta = APIRouter(tags=["models"])
 
 @meta.get("/health", summary="Liveness, and which models are loaded")
 def health() -> JSONResponse:
-    models = {
-        task: "ready" if registry.is_loaded(task) else "not loaded (loads on first use)"
-        for task in registry.TASK_MODULES
-    }
-    return respond({"status": "ok", "models": models})
+    """Always answers (liveness). Per task: "waiting" (loads on first use, or queued for the startup
+    preload), "loading", "ready" or "failed"; `preloading` says whether the models load at startup."""
+    models = {task: preload.status(task) for task in registry.TASK_MODULES}
+    return respond({"status": "ok", "preloading": preloading_enabled(), "models": models})
 
 
 @meta.get("/v1/models", summary="Every model's card facts, metrics and limits")
@@ -481,21 +480,16 @@ def catalogue() -> JSONResponse:
 
 
 # ---- the app -----------------------------------------------------------------------------------
-def preload() -> dict[str, float]:
-    """Load every task's service now; returns seconds per task."""
-    seconds = {}
-    for task in registry.TASK_MODULES:
-        started = time.perf_counter()
-        registry.load(task)
-        seconds[task] = round(time.perf_counter() - started, 2)
-        logger.info("preloaded %s in %.1f s", task, seconds[task])
-    return seconds
+def preloading_enabled() -> bool:
+    return os.environ.get(PRELOAD_ENV, "").strip() == "1"
 
 
 @asynccontextmanager
 async def lifespan(_: FastAPI):
-    if os.environ.get(PRELOAD_ENV, "").strip() == "1":
-        await run_in_threadpool(preload)
+    if preloading_enabled():
+        # In the background, as the Streamlit app does: /health answers at once and shows progress,
+        # and a request for a model still loading waits for that same instance.
+        preload.start_background_loading()
     yield
 
 
@@ -519,4 +513,4 @@ def create_app() -> FastAPI:
 
 app = create_app()
 
-__all__ = ["app", "create_app", "body_limit", "preload", "BODY_LIMITS"]
+__all__ = ["app", "create_app", "body_limit", "BODY_LIMITS"]

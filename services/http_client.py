@@ -37,6 +37,7 @@ __all__ = [
     "json_ready",
     "open_client",
     "remote_service",
+    "remote_status",
 ]
 
 CONNECT_TIMEOUT_S = 5.0  # a server that is up accepts at once; fail fast when nothing listens
@@ -250,6 +251,32 @@ def remote_service(task: str, url: str | None, client: httpx.Client | None = Non
             "DEMO_BACKEND=http needs the API's address in DEMO_API_URL, e.g. http://127.0.0.1:8000"
         )
     return REMOTE_SERVICES[task](url or str(client.base_url), client)
+
+
+STATUS_TIMEOUT_S = 3.0  # the home page polls this while models load; a slow answer must not stall it
+
+
+def remote_status(task: str, url: str | None, client: httpx.Client | None = None) -> dict[str, Any]:
+    """The task's model state on the API, as services.preload.status reports it in-process.
+
+    A server that loads models on first use reports them "waiting" until asked; to the pages that is
+    "ready" (the first call loads it), or the home page would wait for a load nobody started.
+    """
+    base_url = url or (str(client.base_url) if client is not None else "")
+    if not base_url:
+        return {"state": "failed", "error": "DEMO_BACKEND=http needs the API's address in DEMO_API_URL"}
+    try:
+        if client is None:
+            with httpx.Client(base_url=base_url, timeout=STATUS_TIMEOUT_S) as own_client:
+                health = own_client.get("/health").json()
+        else:
+            health = client.get("/health").json()
+        state = dict(health["models"][task])
+    except (httpx.TransportError, ValueError, KeyError, TypeError) as err:
+        return {"state": "failed", "error": unavailable_message(base_url, err)}
+    if state.get("state") == "waiting" and not health.get("preloading"):
+        return {"state": "ready", "loads_on_first_use": True}
+    return state
 
 
 # ---- one ready request per route, for the API page -------------------------------------------

@@ -84,8 +84,10 @@ def test_health_lists_every_task(client):
     response = client.get("/health")
     assert response.status_code == 200
     body = response.json()
-    assert body["status"] == "ok"
+    assert body["status"] == "ok" and body["preloading"] is False
     assert set(body["models"]) == set(registry.TASK_MODULES)
+    for task, state in body["models"].items():
+        assert state["state"] == ("ready" if registry.is_loaded(task) else "waiting"), (task, state)
 
 
 def test_openapi_and_docs_describe_every_route(client):
@@ -461,21 +463,25 @@ def test_bad_input_never_gets_a_500(client, method, path, kwargs):
 
 
 # ---- startup and the documented examples ------------------------------------------------------
-def test_preload_loads_every_task_at_startup(monkeypatch):
-    loaded = []
+def test_preload_starts_background_loading_and_health_reports_it(monkeypatch):
+    started = []
     monkeypatch.setenv(api.PRELOAD_ENV, "1")
-    monkeypatch.setattr(api.registry, "load", loaded.append)
-    with TestClient(api.create_app()):
-        assert loaded == list(registry.TASK_MODULES)
+    monkeypatch.setattr(api.preload, "start_background_loading", lambda: started.append(True))
+    monkeypatch.setattr(api.preload, "status", lambda task: {"state": "loading", "since": 1.0})
+    with TestClient(api.create_app()) as fresh:
+        assert started == [True]
+        body = fresh.get("/health").json()
+    assert body["preloading"] is True
+    assert all(state["state"] == "loading" for state in body["models"].values())
 
 
 def test_no_preload_by_default(monkeypatch):
-    loaded = []
+    started = []
     monkeypatch.delenv(api.PRELOAD_ENV, raising=False)
-    monkeypatch.setattr(api.registry, "load", loaded.append)
+    monkeypatch.setattr(api.preload, "start_background_loading", lambda: started.append(True))
     with TestClient(api.create_app()) as fresh:
         assert fresh.get("/health").status_code == 200
-    assert loaded == []
+    assert started == []
 
 
 def test_every_example_on_the_api_page_answers(client):
