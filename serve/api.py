@@ -206,8 +206,28 @@ def respond(payload: Any) -> JSONResponse:
     return JSONResponse(json_ready(payload))
 
 
+# Where the route handlers get each task's service and its loading state. In-process by default;
+# serve/ray_app.py swaps in proxies of its deployments, so the same routes and errors answer on Ray.
+_service_provider: dict[str, Callable[[str], Any]] = {}
+
+
+def set_service_provider(
+    load: Callable[[str], Any] | None, status: Callable[[str], dict[str, Any]] | None = None
+) -> None:
+    """Serve `service(task)` from `load(task)` and /health from `status(task)`; None restores the default."""
+    _service_provider.clear()
+    if load is not None:
+        _service_provider["load"] = load
+    if status is not None:
+        _service_provider["status"] = status
+
+
 def service(task: str) -> Any:
-    return registry.load(task)
+    return _service_provider.get("load", registry.load)(task)
+
+
+def model_status(task: str) -> dict[str, Any]:
+    return _service_provider.get("status", preload.status)(task)
 
 
 def _check_batch(task_service: Any, count: int, what: str) -> None:
@@ -235,7 +255,7 @@ meta = APIRouter(tags=["models"])
 def health() -> JSONResponse:
     """Always answers (liveness). Per task: "waiting" (loads on first use, or queued for the startup
     preload), "loading", "ready" or "failed"; `preloading` says whether the models load at startup."""
-    models = {task: preload.status(task) for task in registry.TASK_MODULES}
+    models = {task: model_status(task) for task in registry.TASK_MODULES}
     return respond({"status": "ok", "preloading": preloading_enabled(), "models": models})
 
 
