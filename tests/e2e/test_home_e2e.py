@@ -1,8 +1,13 @@
-"""The home page in a real browser: every task's self-test answers."""
+"""The home page in a real browser: it shows at once, every task's self-test answers, the sidebar
+calls it Home, and both the light and the dark theme render."""
+
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from tests.e2e.browser import open_page
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
 
 
 def test_home_page_shows_all_four_self_tests(page, app_url):
@@ -14,6 +19,32 @@ def test_home_page_shows_all_four_self_tests(page, app_url):
     for title in ("Try Vision", "Try Language", "Try Speech", "Try Recommendation"):
         expect(page.get_by_text(title)).to_be_visible()
     expect(page.get_by_text("Something went wrong")).to_have_count(0)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("Home", exact=True)).to_be_visible()
+    expect(sidebar.get_by_text("app", exact=True)).to_have_count(0)
+    expect(page.get_by_text("Running on CPU").or_(page.get_by_text("Running on GPU"))).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
+
+
+def _background_luminance(page) -> float:
+    rgb = page.evaluate(
+        "getComputedStyle(document.querySelector(\"[data-testid='stApp']\")).backgroundColor"
+    )
+    red, green, blue = (int(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def test_theme_follows_the_viewers_setting(browser, app_url):
+    for scheme, dark in (("dark", True), ("light", False)):
+        context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        open_page(page, app_url)
+        expect(page.get_by_text("Live self-test")).to_be_visible()
+        luminance = _background_luminance(page)
+        assert (luminance < 60) if dark else (luminance > 200), (scheme, luminance)
+        if dark:
+            page.screenshot(path=str(SCREENSHOTS / "home_dark.png"))
+        context.close()
 
 
 def test_model_cards_page_lists_every_model(page, app_url):
