@@ -74,6 +74,7 @@ evaluate: install
 	$(PY) -m models evaluate speech --data-dir $(DATA_DIR)/fsdd
 	$(PY) -m models evaluate recommend --data-dir $(DATA_DIR)/movielens-100k
 	$(PY) -m models evaluate nlp --data-dir $(DATA_DIR)/sst2
+	$(PY) -m models readme
 
 # Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).
 bench: install-dev system-deps-test

@@ -1,4 +1,6 @@
-"""Entry point: `python -m models {train,evaluate} {vision,speech,nlp,recommend} [options]`.
+"""Entry point: `python -m models {train,evaluate} {vision,speech,nlp,recommend} [options]`, and
+`python -m models readme` (refresh the README's model table and each card's measured figures from
+the metrics files).
 
 Each task lives in its own package (`models/<task>/`) whose `cli` module exposes
 `main(action: str, argv: list[str]) -> int`; the task is imported lazily so that training the
@@ -14,11 +16,21 @@ import sys
 
 TASKS = ("vision", "speech", "nlp", "recommend")
 ACTIONS = ("train", "evaluate")
-USAGE = f"usage: python -m models {{{','.join(ACTIONS)}}} {{{','.join(TASKS)}}} [--help] [options]"
+USAGE = (
+    f"usage: python -m models {{{','.join(ACTIONS)}}} {{{','.join(TASKS)}}} [--help] [options]\n"
+    "       python -m models readme"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["readme"]:
+        from models.report import ROWS, update_card, update_readme
+
+        changed = [name for name, done in [("README.md", update_readme())] if done]
+        changed += [f"models/{r.task}/MODEL_CARD.md" for r in ROWS if update_card(r.task)]
+        print("updated: " + ", ".join(changed) if changed else "README and model cards already up to date")
+        return 0
     if len(argv) < 2 or argv[0] not in ACTIONS or argv[1] not in TASKS:
         print(USAGE, file=sys.stderr)
         return 2

@@ -73,5 +73,7 @@ def load_model_cards(models_dir: Path = MODELS_DIR) -> list[ModelCard]:
         markdown = _FRONT_MATTER.sub("", card_path.read_text(encoding="utf-8"))
         metrics_path = folder / "metrics.json"
         metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+        # The command actually run, as the evaluation CLI recorded it, over the documented default.
+        command = str(metrics.get("command") or command)
         cards.append(ModelCard(task, title, command, references, markdown, metrics))
     return cards
