@@ -71,6 +71,30 @@ def _train(argv: list[str]) -> int:
         "--ingredients-dir", type=Path, default=None, help="keep each run of a soup here (default: discarded)"
     )
     parser.add_argument(
+        "--stage",
+        choices=("all", "sst2", "domains"),
+        default="all",
+        help="all: SST-2 soup, then the multi-domain stage from it (the shipped recipe); "
+        "sst2: stage 1 only; domains: stage 2 only, from --init-from",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="stage 2 starts from this stage-1 checkpoint instead of training stage 1 first",
+    )
+    parser.add_argument(
+        "--domain-lrs",
+        type=float,
+        nargs="+",
+        default=None,
+        help="encoder learning rates of the stage-2 runs (default: DomainConfig.lrs)",
+    )
+    parser.add_argument("--domain-epochs", type=int, default=None, help="stage-2 epochs per run")
+    parser.add_argument(
+        "--limit-rows", type=int, default=None, help="stage 2: cap every source's rows (smoke runs)"
+    )
+    parser.add_argument(
         "--soup-of",
         type=Path,
         nargs="+",
@@ -103,7 +127,23 @@ def _train(argv: list[str]) -> int:
         )
     dev_path = data_dir / "dev.tsv"
     dev = read_sst2(dev_path) if not args.no_dev and dev_path.is_file() else None
-    if args.soup_of:
+    if args.init_from is not None or args.stage == "domains":
+        if args.init_from is None or not args.init_from.is_file():
+            raise SystemExit("error: --stage domains needs --init-from CHECKPOINT (a stage-1 SST-2 model)")
+        summary = _train_domains(args, data_dir, args.init_from, settings)
+        dev = None  # stage 2 fits its temperature on its own validation split
+    elif args.stage == "all" and not args.soup_of:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="nlp-stage1-") as scratch:
+            folder = args.ingredients_dir or Path(scratch)
+            stage1 = folder / f"{args.out.stem}.stage1.safetensors"
+            first = train_soup(
+                data_dir, stage1, config, settings, args.lrs, args.ingredients_dir, not args.no_dev
+            )
+            summary = {"stage1": first, "stage2": _train_domains(args, data_dir, stage1, settings)}
+        dev = None
+    elif args.soup_of:
         missing = [str(p) for p in args.soup_of if not p.is_file()]
         if missing:
             raise SystemExit(f"error: checkpoint not found: {', '.join(missing)}")
@@ -131,6 +171,20 @@ def _train(argv: list[str]) -> int:
     args.out.with_suffix(".train.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record))
     return 0
+
+
+def _train_domains(args, data_dir: Path, init_weights: Path, settings) -> dict:
+    from dataclasses import replace
+
+    from models.nlp.train_domains import DomainConfig, train_multi_domain
+
+    config = DomainConfig(seed=args.seed, limit_rows=args.limit_rows)
+    if args.domain_lrs:
+        config = replace(config, lrs=tuple(args.domain_lrs))
+    if args.domain_epochs:
+        config = replace(config, epochs=args.domain_epochs)
+    # the other sets sit beside the SST-2 folder (../shared/data/sst2 -> ../shared/data)
+    return train_multi_domain(data_dir.parent, init_weights, args.out, config, settings, args.ingredients_dir)
 
 
 def _evaluate(argv: list[str]) -> int:

@@ -1,0 +1,223 @@
+"""The sentiment sets beside SST-2, by role: what may be trained on, and what is only measured.
+
+All paths are relative to the folder that holds the `sst2/` folder (for example ../shared/data), so
+`--data-dir ../shared/data/sst2` finds everything else as its siblings. Roles follow the data README:
+a *train* set may be trained on and used to choose between runs; a *test-only* set is read only to
+report a figure, never to train, tune a threshold or temperature, or pick a run.
+
+Validation is carved out of the train sets (a fixed share of each, by a seeded shuffle), so every
+choice in the recipe (mixing, learning rates, which runs to average, how far to interpolate, the
+temperature) is made on data of the same kinds as the training data and none of the test sets.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Sentences with 0/1 labels (0 = negative, 1 = positive) from one named source."""
+
+    name: str
+    texts: list[str]
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, rows: Sequence[int]) -> LabelledTexts:
+        return LabelledTexts(self.name, [self.texts[i] for i in rows], [self.labels[i] for i in rows])
+
+
+def read_label_sentence_tsv(path: Path, name: str | None = None) -> LabelledTexts:
+    """A TSV with header `label<TAB>sentence` (the layout of every set here except SST-2)."""
+    texts: list[str] = []
+    labels: list[int] = []
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        if header[:2] != ["label", "sentence"]:
+            raise ValueError(f"{path}: expected header 'label<TAB>sentence', got {header}")
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            label, _, text = line.partition("\t")
+            if label not in ("0", "1"):
+                raise ValueError(f"{path}:{number}: label must be 0 or 1, got {label!r}")
+            texts.append(text.strip())
+            labels.append(int(label))
+    return LabelledTexts(name or path.stem, texts, labels)
+
+
+def read_sst2_tsv(path: Path, name: str = "sst2") -> LabelledTexts:
+    """GLUE SST-2 keeps its own column order, `sentence<TAB>label`."""
+    from models.nlp.train import read_sst2
+
+    texts, labels = read_sst2(path)
+    return LabelledTexts(name, texts, labels)
+
+
+def concat(name: str, parts: Sequence[LabelledTexts]) -> LabelledTexts:
+    return LabelledTexts(name, [t for p in parts for t in p.texts], [y for p in parts for y in p.labels])
+
+
+@dataclass(frozen=True)
+class TestOnlySet:
+    """One test-only measurement: a key for metrics.json, a description and its files."""
+
+    key: str
+    description: str
+    files: tuple[str, ...]  # relative to the data root; read together as one set
+
+    def available(self, root: Path) -> bool:
+        return all((root / f).is_file() for f in self.files)
+
+    def load(self, root: Path) -> LabelledTexts:
+        parts = [
+            read_sst2_tsv(root / f, self.key) if f.startswith("sst2/") else read_label_sentence_tsv(root / f)
+            for f in self.files
+        ]
+        return concat(self.key, parts)
+
+
+# Every test-only sentiment set in ../shared/data, with the figure each one reports.
+TEST_ONLY_SETS: tuple[TestOnlySet, ...] = (
+    TestOnlySet("sst2_dev", "GLUE SST-2 dev (movie-review sentences)", ("sst2/dev.tsv",)),
+    TestOnlySet(
+        "opener_hotels", "OpeNER English hotel-review sentences, test file", ("opener_en_hotels/test.tsv",)
+    ),
+    TestOnlySet(
+        "product_reviews",
+        "fine-grained product-review sentences, all five domains together",
+        tuple(
+            f"finegrained_product_reviews/{d}.tsv"
+            for d in ("books", "dvds", "electronics", "music", "videogames")
+        ),
+    ),
+    TestOnlySet(
+        "airline_tweets", "customer-service tweets about US airlines", ("airline_tweets/airline_tweets.tsv",)
+    ),
+    TestOnlySet(
+        "dynasent_r1_test", "DynaSent round 1 test (hard Yelp sentences)", ("dynasent/r1_yelp_test.tsv",)
+    ),
+    TestOnlySet(
+        "dynasent_r2_test",
+        "DynaSent round 2 test (crowd-written, adversarial)",
+        ("dynasent/r2_dynabench_test.tsv",),
+    ),
+    TestOnlySet(
+        "tweeteval_test",
+        "TweetEval sentiment test tweets (positive/negative)",
+        ("tweeteval_sentiment/test.tsv",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class TrainSource:
+    """A set open for training: its files, the share held out for validation, and its sampling weight."""
+
+    key: str
+    files: tuple[str, ...]
+    validation_share: float = 0.15
+    # Copies per epoch: >1 upsamples a small set so a domain is not drowned by the larger ones.
+    repeats: int = 1
+    # Extra files that are validation only (tsa_md ships its own dev split for that).
+    validation_files: tuple[str, ...] = ()
+
+
+MULTI_DOMAIN_SOURCES: tuple[TrainSource, ...] = (
+    TrainSource("uci_reviews", tuple(f"uci_sentiment_sentences/{d}.tsv" for d in ("amazon", "yelp", "imdb"))),
+    TrainSource("dynasent_r1_dev", ("dynasent/r1_yelp_dev.tsv",)),
+    TrainSource("dynasent_r2_dev", ("dynasent/r2_dynabench_dev.tsv",), repeats=2),
+    TrainSource("tsa_md", ("tsa_md/train.tsv",), validation_share=0.0, validation_files=("tsa_md/dev.tsv",)),
+)
+
+
+def normalise(text: str) -> str:
+    """Lower-case, letters and digits only: the key that finds the same sentence written twice."""
+    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
+
+
+def test_only_keys(root: Path) -> set[str]:
+    """Normalised texts of every test-only set present under root (to keep them out of training)."""
+    keys: set[str] = set()
+    for test_set in TEST_ONLY_SETS:
+        if test_set.available(root):
+            keys.update(normalise(t) for t in test_set.load(root).texts)
+    return keys
+
+
+@dataclass
+class DomainSplits:
+    """The training rows of each source and the validation rows carved from each."""
+
+    train: dict[str, LabelledTexts] = field(default_factory=dict)
+    validation: dict[str, LabelledTexts] = field(default_factory=dict)
+    repeats: dict[str, int] = field(default_factory=dict)
+    dropped_as_test_overlap: dict[str, int] = field(default_factory=dict)
+
+    def limited(self, rows: int) -> DomainSplits:
+        """The first `rows` rows of every part (tests and smoke runs)."""
+        first = range(rows)
+        return DomainSplits(
+            {k: v.subset(first[: len(v)]) for k, v in self.train.items()},
+            {k: v.subset(first[: len(v)]) for k, v in self.validation.items()},
+            dict(self.repeats),
+            dict(self.dropped_as_test_overlap),
+        )
+
+
+def _split(data: LabelledTexts, share: float, rng: random.Random) -> tuple[LabelledTexts, LabelledTexts]:
+    order = list(range(len(data)))
+    rng.shuffle(order)
+    n_val = int(round(share * len(order)))
+    return data.subset(order[n_val:]), data.subset(order[:n_val])
+
+
+def load_multi_domain(
+    root: Path,
+    sources: Sequence[TrainSource] = MULTI_DOMAIN_SOURCES,
+    sst2_validation_rows: int = 600,
+    seed: int = 13,
+) -> DomainSplits:
+    """Read each train source under root, drop rows that also occur in a test-only set, carve validation.
+
+    SST-2 train is returned whole under "sst2" (the recipe samples from it each epoch) minus
+    `sst2_validation_rows` held out as "sst2" validation.
+    """
+    rng = random.Random(seed)
+    banned = test_only_keys(root)
+    splits = DomainSplits()
+
+    def clean(data: LabelledTexts) -> LabelledTexts:
+        keep = [i for i, t in enumerate(data.texts) if normalise(t) not in banned]
+        splits.dropped_as_test_overlap[data.name] = (
+            splits.dropped_as_test_overlap.get(data.name, 0) + len(data) - len(keep)
+        )
+        return data.subset(keep)
+
+    sst2 = clean(read_sst2_tsv(root / "sst2" / "train.tsv"))
+    splits.train["sst2"], splits.validation["sst2"] = _split(sst2, sst2_validation_rows / len(sst2), rng)
+    splits.repeats["sst2"] = 1
+    for source in sources:
+        missing = [f for f in source.files + source.validation_files if not (root / f).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"training source {source.key}: missing {', '.join(missing)} under {root}"
+            )
+        data = clean(concat(source.key, [read_label_sentence_tsv(root / f) for f in source.files]))
+        train_part, val_part = _split(data, source.validation_share, rng)
+        if source.validation_files:
+            extra = clean(
+                concat(source.key, [read_label_sentence_tsv(root / f) for f in source.validation_files])
+            )
+            val_part = concat(source.key, [val_part, extra])
+        splits.train[source.key], splits.validation[source.key] = train_part, val_part
+        splits.repeats[source.key] = source.repeats
+    return splits
