@@ -33,13 +33,15 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
         color=alt.Color("count:Q", scale=alt.Scale(scheme="purples", type="symlog"), legend=None),
         tooltip=["true", "predicted", "count"],
     )
-    text = base.mark_text(fontSize=11).encode(
+    text = base.mark_text(fontSize=13).encode(
         text="count:Q",
         color=alt.condition(
             alt.datum.count > frame["count"].max() / 3, alt.value("white"), alt.value("#333")
         ),
     )
-    return (cells + text).properties(height=36 * len(labels) + 40)
+    # Square cells of at least 90 px: a 2-class matrix stays a readable square, not a 112 px strip.
+    cell = max(36, 180 // len(labels))
+    return (cells + text).properties(width=cell * len(labels), height=cell * len(labels))
 
 
 cards = load_model_cards()
@@ -73,6 +75,6 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
         confusion = card.confusion_matrix
         if confusion:
             st.markdown("**Confusion matrix** (evaluation split)")
-            st.altair_chart(confusion_heatmap(*confusion), width="stretch")
+            st.altair_chart(confusion_heatmap(*confusion), width="content")
         with st.expander("Full model card", expanded=False):
             st.markdown(card.markdown)

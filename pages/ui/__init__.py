@@ -95,6 +95,8 @@ def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
     return _cached_call(task, method, args, tuple(sorted(options.items())))
 
 
+CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
+
 PAGE_ICONS = {
     "Vision": "🔢",
     "Language": "💬",
@@ -170,7 +172,7 @@ def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_fie
             color=alt.Color("confidence:Q", scale=alt.Scale(scheme="purples", domain=[0, 1]), legend=None),
             tooltip=["class", alt.Tooltip("confidence:Q", format=".2%")],
         )
-        .properties(height=alt.Step(26))
+        .properties(height=max(CHART_MIN_HEIGHT, 28 * len(frame) + 24))  # never a squashed strip
     )
     st.altair_chart(chart, width="stretch")
 
@@ -179,3 +181,48 @@ def latency_caption(latency_ms: float) -> None:
     from services.device import device_badge_text
 
     st.caption(f":material/timer: {latency_ms:.1f} ms on `{device_badge_text()}`")
+
+
+def _shareable(value: Any, depth: int = 0) -> Any:
+    """The result as JSON a person can paste: long arrays (waveforms, heat maps) are summarised."""
+    if isinstance(value, dict):
+        return {str(k): _shareable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if len(value) > 64 or (depth > 2 and value and isinstance(value[0], list | tuple)):
+            return f"[{len(value)} values: open the page to see them]"
+        return [_shareable(v, depth + 1) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _shareable(value.tolist(), depth)
+    return value
+
+
+def shared_input(name: str) -> str | None:
+    """The value a shared link carries for this page's input (see result_actions), if any."""
+    value = st.query_params.get(name)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def result_actions(result: dict, share: dict[str, str] | None = None, key: str = "result") -> None:
+    """ "Copy link" (reopens this page with the same input) and "Copy result" (the JSON) under a result.
+
+    `share` holds the query parameters that reproduce the input (text, ratings, a bundled example);
+    uploads and recordings cannot travel in a link, and the popover says so.
+    """
+    import json
+    from urllib.parse import urlencode
+
+    link_column, result_column, _ = st.columns([1, 1, 3])
+    with link_column.popover("Copy link", icon=":material/link:", width="stretch"):
+        if share:
+            st.query_params.from_dict(share)  # the address bar now reopens this input too
+            base = (st.context.url or "").split("?", 1)[0]
+            st.caption("Opens this page with the same input:")
+            st.code(f"{base}?{urlencode(share)}", language=None, wrap_lines=True)
+        else:
+            st.caption("An upload or a recording cannot travel in a link; copy the result instead.")
+    with result_column.popover("Copy result", icon=":material/content_copy:", width="stretch"):
+        st.code(
+            json.dumps(_shareable(result), indent=2, ensure_ascii=False),
+            language="json",
+            height=300,
+        )
