@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageOps
 
-from pages.ui import confidence_bars, latency_caption, setup_page, user_facing_errors
-from services.vision import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES, example_inputs, load_service, model_info
+from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
+from services.vision import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES, example_inputs
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 BROWSER_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}  # what we can show back as is
@@ -24,25 +24,15 @@ setup_page(
 )
 
 
-@st.cache_resource(show_spinner="Loading the digit CNN…")
-def get_service():
-    return load_service()
-
-
-@st.cache_data(show_spinner=False)
-def get_info() -> dict:
-    return model_info()
-
-
-service = get_service()
+service = cached_service("vision")
 
 with st.expander("About this model and its limits", icon=":material/info:"):
-    info = get_info()
-    accuracy = info.get("test_accuracy")
+    info = service.info()
+    accuracy = info["metrics"].get("accuracy")
     st.markdown(
         f"""
 - **Model.** {info["architecture"]}; {info["parameters"]:,} parameters, trained from scratch in PyTorch.
-- **Data.** {info["training_data"]}. Augmentation (scale, shift, rotation, shear, thicker and thinner
+- **Data.** {info["training"]}. Augmentation (scale, shift, rotation, shear, thicker and thinner
   strokes, blur, contrast, noise, JPEG artefacts) prepares it for photos, print and canvas strokes.
 - **Accuracy.** {f"{accuracy:.2%}" if accuracy else "n/a"} on the 10,000 MNIST test digits.
 
@@ -54,8 +44,8 @@ shows which regions drove the answer.
 
 **Limits.** One digit per image: several digits, letters or drawings still get a digit as answer
 (a low confidence is flagged). Very small digits in a large photo, heavy clutter, or ink with little
-contrast may fail: crop to the digit. Files up to {info["max_upload_mb"]:.0f} MiB and
-{info["max_megapixels"]:.0f} megapixels; animated images use their first frame.
+contrast may fail: crop to the digit. Files up to {info["limits"]["max_upload_bytes"] / 2**20:.0f} MiB and
+{info["limits"]["max_pixels"] / 1e6:.0f} megapixels; animated images use their first frame.
 """
     )
 
@@ -78,7 +68,7 @@ def _overlay(model_input: np.ndarray, saliency: np.ndarray) -> np.ndarray:
 def show_result(result: dict, original: bytes | np.ndarray | None = None) -> None:
     """Headline, top-k bars, the model's-eye view, the Grad-CAM overlay, latency and device."""
     st.subheader(f"Predicted digit: {result['label']}")
-    if result["uncertain"]:
+    if result["low_confidence"]:
         st.warning(
             f"Low confidence ({result['confidence']:.0%}): this may not be a single clear digit.",
             icon=":material/help:",
@@ -98,9 +88,10 @@ def show_result(result: dict, original: bytes | np.ndarray | None = None) -> Non
         if original is not None:
             cols[0].image(original, caption="Your image", width="stretch")
         eye_col, cam_col = cols[-2], cols[-1]
-        model_input = np.asarray(result["model_input"], dtype=np.float32)
+        digit = result["digits"][0]
+        model_input = np.asarray(digit["model_input"], dtype=np.float32)
         eye_col.image(_scaled(model_input), caption="Model's-eye view (28×28)", clamp=True, width="stretch")
-        overlay = _overlay(model_input, np.asarray(result["saliency"], dtype=np.float32))
+        overlay = _overlay(model_input, np.asarray(digit["saliency"], dtype=np.float32))
         cam_col.image(
             _scaled(overlay), caption="Grad-CAM: what drove the answer", clamp=True, width="stretch"
         )
@@ -148,7 +139,12 @@ with upload_tab:
             for upload, result in zip(files, results, strict=True):
                 if "error" in result:
                     rows.append(
-                        {"file": upload.name, "label": None, "confidence": None, "error": result["error"]}
+                        {
+                            "file": upload.name,
+                            "label": None,
+                            "confidence": None,
+                            "error": result["error"]["message"],
+                        }
                     )
                 else:
                     second = (

@@ -12,6 +12,9 @@ Guards, in order, each before the expensive step it protects:
 - animation: an animated GIF/WEBP/PNG is accepted, its FIRST frame is used, and the result says so
   in `notes`.
 
+Phone formats: HEIC/HEIF (the iPhone camera's default) is decoded by pillow-heif, AVIF by Pillow
+itself; both go through the same guards, and their orientation is applied like a JPEG's.
+
 Then: EXIF orientation is applied, transparency is composited (on white, or on black when the ink
 itself is light, so white-on-transparent drawings still work), CMYK / palette / 16-bit / float
 modes are mapped to grey in [0, 1], and the picture is reduced for the preprocessing step.
@@ -25,6 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from services.errors import (
@@ -42,8 +46,14 @@ MAX_PIXELS = 40_000_000  # 40 megapixels (a 48 MP phone photo should be resized 
 MIN_SIDE = 8  # pixels; smaller images cannot hold a readable digit
 MAX_ARRAY_SIDE = 4096  # for arrays handed over directly (the drawing canvas)
 DECODE_SIDE = 640  # JPEGs are decoded at a reduced scale (DCT scaling) down to about this size
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG also yields MPO (multi-picture) files
-FORMAT_NAMES = "PNG, JPEG, WEBP, BMP, GIF or TIFF"
+# JPEG also yields MPO (multi-picture) files; HEIF is pillow-heif's plug-in, AVIF is Pillow's own.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF", "HEIF", "AVIF")
+FORMAT_NAMES = "PNG, JPEG, HEIC, AVIF, WEBP, BMP, GIF or TIFF"
+UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "heic", "heif", "avif", "webp", "bmp", "gif", "tif", "tiff")
+
+# Registers the "HEIF" decoder with Pillow. Its thumbnails and depth images are not needed, and
+# orientation is left in the EXIF block so that ImageOps.exif_transpose below treats every format alike.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 # Process-wide and set once at import (thread-safe, unlike warnings.catch_warnings per call):
 # Pillow warns above Image.MAX_IMAGE_PIXELS; we want that to stop decoding, not just log.
@@ -54,9 +64,15 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 class DecodedImage:
     gray: np.ndarray  # (H, W) float32 in [0, 1], 1 = white; orientation corrected
     format: str  # "PNG", "JPEG", ... or "array"
-    size: tuple[int, int]  # original (width, height) before any reduction
+    size: tuple[int, int]  # original (width, height) before any reduction, as stored
     mode: str  # original Pillow mode ("RGB", "RGBA", "P", "CMYK", "I;16", ...)
     notes: tuple[str, ...] = field(default_factory=tuple)  # things worth telling the user
+    turned: bool = False  # EXIF orientation swapped width and height
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) as the picture is seen, after EXIF orientation: the frame of result boxes."""
+        return (self.size[1], self.size[0]) if self.turned else self.size
 
 
 def _too_large(width: int, height: int) -> InputTooLargeError:
@@ -121,22 +137,31 @@ _SIGNATURES = {
 }
 
 
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
 def sniff_format(data: bytes) -> str | None:
     """The format the leading bytes announce, if it is one we accept."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp":  # ISO base media file: the brand tells HEIF from AVIF (or a video)
+        brand = data[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
     return next((fmt for magic, fmt in _SIGNATURES.items() if data.startswith(magic)), None)
 
 
-def decode_image(data: bytes) -> DecodedImage:
-    """Validate and decode an uploaded file; raises an InputError subclass for bad input."""
+def _open(data: bytes) -> Image.Image:
+    """Size and format checks, then Pillow's header parse (no pixels decoded yet)."""
     if not data:
         raise EmptyInputError("the file is empty (0 bytes)")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InputTooLargeError(
             f"the file is {len(data) / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MiB"
         )
-    notes: list[str] = []
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # reads the header only
     except UnidentifiedImageError as err:
@@ -154,33 +179,86 @@ def decode_image(data: bytes) -> DecodedImage:
         ) from err
     except Exception as err:  # noqa: BLE001 - damaged headers raise all sorts (SyntaxError, struct.error, ...)
         raise CorruptInputError("the image header is damaged and cannot be read") from err
+    _check_dimensions(*image.size)
+    return image
+
+
+def _load_upright(image: Image.Image, notes: list[str]) -> tuple[Image.Image, bool]:
+    """Decode the first frame (reduced where cheap), turned upright; → (picture, width/height swapped)."""
+    fmt = image.format or "?"
+    frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+    if frames > 1:
+        image.seek(0)
+        notes.append(f"animated {fmt} with {frames} frames: only the first frame was used")
+    if fmt in ("JPEG", "MPO"):
+        image.draft(None, (DECODE_SIDE, DECODE_SIDE))  # decode at 1/2, 1/4 or 1/8 scale
+    image.load()
+    if fmt in ("HEIF", "AVIF") and max(image.size) >= 4 * DECODE_SIDE:
+        # Phone photos (12 MP and more): box-average down early, as JPEG's draft mode does.
+        image = image.reduce(max(image.size) // (2 * DECODE_SIDE))
+    # libheif applies a HEIF's own rotation while decoding and pillow-heif then resets the EXIF tag
+    # to 1 (keeping the original in info), so the tag below only turns the other formats.
+    heif_orientation = int(image.info.get("original_orientation") or 1)
+    try:
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+        oriented = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a readable picture
+        logger.info("ignoring unreadable EXIF orientation")
+        orientation, oriented = 1, image
+    if orientation in range(2, 9) or heif_orientation in range(2, 9):
+        notes.append("turned upright using the photo's EXIF orientation")
+    return oriented, orientation in range(5, 9)
+
+
+# What decoders raise on damaged pixel data (pillow-heif reports libheif's errors as RuntimeError).
+_DAMAGED = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, RuntimeError)
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Validate and decode an uploaded file; raises an InputError subclass for bad input."""
+    notes: list[str] = []
+    image = _open(data)
     with image:
         fmt = image.format or "?"
         width, height = image.size
         original_mode = image.mode
-        _check_dimensions(width, height)
         try:
-            frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
-            if frames > 1:
-                image.seek(0)
-                notes.append(f"animated {fmt} with {frames} frames: only the first frame was used")
-            if fmt in ("JPEG", "MPO"):
-                image.draft(None, (DECODE_SIDE, DECODE_SIDE))  # decode at 1/2, 1/4 or 1/8 scale
-            image.load()
-            try:
-                orientation = int(image.getexif().get(0x0112, 1) or 1)
-                oriented = ImageOps.exif_transpose(image)
-            except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a readable picture
-                logger.info("ignoring unreadable EXIF orientation")
-                orientation, oriented = 1, image
-            if orientation in range(2, 9):
-                notes.append("turned upright using the photo's EXIF orientation")
+            oriented, turned = _load_upright(image, notes)
             gray = _to_gray(oriented)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise _too_large(width, height) from err
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
+        except _DAMAGED as err:
             raise CorruptInputError("the image data is truncated or damaged and cannot be decoded") from err
-    return DecodedImage(gray=gray, format=fmt, size=(width, height), mode=original_mode, notes=tuple(notes))
+    return DecodedImage(
+        gray=gray,
+        format=fmt,
+        size=(width, height),
+        mode=original_mode,
+        notes=tuple(notes),
+        turned=turned,
+    )
+
+
+def preview_rgb(data: bytes, max_side: int = 1024) -> np.ndarray:
+    """An upload as the page can show it: upright (H, W, 3) uint8 RGB, at most `max_side` pixels.
+
+    Same guards as `decode_image`; for formats browsers cannot show (HEIC, TIFF) and for drawing
+    boxes in the coordinates of a result's `size`.
+    """
+    image = _open(data)
+    with image:
+        width, height = image.size
+        try:
+            oriented, _ = _load_upright(image, [])
+            rgb = oriented.convert("RGBA")
+            backdrop = Image.new("RGBA", rgb.size, (255, 255, 255, 255))
+            rgb = Image.alpha_composite(backdrop, rgb).convert("RGB")
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise _too_large(width, height) from err
+        except _DAMAGED as err:
+            raise CorruptInputError("the image data is truncated or damaged and cannot be decoded") from err
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def decode_array(array: np.ndarray) -> DecodedImage:

@@ -10,14 +10,16 @@ from streamlit.testing.v1 import AppTest
 from models.vision import EXAMPLES_DIR
 from tests.conftest import REPO_ROOT
 
-PAGE = str(REPO_ROOT / "pages" / "1_Vision.py")
+PAGE = "pages/1_Vision.py"
 SEVEN = (EXAMPLES_DIR / "mnist_test_0000.png").read_bytes()
 TWO = (EXAMPLES_DIR / "mnist_test_0001.png").read_bytes()
 
 
 @pytest.fixture
 def app() -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    # Started as the app is (app.py is the main script), so the sidebar's page links resolve.
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     return at
 

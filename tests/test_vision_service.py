@@ -1,4 +1,7 @@
-"""Vision service: decoding of every common format, the bad inputs, batching, threads, the CLI."""
+"""Vision service: decoding of every common format, the bad inputs, batching, threads, the CLI.
+
+Multi-digit reading, HEIC and the service contract have their own files (test_vision_numbers.py,
+test_vision_phone_formats.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from PIL import Image
 
 from models.vision import EXAMPLES_DIR
 from services import image_io
+from services.base import RESULT_FIELDS
 from services.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -27,7 +31,7 @@ from services.errors import (
     NothingFoundError,
     UnsupportedFormatError,
 )
-from services.vision import example_inputs, load_service, self_test
+from services.vision import MAX_BATCH, example_inputs, load_service
 from tests.conftest import REPO_ROOT
 
 SEVEN = EXAMPLES_DIR / "mnist_test_0000.png"  # MNIST test image #0, a 7 (light ink on black)
@@ -127,7 +131,9 @@ def test_polarity_is_automatic(service):
     )
     assert not light_on_dark["inverted"] and dark_on_light["inverted"]
     assert light_on_dark["label"] == dark_on_light["label"] == "7"
-    diff = np.abs(np.asarray(light_on_dark["model_input"]) - np.asarray(dark_on_light["model_input"])).mean()
+    seen_light = np.asarray(light_on_dark["digits"][0]["model_input"])
+    seen_dark = np.asarray(dark_on_light["digits"][0]["model_input"])
+    diff = np.abs(seen_light - seen_dark).mean()
     assert diff < 0.02
 
 
@@ -233,12 +239,18 @@ def test_canvas_rgba_drawing_is_read(service):
 
 def test_result_schema_and_explanations(service):
     result = service.predict(SEVEN.read_bytes(), explain=True, top_k=3)
-    assert result["label"] == "7" and 0.5 < result["confidence"] <= 1
+    assert set(RESULT_FIELDS) <= set(result)
+    assert set(result["stages_ms"]) == {"preprocess", "forward", "postprocess"}
+    assert result["label"] == "7" and 0.5 < result["confidence"] <= 1 and not result["low_confidence"]
     assert [row["label"] for row in result["top_k"]][0] == "7" and len(result["top_k"]) == 3
     scores = [row["score"] for row in result["top_k"]]
     assert scores == sorted(scores, reverse=True)
     assert result["latency_ms"] > 0 and result["device"]
-    model_input, saliency = np.asarray(result["model_input"]), np.asarray(result["saliency"])
+    (digit,) = result["digits"]
+    assert digit["label"] == "7" and digit["confidence"] == result["confidence"]
+    x0, y0, x1, y1 = digit["box"]
+    assert 0 <= x0 < x1 <= 28 and 0 <= y0 < y1 <= 28
+    model_input, saliency = np.asarray(digit["model_input"]), np.asarray(digit["saliency"])
     assert model_input.shape == saliency.shape == (28, 28)
     assert 0 <= saliency.min() and saliency.max() == pytest.approx(1, abs=1e-3)
     json.dumps(result)  # plain Python only
@@ -250,15 +262,15 @@ def test_batch_matches_single_and_keeps_errors_in_place(service):
     payloads.insert(2, b"not an image")
     batch = service.predict_batch(payloads)
     assert len(batch) == len(payloads)
-    assert batch[2]["error_type"] == "UnsupportedFormatError"
+    assert batch[2]["error"]["type"] == "UnsupportedFormatError" and batch[2]["error"]["message"]
     for data, result in zip(payloads, batch, strict=True):
         if "error" in result:
             continue
         single = service.predict(data)
         assert single["label"] == result["label"]
         assert single["confidence"] == pytest.approx(result["confidence"], abs=1e-3)
-    with pytest.raises(InputError):
-        service.predict_batch(payloads, raise_errors=True)
+    with pytest.raises(InputTooLargeError, match="limit"):
+        service.predict_batch([payloads[0]] * (MAX_BATCH + 1))
 
 
 def test_eight_threads_agree_with_a_serial_run(service):
@@ -275,10 +287,10 @@ def test_service_is_immutable(service):
     assert not any(p.requires_grad for p in service.model.parameters())
 
 
-def test_examples_and_self_test():
+def test_examples_and_self_test(service):
     examples = example_inputs()
     assert len(examples) >= 8 and all(e["label"] in "0123456789" for e in examples)
-    report = self_test()
+    report = service.self_test()
     assert set(report) == {"input", "output", "latency_ms"}
     assert report["output"].startswith("7 ")
 
@@ -339,4 +351,39 @@ def test_mangled_files_give_a_result_or_a_typed_error(service, fmt, cut, flips):
     except InputError as err:
         assert str(err)
     else:
-        assert result["label"] in "0123456789"
+        assert result["label"] and result["label"].isdigit()
+
+
+# ---- the service contract ---------------------------------------------------------------------
+
+
+def test_one_instance_per_process_and_info_from_the_bundle(service):
+    assert load_service() is service
+    info = service.info()
+    assert info["task"] == "vision" and info["name"] == "mnist-cnn"
+    assert info["parameters"] == sum(p.numel() for p in service.model.parameters())
+    metrics = json.loads((REPO_ROOT / "models" / "vision" / "metrics.json").read_text())
+    assert info["metrics"]["accuracy"] == metrics["accuracy"] >= 0.993
+    assert info["metrics"]["command"].startswith("python -m models evaluate vision")
+    assert info["architecture"].startswith("Conv 32 3×3") and "Dense 10" in info["architecture"]
+    assert info["limits"]["max_batch"] == MAX_BATCH
+    json.dumps(info)
+
+
+def test_evaluate_cli_records_the_command_it_ran(tmp_path, monkeypatch):
+    from models.vision import cli
+
+    rng = np.random.default_rng(0)
+    fake = {
+        "x_train": rng.integers(0, 255, (4, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(4) % 10,
+        "x_test": np.stack([np.asarray(Image.open(SEVEN).convert("L"))] * 3),
+        "y_test": np.array([7, 7, 7]),
+    }
+    monkeypatch.setattr("models.vision.train.load_mnist", lambda data_dir: fake)
+    out = tmp_path / "metrics.json"
+    argv = ["--data-dir", str(tmp_path), "--metrics-out", str(out), "--pipeline-sample", "2"]
+    assert cli.main("evaluate", argv) == 0
+    written = json.loads(out.read_text())
+    assert written["command"] == "python -m models evaluate vision " + " ".join(argv)
+    assert written["accuracy"] == 1.0

@@ -91,6 +91,7 @@ class DigitBundle:
     mean: float = 0.1307  # MNIST training-pixel mean over [0, 1] (PROVENANCE.md: 0.13066)
     std: float = 0.3081  # MNIST training-pixel std
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    training: str = "MNIST training set only (60,000 images), augmented on the fly"
 
     def build(self) -> DigitCNN:
         return DigitCNN(mean=self.mean, std=self.std, num_classes=len(self.labels))

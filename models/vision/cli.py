@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def _train(argv: list[str]) -> int:
         augment=not args.no_augment,
     )
     summary = train(load_mnist(args.data_dir), args.out, cfg)
-    print(json.dumps({"task": "vision", "action": "train", **summary}))
+    command = shlex.join(["python", "-m", "models", "train", "vision", *argv])
+    print(json.dumps({"task": "vision", "action": "train", "command": command, **summary}))
     return 0
 
 
@@ -128,7 +130,7 @@ def _evaluate(argv: list[str]) -> int:
     args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
     full = {
         **result,
-        "command": "python -m models evaluate vision --data-dir ../shared/data/mnist",
+        "command": shlex.join(["python", "-m", "models", "evaluate", "vision", *argv]),
         "weights": args.weights.name,
         "device": str(device),
         **{k: metrics[k] for k in ("per_class", "labels", "confusion_matrix")},

@@ -42,6 +42,7 @@ class Preprocessed:
     bbox: tuple[int, int, int, int]  # ink box (left, top, right, bottom) in the working image
     work_size: tuple[int, int]  # (width, height) of the working image
     stroke_px: float  # estimated stroke width in the 20×20 box before correction
+    scale: float = 1.0  # working pixels per input pixel: bbox / scale is in input pixels
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -213,17 +214,27 @@ def _centre_by_mass(patch: np.ndarray, canvas: int) -> np.ndarray:
     return out
 
 
-def preprocess_gray(gray: np.ndarray, cfg: PreprocessConfig | None = None) -> Preprocessed:
-    """(H, W) float array in [0, 1] (any polarity) → the 28×28 the network sees.
+@dataclass(frozen=True)
+class InkMap:
+    """Where the ink is, before any cropping: the shared first half of single- and multi-digit reading."""
 
-    Raises NoInkFound for blank or near-blank images.
+    level: np.ndarray  # (h, w) float32 in [0, 1], ink = 1, paper, specks' halo and ruled lines = 0
+    inverted: bool  # dark ink on light paper was flipped
+    contrast: float  # ink-vs-paper contrast in [0, 1]
+    scale: float  # working pixels per input pixel (≤ 1)
+
+
+def ink_map(gray: np.ndarray, cfg: PreprocessConfig | None = None, max_side: int | None = None) -> InkMap:
+    """Steps 1-4 of the module docstring: reduce, polarity, background, noise floor, ruled lines.
+
+    Raises NoInkFound when the contrast is too low to hold any ink.
     """
     cfg = cfg or PreprocessConfig()
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2 or min(gray.shape) < 1:
         raise ValueError(f"expected a 2-D grey image, got shape {gray.shape}")
     gray = np.nan_to_num(np.clip(gray, 0, 1))
-    work = reduce_to(gray, cfg.work_side)
+    work = reduce_to(gray, max_side or cfg.work_side)
     ink, inverted = to_bright_ink(work)
     ink = remove_background(ink)
 
@@ -240,22 +251,21 @@ def preprocess_gray(gray: np.ndarray, cfg: PreprocessConfig | None = None) -> Pr
     floor = min(floor, 0.6 * contrast)
     level = np.clip((ink - floor) / max(0.85 * contrast - floor, 1e-6), 0, 1)
     level = remove_rules(level)
+    return InkMap(
+        level=level.astype(np.float32, copy=False),
+        inverted=inverted,
+        contrast=round(contrast, 4),
+        scale=work.shape[1] / gray.shape[1],
+    )
 
-    # Keep the digit, drop specks: components with under 8% of the largest one's ink mass.
-    labels, count = ndimage.label(level > 0, structure=np.ones((3, 3), dtype=bool))
-    if count == 0:
-        raise NoInkFound("no digit found")
-    mass = ndimage.sum_labels(level, labels, index=np.arange(1, count + 1))
-    keep_ids = np.flatnonzero(mass >= 0.08 * mass.max()) + 1
-    keep = np.isin(labels, keep_ids)
-    level = np.where(keep, level, 0).astype(np.float32)
-    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    if max(bottom - top, right - left) < cfg.min_ink_side:
-        raise NoInkFound("no digit found (only a few stray marks)")
 
-    # Stroke width in the final 20×20 box; bring it into MNIST's range before resizing.
-    crop = level[top:bottom, left:right]
+def normalise_crop(crop: np.ndarray, cfg: PreprocessConfig | None = None) -> tuple[np.ndarray, float]:
+    """Step 5: one digit's ink, cropped to it → (the 28×28 the network sees, stroke width in 20×20).
+
+    Evens out the stroke width (dilate hair-lines, erode very bold strokes) so it lands in MNIST's
+    range after scaling, fits the ink into 20×20 and centres it by centre of mass in 28×28.
+    """
+    cfg = cfg or PreprocessConfig()
     scale = cfg.box / max(crop.shape)
     width = _stroke_width(crop > 0.5)
     scaled_width = width * scale
@@ -282,12 +292,38 @@ def preprocess_gray(gray: np.ndarray, cfg: PreprocessConfig | None = None) -> Pr
     strong = patch[patch > 0.05]
     if strong.size:
         patch = np.clip(patch / max(float(np.percentile(strong, 90)), 0.3), 0, 1)
-    image = _centre_by_mass(patch, cfg.canvas)
+    return _centre_by_mass(patch, cfg.canvas).astype(np.float32), scaled_width
+
+
+def preprocess_gray(gray: np.ndarray, cfg: PreprocessConfig | None = None) -> Preprocessed:
+    """(H, W) float array in [0, 1] (any polarity) → the 28×28 the network sees.
+
+    Raises NoInkFound for blank or near-blank images.
+    """
+    cfg = cfg or PreprocessConfig()
+    ink = ink_map(gray, cfg)
+    level = ink.level
+
+    # Keep the digit, drop specks: components with under 8% of the largest one's ink mass.
+    labels, count = ndimage.label(level > 0, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        raise NoInkFound("no digit found")
+    mass = ndimage.sum_labels(level, labels, index=np.arange(1, count + 1))
+    keep_ids = np.flatnonzero(mass >= 0.08 * mass.max()) + 1
+    keep = np.isin(labels, keep_ids)
+    level = np.where(keep, level, 0).astype(np.float32)
+    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if max(bottom - top, right - left) < cfg.min_ink_side:
+        raise NoInkFound("no digit found (only a few stray marks)")
+
+    image, scaled_width = normalise_crop(level[top:bottom, left:right], cfg)
     return Preprocessed(
-        image=image.astype(np.float32),
-        inverted=inverted,
-        contrast=round(contrast, 4),
+        image=image,
+        inverted=ink.inverted,
+        contrast=ink.contrast,
         bbox=(int(left), int(top), int(right), int(bottom)),
-        work_size=(int(work.shape[1]), int(work.shape[0])),
+        work_size=(int(level.shape[1]), int(level.shape[0])),
         stroke_px=round(scaled_width, 2),
+        scale=ink.scale,
     )
