@@ -109,12 +109,20 @@ PAGE_ICONS = {
 
 def _sidebar_navigation() -> None:
     """The sidebar's page list, with the home page called "Home" (Streamlit would call it "app")."""
+    from streamlit.errors import StreamlitAPIException
+
     pages_dir = Path(__file__).resolve().parents[1]
+    links = [("app.py", "Home", "🏠")]
+    for path in sorted(pages_dir.glob("[0-9]*_*.py")):
+        label = path.stem.split("_", 1)[1].replace("_", " ")
+        links.append((f"pages/{path.name}", label, PAGE_ICONS.get(label, "📄")))
     with st.sidebar:
-        st.page_link("app.py", label="Home", icon="🏠")
-        for path in sorted(pages_dir.glob("[0-9]*_*.py")):
-            label = path.stem.split("_", 1)[1].replace("_", " ")
-            st.page_link(f"pages/{path.name}", label=label, icon=PAGE_ICONS.get(label, "📄"))
+        for target, label, icon in links:
+            try:
+                st.page_link(target, label=label, icon=icon)
+            except StreamlitAPIException:
+                # A page run on its own (AppTest of one page) knows no other pages: no menu then.
+                return
 
 
 def device_badge() -> None:
