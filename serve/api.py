@@ -453,18 +453,48 @@ class RecommendBatchRequest(BaseModel):
 recommend = APIRouter(tags=["recommend"])
 
 
+# In-process, the recommender answers an unknown user or film with flagged popular picks (as
+# Surprise does), which suits the pages: their inputs only offer known ids. Over HTTP an id names a
+# resource, and a caller who mistyped one should hear so: 404 (in its own slot within a batch).
+def _check_user(task_service: Any, user_id: int) -> None:
+    if not 1 <= user_id <= task_service.n_users:
+        raise UnknownIdError(
+            f"there is no user {user_id}; MovieLens-100K users go from 1 to {task_service.n_users} "
+            "(send 'ratings' instead to get picks for a new user)"
+        )
+
+
+def _check_item(task_service: Any, item_id: int) -> None:
+    if not 1 <= item_id <= task_service.n_items:
+        raise UnknownIdError(f"there is no movie with id {item_id} (ids go from 1 to {task_service.n_items})")
+
+
 @recommend.post("/v1/recommend", summary="Films for a new user's ratings or a MovieLens user")
 def recommendations(request: RecommendRequest) -> JSONResponse:
-    return respond(service("recommend").predict(request.as_service_request()))
+    task_service = service("recommend")
+    if request.user is not None:
+        _check_user(task_service, request.user)
+    return respond(task_service.predict(request.as_service_request()))
 
 
 @recommend.post("/v1/recommend/batch", summary="Many recommendation requests in one call")
 def recommendations_batch(request: RecommendBatchRequest) -> JSONResponse:
     task_service = service("recommend")
     _check_batch(task_service, len(request.requests), "requests")
-    return respond(
-        {"results": task_service.predict_batch([r.as_service_request() for r in request.requests])}
-    )
+    results: list[dict[str, Any] | None] = [None] * len(request.requests)
+    known = []
+    for slot, item in enumerate(request.requests):
+        try:
+            if item.user is not None:
+                _check_user(task_service, item.user)
+            known.append(slot)
+        except UnknownIdError as err:
+            results[slot] = error_entry(err)
+    requests = [request.requests[slot].as_service_request() for slot in known]
+    answers = task_service.predict_batch(requests) if requests else []
+    for slot, answer in zip(known, answers, strict=True):
+        results[slot] = answer
+    return respond({"results": results})
 
 
 @recommend.get("/v1/recommend/similar/{item_id}", summary="Films like this one")
@@ -473,7 +503,9 @@ def similar(
     k: Annotated[int, Query(description="films to return")] = 10,
     genre: Annotated[str | None, Query(description="only films of this genre")] = None,
 ) -> JSONResponse:
-    return respond(service("recommend").similar_items(item_id, k=k, genre=genre))
+    task_service = service("recommend")
+    _check_item(task_service, item_id)
+    return respond(task_service.similar_items(item_id, k=k, genre=genre))
 
 
 @recommend.get("/v1/recommend/search", summary="Find films in the catalogue by title")

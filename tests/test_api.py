@@ -295,6 +295,10 @@ def test_recommend_unknown_ids_are_404(client):
     assert_error(client.post("/v1/recommend", json={"user": 99_999, "k": 3}), 404, "UnknownIdError")
     assert_error(client.get("/v1/recommend/similar/99999"), 404, "UnknownIdError")
     assert_error(client.get("/v1/recommend/users/99999/profile"), 404, "UnknownIdError")
+    batch = client.post("/v1/recommend/batch", json={"requests": [{"user": 99_999}, {"user": 3, "k": 2}]})
+    assert batch.status_code == 200
+    unknown, known = batch.json()["results"]
+    assert unknown["error"]["type"] == "UnknownIdError" and len(known["recommendations"]) == 2
 
 
 def test_recommend_invalid_bodies_are_422(client):

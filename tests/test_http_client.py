@@ -135,11 +135,21 @@ def test_recommend_methods_match(remote):
         same_error(lambda: here.user_profile(42), lambda: recommend.user_profile(42))
     else:
         assert comparable(recommend.user_profile(42)) == comparable(profile)
-    same_error(lambda: here.similar_items(99_999), lambda: recommend.similar_items(99_999))
-    same_error(
-        lambda: here.predict({"user": 99_999, "k": 3}), lambda: recommend.predict({"user": 99_999, "k": 3})
-    )
     same_error(lambda: here.user_profile(99_999), lambda: recommend.user_profile(99_999))
+
+
+def test_unknown_ids_are_an_error_over_http_and_a_flagged_fallback_in_process(remote):
+    """The one deliberate difference (serve/api.py): the pages only offer known ids, so they never see it."""
+    recommend, here = remote["recommend"], local("recommend")
+    assert here.predict({"user": 99_999, "k": 3})["low_confidence"] is True
+    with pytest.raises(errors.UnknownIdError, match="no user 99999"):
+        recommend.predict({"user": 99_999, "k": 3})
+    assert here.similar_items(99_999)["low_confidence"] is True
+    with pytest.raises(errors.UnknownIdError, match="no movie with id 99999"):
+        recommend.similar_items(99_999)
+    batch = recommend.predict_batch([{"user": 99_999, "k": 2}, {"user": 1, "k": 2}])
+    assert batch[0]["error"]["type"] == "UnknownIdError"
+    assert comparable(batch[1]) == comparable(here.predict({"user": 1, "k": 2}))
 
 
 def test_numpy_values_in_a_request_are_sent_as_json(remote):
