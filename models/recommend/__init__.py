@@ -1,7 +1,7 @@
-"""Movie recommender: biased matrix factorisation with implicit feedback, trained on MovieLens-100K.
+"""Movie recommender: biased matrix factorisation trained by ALS on MovieLens-100K.
 
 The shipped checkpoint (`mf.safetensors`) holds model parameters only: global mean, item biases,
-item factors, implicit item factors, the PureSVD ranking factors (candidate stage of the top-N),
+item factors, implicit item factors (width 0 for the ALS model), the PureSVD ranking factors (candidate stage of the top-N),
 each item's rating count (for the popularity fallback and the minimum-ratings filter), and the
 trained users' biases and vectors. No rating is stored. `items.json` holds the item metadata
 (id, title, year, genres). See MODEL_CARD.md.
@@ -126,6 +126,34 @@ class RecommenderBundle:
     def get_items(self) -> list[dict]:
         return json.loads(self.items_path.read_text(encoding="utf-8"))["items"]
 
+    def estimator(self):
+        """An unfitted estimator with the shipped model's trainer and hyper-parameters (from the weights'
+        metadata), so that benchmarks retrain exactly what ships."""
+        from models.recommend.als import BiasedALS
+
+        meta = self.metadata()
+        if meta.get("trainer") == "als":
+            return BiasedALS(
+                n_factors=int(meta["n_factors"]),
+                reg_factors=float(meta["reg_factors"]),
+                reg_bias=float(meta["reg_bias"]),
+                reg_exponent=float(meta["reg_exponent"]),
+                n_sweeps=int(meta["n_sweeps"]),
+                init_scale=float(meta["init_scale"]),
+                random_state=int(meta["random_state"]),
+            )
+        return BiasedMF(
+            n_factors=int(meta["n_factors"]),
+            reg_factors=float(meta["reg_factors"]),
+            reg_bias=float(meta["reg_bias"]),
+            reg_implicit=float(meta["reg_implicit"]),
+            reg_exponent=float(meta["reg_exponent"]),
+            implicit=meta["implicit"] == "True",
+            n_epochs=int(meta["n_epochs"]),
+            lr=float(meta["lr"]),
+            random_state=int(meta["random_state"]),
+        )
+
     def metrics(self) -> dict:
         """The evaluation record (metrics.json beside the weights), or {} before the first evaluation."""
         path = self.weights_path.parent / "metrics.json"
@@ -135,7 +163,7 @@ class RecommenderBundle:
 MF_MOVIELENS_100K = RecommenderBundle(
     weights_path=PACKAGE_DIR / "mf.safetensors", items_path=PACKAGE_DIR / "items.json"
 )
-"""SVD++-style biased MF trained on MovieLens-100K fold u1.base (80,000 ratings).
+"""Biased MF (ALS, models/recommend/als.py) trained on MovieLens-100K fold u1.base (80,000 ratings).
 
 Data: GroupLens MovieLens-100K, research use only, no redistribution; only parameters and item
 metadata ship. Licence of the weights follows the data's terms (research, non-commercial).

@@ -324,11 +324,22 @@ class PureSVD:
         self.random_state = random_state
 
     def fit(self, users, items, n_users: int, n_items: int) -> PureSVD:
+        """Top right-singular vectors of the sparse 0/1 matrix (ARPACK, fixed start vector): only the
+        ratings are touched, so memory and time grow with the number of ratings, not users × items."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.linalg import svds
+
         started = time.perf_counter()
-        matrix = torch.zeros(n_users, n_items, dtype=torch.float64)
-        matrix[torch.as_tensor(np.asarray(users)), torch.as_tensor(np.asarray(items))] = 1.0
-        _, _, vh = torch.linalg.svd(matrix, full_matrices=False)  # deterministic (LAPACK), no seed needed
-        self.item_factors_ = vh[: self.n_factors].T.float().contiguous()  # (n_items, f)
+        users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        matrix = csr_matrix((np.ones(len(users)), (users, items)), shape=(n_users, n_items))
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        rank = min(self.n_factors, min(matrix.shape) - 1)
+        rng = np.random.default_rng(0 if self.random_state is None else self.random_state)
+        start = rng.standard_normal(min(matrix.shape))
+        _, singular, vh = svds(matrix, k=rank, v0=start, solver="arpack")
+        order = np.argsort(-singular, kind="stable")  # svds returns them ascending
+        self.item_factors_ = torch.as_tensor(vh[order].T.copy(), dtype=torch.float32)  # (n_items, f)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
