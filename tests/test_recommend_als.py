@@ -40,11 +40,19 @@ def test_fit_returns_self_with_learned_attributes_only_after_fit(synthetic):
 def test_learns_the_synthetic_matrix_better_than_biases_alone(synthetic):
     train = np.random.default_rng(1).random(len(synthetic)) < 0.8
     sub = Ratings(synthetic.users[train], synthetic.items[train], synthetic.ratings[train])
-    model = BiasedALS(n_factors=4, reg_factors=0.5, n_sweeps=15).fit(sub.users, sub.items, sub.ratings, 80, 60)
-    biases = BiasedALS(n_factors=1, reg_factors=1e6, n_sweeps=15).fit(sub.users, sub.items, sub.ratings, 80, 60)
+    model = BiasedALS(n_factors=4, reg_factors=0.5, n_sweeps=15).fit(
+        sub.users, sub.items, sub.ratings, 80, 60
+    )
+    biases = BiasedALS(n_factors=1, reg_factors=1e6, n_sweeps=15).fit(
+        sub.users, sub.items, sub.ratings, 80, 60
+    )
     held = ~train
-    ours = rating_metrics(model.predict(synthetic.users[held], synthetic.items[held]), synthetic.ratings[held])
-    base = rating_metrics(biases.predict(synthetic.users[held], synthetic.items[held]), synthetic.ratings[held])
+    ours = rating_metrics(
+        model.predict(synthetic.users[held], synthetic.items[held]), synthetic.ratings[held]
+    )
+    base = rating_metrics(
+        biases.predict(synthetic.users[held], synthetic.items[held]), synthetic.ratings[held]
+    )
     assert ours["rmse"] < 0.85 * base["rmse"]
 
 
@@ -67,7 +75,11 @@ def test_more_sweeps_lower_the_training_error(synthetic):
 
 
 def test_same_seed_repeats_and_other_seed_differs(synthetic):
-    a, b, c = _fit(synthetic, random_state=1), _fit(synthetic, random_state=1), _fit(synthetic, random_state=2)
+    a, b, c = (
+        _fit(synthetic, random_state=1),
+        _fit(synthetic, random_state=1),
+        _fit(synthetic, random_state=2),
+    )
     assert torch.equal(a.item_factors_, b.item_factors_)
     assert not torch.equal(a.item_factors_, c.item_factors_)
 

@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 class _Side:
     """One side of the rating matrix as CSR (rows = users, or rows = items), built once per fit."""
 
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int, dtype):
+    def __init__(
+        self, rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int, dtype
+    ):
         order = np.argsort(rows * n_cols + cols, kind="stable")  # CSR order: by row, then column
         counts = np.bincount(rows, minlength=n_rows)
         crow = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), dtype=torch.int64)
@@ -46,7 +48,9 @@ class _Side:
             self.binary = torch.sparse_csr_tensor(
                 crow, col, torch.ones_like(values), (n_rows, n_cols), check_invariants=False
             )
-            self.ratings = torch.sparse_csr_tensor(crow, col, values, (n_rows, n_cols), check_invariants=False)
+            self.ratings = torch.sparse_csr_tensor(
+                crow, col, values, (n_rows, n_cols), check_invariants=False
+            )
         self.counts = torch.as_tensor(counts, dtype=dtype)
 
 
@@ -111,7 +115,15 @@ class BiasedALS(BiasedMF):
         self.device = "cpu"
 
     def get_params(self) -> dict:
-        keys = ("n_factors", "reg_factors", "reg_bias", "reg_exponent", "n_sweeps", "init_scale", "random_state")
+        keys = (
+            "n_factors",
+            "reg_factors",
+            "reg_bias",
+            "reg_exponent",
+            "n_sweeps",
+            "init_scale",
+            "random_state",
+        )
         return {"trainer": "als", **{key: getattr(self, key) for key in keys}}
 
     def fit(self, users, items, ratings, n_users: int | None = None, n_items: int | None = None) -> BiasedALS:
@@ -140,7 +152,10 @@ class BiasedALS(BiasedMF):
         mean = float(ratings.mean(dtype=np.float64))
         generator = torch.Generator().manual_seed(0 if self.random_state is None else int(self.random_state))
         user_rows = torch.cat(  # [b_u, p_u]: random factors; the first item step starts from them
-            [torch.zeros(n_users, 1), torch.randn(n_users, self.n_factors, generator=generator) * self.init_scale],
+            [
+                torch.zeros(n_users, 1),
+                torch.randn(n_users, self.n_factors, generator=generator) * self.init_scale,
+            ],
             dim=1,
         ).to(dtype)
         ones_u, ones_i = torch.ones(n_users, 1, dtype=dtype), torch.ones(n_items, 1, dtype=dtype)

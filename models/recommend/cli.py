@@ -29,9 +29,9 @@ import torch
 from safetensors.torch import save_file
 from threadpoolctl import threadpool_limits
 
+from models.recommend.als import BiasedALS
 from models.recommend.data import N_ITEMS, N_USERS, read_items, read_ratings, require_data_dir
 from models.recommend.evaluation import PROTOCOL, ranking_metrics, rating_metrics
-from models.recommend.als import BiasedALS
 from models.recommend.mf import BiasedMF, PureSVD, n_candidates, two_stage_scores
 from models.runtime import select_device, set_seed
 
@@ -88,7 +88,9 @@ def _parser(action: str) -> argparse.ArgumentParser:
     parser.add_argument("--reg-implicit", type=float, default=DEFAULTS["reg_implicit"], help="adam only")
     parser.add_argument("--reg-exponent", type=float, default=None, help="α (0.5)")
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="adam only")
-    parser.add_argument("--no-implicit", action="store_true", help="adam only: plain biased MF (no SVD++ term)")
+    parser.add_argument(
+        "--no-implicit", action="store_true", help="adam only: plain biased MF (no SVD++ term)"
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch and BLAS CPU threads (the shared CPU has 2)"
     )
