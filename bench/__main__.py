@@ -131,6 +131,13 @@ def bench_recommend(quick: bool, data_dir: Path | None) -> dict:
         result["vs_surprise"] = compare_with_surprise(data_dir, repeats=1 if quick else 3)
     else:
         result["vs_surprise"] = {"skipped": f"MovieLens not found at {data_dir}"}
+    # Cost curve on synthetic ratings (100 K, 1 M, 10 M; --quick stops at 1 M), one process per point,
+    # each point bounded by a timeout so that the 10 M run cannot stall the bench.
+    from bench import recommend_scaling
+
+    sizes = recommend_scaling.SIZES[:2] if quick else recommend_scaling.SIZES
+    result["scaling"] = recommend_scaling.measure(sizes, timeout_s=600, log=sys.stderr)
+    recommend_scaling.write_svg(result["scaling"], OUT_DIR / "recommend_scaling.svg")
     return result
 
 
