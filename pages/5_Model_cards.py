@@ -40,8 +40,11 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
         ),
     )
     # Square cells of at least 90 px: a 2-class matrix stays a readable square, not a 112 px strip.
-    cell = max(36, 180 // len(labels))
-    return (cells + text).properties(width=cell * len(labels), height=cell * len(labels))
+    # "pad": width and height are the plotting area itself, axes come on top of it.
+    cell = max(36, 240 // len(labels))
+    return (cells + text).properties(
+        width=cell * len(labels), height=cell * len(labels), autosize=alt.AutoSizeParams(type="pad")
+    )
 
 
 cards = load_model_cards()

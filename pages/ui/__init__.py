@@ -96,6 +96,13 @@ def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
 
 
 CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
+AXES_AND_LEGEND_PX = 80  # Streamlit fits a chart's axes and legend inside the height it is given
+
+
+def chart_height(plot_px: int = CHART_MIN_HEIGHT, legend: bool = False) -> int:
+    """The height to give a chart so that its plotting area is at least `plot_px` (and 120 px)."""
+    return max(plot_px, CHART_MIN_HEIGHT) + AXES_AND_LEGEND_PX + (60 if legend else 0)
+
 
 PAGE_ICONS = {
     "Vision": "🔢",
@@ -180,7 +187,7 @@ def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_fie
             color=alt.Color("confidence:Q", scale=alt.Scale(scheme="purples", domain=[0, 1]), legend=None),
             tooltip=["class", alt.Tooltip("confidence:Q", format=".2%")],
         )
-        .properties(height=max(CHART_MIN_HEIGHT, 28 * len(frame) + 24))  # never a squashed strip
+        .properties(height=chart_height(28 * len(frame)))
     )
     st.altair_chart(chart, width="stretch")
 
