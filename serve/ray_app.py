@@ -1,0 +1,498 @@
+"""Ray Serve: the REST API of serve/api.py on a Ray cluster, one deployment per task.
+
+    make serve          # ray start --head (unless RAY_ADDRESS is set), serve deploy serve/config.yaml
+    make serve-stop     # serve shutdown, and ray stop if `make serve` started the cluster
+
+Each task runs in its own deployment (`vision`, `speech`, `nlp`, `recommend`) whose replicas build the
+same service the Streamlit pages and the REST API use (`registry.load(task)`), so every model loads
+once per replica, in `__init__`, before Serve routes traffic to it. Vision, speech and sentiment go
+through `@serve.batch`: requests that arrive together, from any number of HTTP clients, are merged
+into one `predict_batch` call, i.e. one forward pass. The batch sizes actually formed are recorded per
+replica and answered, summed over all replicas, at `GET /v1/stats`.
+
+The ingress (`api`) is the FastAPI app of serve/api.py, unchanged: its route handlers get the task
+services from `api.set_service_provider`, which here hands out `DeploymentProxy` objects with the
+services' public methods; each call becomes a request to the task's deployment through a handle. So
+the same routes, results and error shapes answer on Ray as in-process. A replica that dies while it
+answers (a crash, a lost node) is answered with 503 `ServiceUnavailable`, which a client may retry;
+Serve starts a replacement.
+
+serve/config.yaml sets replicas (or autoscaling bounds), CPUs/GPUs per replica and the batching
+parameters; `build_application(options)` applies the same settings for tests and `make loadtest`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ray
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.handle import DeploymentHandle
+
+from serve import api
+from services import errors, registry
+from services.base import error_entry
+from services.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_PATH = Path(__file__).with_name("config.yaml")
+APP_NAME = "demo"
+INGRESS_NAME = "api"
+BATCHED_TASKS = ("vision", "speech", "nlp")
+CALL_TIMEOUT_S = 120.0  # a handle call that takes longer has lost its replica; fail instead of hanging
+STATUS_TIMEOUT_S = 10.0
+DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
+
+# The public methods a route may call on each task's service (services/base.py contract).
+PUBLIC_METHODS = {
+    "vision": {"predict", "predict_array", "predict_batch", "info", "self_test"},
+    "speech": {"predict", "predict_batch", "info", "self_test"},
+    "nlp": {"predict", "predict_batch", "similarity", "summarize", "info", "self_test"},
+    "recommend": {
+        "predict",
+        "predict_batch",
+        "similar_items",
+        "user_profile",
+        "search",
+        "item_map",
+        "catalogue",
+        "info",
+        "self_test",
+    },
+}
+
+
+# ---- task deployments --------------------------------------------------------------------------
+def _replica_facts(task: str) -> dict[str, Any]:
+    context = ray.get_runtime_context()
+    return {
+        "task": task,
+        "replica": serve.get_replica_context().replica_id.unique_id,
+        "node_id": context.get_node_id(),
+        "actor_id": context.get_actor_id(),
+        "pid": os.getpid(),
+    }
+
+
+class TaskReplica:
+    """One replica of a task: the in-process service, loaded once, answering handle calls."""
+
+    task: str
+
+    def __init__(self) -> None:
+        started = time.perf_counter()
+        self.service = registry.load(self.task)
+        logger.info("%s replica loaded its model in %.1f s", self.task, time.perf_counter() - started)
+
+    def describe(self) -> dict[str, Any]:
+        return _replica_facts(self.task) | {"max_batch": getattr(self.service, "max_batch", None)}
+
+    def call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one public method; an InputError travels back as data so its type and message survive."""
+        if method not in PUBLIC_METHODS[self.task]:
+            raise AttributeError(f"{self.task} has no public method {method!r}")
+        try:
+            return {"result": getattr(self.service, method)(*args, **kwargs)}
+        except InputError as err:
+            return error_entry(err)
+
+    def attribute(self, name: str) -> Any:
+        """A public data attribute of the service (e.g. recommend's n_users), which routes read."""
+        value = getattr(self.service, name) if not name.startswith("_") else None
+        if value is None or callable(value):
+            raise AttributeError(f"{self.task} has no public data attribute {name!r}")
+        return value
+
+
+class BatchedTaskReplica(TaskReplica):
+    """A task whose `predict_batch` calls, from many requests at once, merge into one forward pass.
+
+    `batched_predict` receives one `(items, options)` pair per handle call; pairs with the same
+    options are concatenated, run in chunks of the service's `max_batch`, and split back per call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forward_sizes: collections.Counter[int] = collections.Counter()
+        self.calls_per_batch: collections.Counter[int] = collections.Counter()
+        self.reconfigure(DEFAULT_BATCH)
+
+    def reconfigure(self, user_config: Mapping[str, Any]) -> None:
+        # user_config in serve/config.yaml: changed batching takes effect without restarting replicas
+        settings = DEFAULT_BATCH | dict(user_config or {})
+        self.batched_predict.set_max_batch_size(int(settings["max_batch_size"]))
+        self.batched_predict.set_batch_wait_timeout_s(float(settings["batch_wait_timeout_s"]))
+
+    @serve.batch(max_batch_size=DEFAULT_BATCH["max_batch_size"], batch_wait_timeout_s=0.005)
+    async def batched_predict(self, calls: list[tuple[list[Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+        self.calls_per_batch[len(calls)] += 1
+        replies: list[dict[str, Any]] = [{"result": []} for _ in calls]
+        groups: dict[str, list[int]] = collections.defaultdict(list)
+        for index, (_, options) in enumerate(calls):
+            groups[json.dumps(options, sort_keys=True, default=str)].append(index)
+        for indices in groups.values():
+            options = calls[indices[0]][1]
+            items = [item for index in indices for item in calls[index][0]]
+            owners = [index for index in indices for _ in calls[index][0]]
+            results: list[dict[str, Any]] = []
+            chunk_size = getattr(self.service, "max_batch", None) or max(len(items), 1)
+            try:
+                for start in range(0, len(items), chunk_size):
+                    chunk = items[start : start + chunk_size]
+                    self.forward_sizes[len(chunk)] += 1
+                    # in a thread: the event loop keeps queueing the next requests during the forward
+                    results.extend(await asyncio.to_thread(self.service.predict_batch, chunk, **options))
+            except InputError as err:  # a refusal of the whole call (e.g. an option out of range)
+                for index in indices:
+                    replies[index] = error_entry(err)
+                continue
+            for owner, result in zip(owners, results, strict=True):
+                replies[owner]["result"].append(result)
+        return replies
+
+    def batch_stats(self) -> dict[str, Any]:
+        return _replica_facts(self.task) | {
+            "forward_sizes": dict(self.forward_sizes),
+            "calls_per_batch": dict(self.calls_per_batch),
+            "max_batch_size": self.batched_predict._get_max_batch_size(),
+            "batch_wait_timeout_s": self.batched_predict._get_batch_wait_timeout_s(),
+        }
+
+
+@serve.deployment(name="vision", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
+class VisionReplica(BatchedTaskReplica):
+    task = "vision"
+
+
+@serve.deployment(name="speech", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
+class SpeechReplica(BatchedTaskReplica):
+    task = "speech"
+
+
+@serve.deployment(name="nlp", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
+class LanguageReplica(BatchedTaskReplica):
+    task = "nlp"
+
+
+@serve.deployment(name="recommend", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.4})
+class RecommendReplica(TaskReplica):
+    task = "recommend"
+
+
+TASK_DEPLOYMENTS = {
+    "vision": VisionReplica,
+    "speech": SpeechReplica,
+    "nlp": LanguageReplica,
+    "recommend": RecommendReplica,
+}
+
+
+# ---- the ingress: serve/api.py's routes over the task deployments -------------------------------
+def _raise_error_entry(reply: Mapping[str, Any]) -> Any:
+    if "error" in reply:
+        error = reply["error"]
+        error_class = getattr(errors, str(error.get("type", "")), None)
+        if not (isinstance(error_class, type) and issubclass(error_class, InputError)):
+            error_class = InputError
+        raise error_class(str(error.get("message", "")))
+    return reply["result"]
+
+
+class DeploymentProxy:
+    """The public methods of one task's service, each answered by the task's deployment."""
+
+    def __init__(self, task: str, handle: DeploymentHandle) -> None:
+        self.task = task
+        self._handle = handle
+        self._attributes: dict[str, Any] = {}  # services are immutable once loaded: read each once
+
+    def __repr__(self) -> str:
+        return f"<DeploymentProxy {self.task}>"
+
+    @property
+    def max_batch(self) -> int | None:
+        """The service's items-per-request limit, which the routes check before calling."""
+        if "max_batch" not in self._attributes:
+            facts = self._handle.describe.remote().result(timeout_s=CALL_TIMEOUT_S)
+            self._attributes["max_batch"] = facts["max_batch"]
+        return self._attributes["max_batch"]
+
+    def predict_batch(self, items: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
+        if self.task in BATCHED_TASKS:
+            reply = self._handle.batched_predict.remote((list(items), options)).result(
+                timeout_s=CALL_TIMEOUT_S
+            )
+            return _raise_error_entry(reply)
+        return self._call("predict_batch", (list(items),), options)
+
+    def _call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        reply = self._handle.call.remote(method, tuple(args), dict(kwargs)).result(timeout_s=CALL_TIMEOUT_S)
+        return _raise_error_entry(reply)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in PUBLIC_METHODS.get(self.task, ()):
+            return lambda *args, **kwargs: self._call(name, args, kwargs)
+        if name not in self._attributes:
+            try:
+                self._attributes[name] = self._handle.attribute.remote(name).result(timeout_s=CALL_TIMEOUT_S)
+            except AttributeError:
+                raise
+            except Exception as err:  # the replica's AttributeError arrives wrapped in a RayTaskError
+                if isinstance(getattr(err, "cause", None), AttributeError):
+                    raise AttributeError(name) from None
+                raise
+        return self._attributes[name]
+
+
+def merge_batch_stats(replica_stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-replica counters (JSON turns their int keys into strings) summed into one histogram."""
+    forward_sizes: collections.Counter[int] = collections.Counter()
+    calls_per_batch: collections.Counter[int] = collections.Counter()
+    for stats in replica_stats:
+        forward_sizes.update({int(size): count for size, count in stats.get("forward_sizes", {}).items()})
+        calls_per_batch.update({int(size): count for size, count in stats.get("calls_per_batch", {}).items()})
+    forwards = sum(forward_sizes.values())
+    items = sum(size * count for size, count in forward_sizes.items())
+    return {
+        "forwards": forwards,
+        "items": items,
+        "mean_forward_size": round(items / forwards, 2) if forwards else None,
+        "max_forward_size": max(forward_sizes) if forwards else None,
+        "forward_sizes": {str(size): forward_sizes[size] for size in sorted(forward_sizes)},
+        "calls_per_batch": {str(size): calls_per_batch[size] for size in sorted(calls_per_batch)},
+    }
+
+
+async def _replica_gone(_: Request, err: Exception) -> JSONResponse:
+    logger.warning("a replica was lost while answering: %s", type(err).__name__)
+    return JSONResponse(
+        {
+            "error": {
+                "type": "ServiceUnavailable",
+                "message": "the model replica answering this request stopped; Serve is replacing it, "
+                "please retry",
+            }
+        },
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+@serve.deployment(name=INGRESS_NAME, max_ongoing_requests=128, ray_actor_options={"num_cpus": 0.2})
+@serve.ingress()
+class ApiIngress:
+    """serve/api.py's FastAPI app; its routes reach the models through the task deployments."""
+
+    def __init__(self, **handles: DeploymentHandle) -> None:
+        self.handles = handles
+        self.proxies = {task: DeploymentProxy(task, handle) for task, handle in handles.items()}
+        # One ingress per process (a replica is a Ray actor), so the module-level provider is ours.
+        api.set_service_provider(self.proxies.__getitem__, self.model_status)
+
+    def model_status(self, task: str) -> dict[str, Any]:
+        try:
+            facts = self.handles[task].describe.remote().result(timeout_s=STATUS_TIMEOUT_S)
+        except Exception as err:  # noqa: BLE001 - /health must answer even when a deployment does not
+            return {"state": "failed", "error": f"{type(err).__name__}: {err}"[:300]}
+        return {"state": "ready", "served_by": "ray-serve", "replica": facts["replica"]}
+
+    def stats(self) -> dict[str, Any]:
+        tasks: dict[str, Any] = {}
+        for task, handle in self.handles.items():
+            if task in BATCHED_TASKS:
+                replicas = handle.broadcast("batch_stats").results(timeout_s=STATUS_TIMEOUT_S)
+                tasks[task] = merge_batch_stats(replicas) | {"replicas": replicas}
+            else:
+                tasks[task] = {"replicas": handle.broadcast("describe").results(timeout_s=STATUS_TIMEOUT_S)}
+        return {"backend": "ray-serve", "tasks": tasks}
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        app = api.create_app()
+
+        def stats() -> JSONResponse:
+            return api.respond(self.stats())
+
+        app.add_api_route(
+            "/v1/stats",
+            stats,
+            methods=["GET"],
+            tags=["serving"],
+            summary="Replicas per task, the nodes they run on, and the batch sizes each batched task formed",
+        )
+        app.add_exception_handler(RayActorError, _replica_gone)
+        return app
+
+
+def deployment_options(config_path: Path = CONFIG_PATH) -> dict[str, dict[str, Any]]:
+    """Each deployment's settings from serve/config.yaml, keyed by deployment name."""
+    config = yaml.safe_load(config_path.read_text())
+    (application,) = [entry for entry in config["applications"] if entry["name"] == APP_NAME]
+    return {
+        entry["name"]: {k: v for k, v in entry.items() if k != "name"} for entry in application["deployments"]
+    }
+
+
+def build_application(options: Mapping[str, Mapping[str, Any]] | None = None) -> serve.Application:
+    """The app with per-deployment `.options(...)` (as in serve/config.yaml) applied."""
+    options = options or {}
+    handles = {
+        task: deployment.options(**options.get(task, {})).bind()
+        for task, deployment in TASK_DEPLOYMENTS.items()
+    }
+    return ApiIngress.options(**options.get(INGRESS_NAME, {})).bind(**handles)
+
+
+app = build_application()  # `serve deploy serve/config.yaml` imports this; the YAML sets the options
+
+
+# ---- make serve / make serve-stop ----------------------------------------------------------------
+STATE_FILE = Path(os.environ.get("SERVE_STATE_FILE", REPO_ROOT / ".venv" / "serve-state.json"))
+DASHBOARD_ADDRESS = os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265")
+
+
+def _cli(name: str) -> str:
+    # the venv's own `ray` and `serve` scripts, whether or not the venv is activated
+    beside_python = Path(sys.executable).with_name(name)
+    return str(beside_python) if beside_python.exists() else (shutil.which(name) or name)
+
+
+def _run(command: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    print("$", " ".join(command), flush=True)
+    return subprocess.run(command, check=check, text=True, cwd=REPO_ROOT)
+
+
+def _deploy_config(port: int, host: str) -> Path:
+    """serve/config.yaml with the HTTP port and the checkout on every worker's import path."""
+    config = yaml.safe_load(CONFIG_PATH.read_text())
+    config.setdefault("http_options", {}).update({"port": port, "host": host})
+    for application in config["applications"]:
+        runtime_env = application.setdefault("runtime_env", {})
+        env_vars = runtime_env.setdefault("env_vars", {})
+        env_vars.setdefault("PYTHONPATH", str(REPO_ROOT))
+    handle, path = tempfile.mkstemp(prefix="serve-config-", suffix=".yaml")
+    with os.fdopen(handle, "w") as out:
+        yaml.safe_dump(config, out, sort_keys=False)
+    return Path(path)
+
+
+def _serve_status() -> dict[str, Any]:
+    found = subprocess.run(
+        [_cli("serve"), "status", "-a", DASHBOARD_ADDRESS], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    if found.returncode != 0:
+        return {}
+    return yaml.safe_load(found.stdout) or {}
+
+
+def _wait_until_healthy(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        status = _serve_status()
+        application = (status.get("applications") or {}).get(APP_NAME) or {}
+        deployments = application.get("deployments") or {}
+        states = {name: info.get("status") for name, info in deployments.items()}
+        summary = f"app {application.get('status', '?')}: {states}"
+        if summary != last:
+            print(summary, flush=True)
+            last = summary
+        if application.get("status") == "DEPLOY_FAILED":
+            print(application.get("message", ""), file=sys.stderr)
+            return False
+        if application.get("status") == "RUNNING" and states and all(s == "HEALTHY" for s in states.values()):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+            except (httpx.HTTPError, ValueError):
+                health = {}
+            models = health.get("models", {})
+            if models and all(state.get("state") == "ready" for state in models.values()):
+                print(json.dumps(health), flush=True)
+                return True
+        time.sleep(3)
+    return False
+
+
+def up(port: int, host: str, timeout_s: float) -> int:
+    state: dict[str, Any] = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
+    if os.environ.get("RAY_ADDRESS"):
+        print(f"using the Ray cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']}")
+    elif not state.get("started_ray"):
+        # a local head node; other machines join with `ray start --address=<this host>:6379`
+        _run(
+            [
+                _cli("ray"),
+                "start",
+                "--head",
+                "--port=6379",
+                "--dashboard-host=127.0.0.1",
+                "--disable-usage-stats",
+            ]
+        )
+        state["started_ray"] = True
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps(state))
+    config = _deploy_config(port, host)
+    try:
+        _run([_cli("serve"), "deploy", str(config), "-a", DASHBOARD_ADDRESS])
+    finally:
+        config.unlink(missing_ok=True)
+    if not _wait_until_healthy(port, timeout_s):
+        print(f"the app did not become healthy within {timeout_s:.0f} s; see `serve status`", file=sys.stderr)
+        return 1
+    print(f"Ray Serve answers on http://{host}:{port} (docs at /docs); stop it with `make serve-stop`")
+    return 0
+
+
+def down() -> int:
+    state: dict[str, Any] = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
+    _run([_cli("serve"), "shutdown", "-y", "-a", DASHBOARD_ADDRESS], check=False)
+    if state.get("started_ray"):
+        _run([_cli("ray"), "stop"], check=False)
+    else:
+        print("the Ray cluster was not started by `make serve`; leaving it running")
+    STATE_FILE.unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serve.ray_app", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser(
+        "up", help="start Ray if needed, deploy serve/config.yaml, wait until healthy"
+    )
+    start.add_argument("--port", type=int, default=int(os.environ.get("SERVE_PORT", "8000")))
+    start.add_argument("--host", default=os.environ.get("SERVE_HOST", "127.0.0.1"))
+    start.add_argument("--timeout", type=float, default=float(os.environ.get("SERVE_TIMEOUT", "900")))
+    commands.add_parser("down", help="shut the app down, and the local Ray cluster if `up` started it")
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.port, args.host, args.timeout)
+    return down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["app", "build_application", "deployment_options", "merge_batch_stats", "DeploymentProxy"]
