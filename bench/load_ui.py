@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import replace_readme_section
 from bench.app_server import CHROMIUM_ARGS, start_app, stop_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("levels must be between 1 and 32 sessions")
     report = run(levels)
     OUT_PATH.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown_table(report))
+    table = markdown_table(report)
+    replace_readme_section(
+        "load-ui",
+        f"Measured by `make loadtest-ui` on {report['date']} ({report['cpu_count']} cores).\n\n{table}",
+    )
+    print(table)
     print(json.dumps({"load_ui": report["levels"]}))
     return 0 if all(level["failures"] == 0 for level in report["levels"]) else 1
 
