@@ -108,3 +108,23 @@ def test_uvicorn_serves_predictions_refuses_oversized_bodies_and_backs_the_http_
     assert comparable(remote.predict(data, explain=True)) == comparable(
         load_service().predict(data, explain=True)
     )
+
+
+def test_pages_render_on_the_http_backend(server, monkeypatch):
+    """With DEMO_BACKEND=http every page gets its service from the API and renders unchanged."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DEMO_BACKEND", "http")
+    monkeypatch.setenv("DEMO_API_URL", server)
+    st.cache_resource.clear()  # services cached by earlier in-process page tests must not be reused
+    try:
+        for page in ("1_Vision.py", "2_Language.py", "3_Speech.py", "4_Recommendation.py", "6_API.py"):
+            at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+            at.switch_page(f"pages/{page}").run()
+            assert not at.exception, (page, [e.value for e in at.exception])
+            assert not at.error, (page, [e.value for e in at.error])
+    finally:
+        st.cache_resource.clear()
+    # the Speech page shows the model's facts at once: they came from the server, which loaded it
+    assert httpx.get(f"{server}/health", timeout=10).json()["models"]["speech"]["state"] == "ready"
