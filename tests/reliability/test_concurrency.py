@@ -134,10 +134,11 @@ def test_fingerprint_notices_a_changed_weight():
     module = next(v for v in vars(service).values() if isinstance(v, torch.nn.Module))
     before = parameters_fingerprint([service])
     parameter = next(module.parameters())
+    original = parameter.detach().clone()
     with torch.no_grad():
         parameter.view(-1)[0] += 1.0
         try:
             assert parameters_fingerprint([service]) != before
         finally:
-            parameter.view(-1)[0] -= 1.0
+            parameter.copy_(original)
     assert parameters_fingerprint([service]) == before
