@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 API_PORT ?= 8000
 API_HOST ?= 127.0.0.1
+SERVE_PORT ?= 8000
 DATA_DIR ?= ../shared/data
 PYTEST_ARGS ?=
 
@@ -13,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run api loadtest-ui test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api serve serve-stop loadtest loadtest-ui test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +23,13 @@ $(VENV)/.installed-runtime: requirements.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-serve.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -r requirements-serve.txt
+	touch $@ $(VENV)/.installed-runtime $(VENV)/.installed-serve
+
+# Ray Serve (serve/ray_app.py): `make serve` and `make test` install it, `make run` does not.
+$(VENV)/.installed-serve: requirements.txt requirements-serve.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-serve.txt
 	touch $@ $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed-runtime
@@ -79,6 +85,19 @@ evaluate: install
 # Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).
 bench: install-dev system-deps-test
 	$(PY) -m bench --data-dir $(DATA_DIR)/movielens-100k
+
+# The same API on Ray Serve: starts a local Ray head unless RAY_ADDRESS names a cluster, deploys
+# serve/config.yaml with HTTP on SERVE_PORT, returns once every deployment is healthy.
+serve: install system-deps $(VENV)/.installed-serve
+	$(PY) -m serve.ray_app up --port $(SERVE_PORT)
+
+serve-stop: $(VENV)/.installed-serve
+	$(PY) -m serve.ray_app down
+
+# Closed-loop load on the in-process API and on Ray Serve (1 and 2 replicas per task), at 1/8/32/64
+# clients (writes bench/load.json and prints the table).
+loadtest: install-dev system-deps
+	$(PY) -m bench.load
 
 # A room full of users: 1, 4 and 8 Chromium sessions at once on the app (writes bench/load_ui.json).
 loadtest-ui: install-dev system-deps-test
