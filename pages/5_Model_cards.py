@@ -3,12 +3,17 @@ matrices, limitations, and the command that reproduces each number."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.ui import setup_page
+from pages.ui import chart_height, setup_page
 from services.model_cards import load_model_cards
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 setup_page(
     "Model cards",
@@ -47,6 +52,58 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
     )
 
 
+def test_set_table(metrics: dict) -> pd.DataFrame | None:
+    """Per test set (out-of-domain and real-world sets beside the benchmark) → one row each."""
+    sets = metrics.get("test_sets")
+    if not isinstance(sets, dict) or not sets:
+        return None
+    rows = []
+    for name, values in sets.items():
+        if isinstance(values, dict):
+            numbers = {
+                k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            rows.append({"test set": name, **numbers})
+    return pd.DataFrame(rows) if rows else None
+
+
+def cost_curve() -> alt.Chart | None:
+    """Training time and peak memory against the number of ratings (bench/recommend_scaling.json)."""
+    path = REPO_ROOT / "bench" / "recommend_scaling.json"
+    if not path.is_file():
+        return None
+    points = json.loads(path.read_text(encoding="utf-8")).get("points", [])
+    names = {"als": "this project's ALS", "ranker": "PureSVD candidates", "surprise": "Surprise SVD"}
+    rows = [
+        {
+            "ratings": p["n_ratings"],
+            "model": names.get(model, model),
+            "measure": measure,
+            "value": p[model][key],
+        }
+        for p in points
+        for model in names
+        if isinstance(p.get(model), dict)
+        for measure, key in (("training time (s)", "fit_s"), ("peak memory (MB)", "peak_rss_mb"))
+        if isinstance(p[model].get(key), int | float)
+    ]
+    if not rows:
+        return None
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("ratings:Q", scale=alt.Scale(type="log"), title="ratings (synthetic, MovieLens-shaped)"),
+            y=alt.Y("value:Q", scale=alt.Scale(type="log"), title=None),
+            color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=["model", "measure", "ratings", "value"],
+        )
+        .properties(height=chart_height(160, legend=True), width=280)
+        .facet(column=alt.Column("measure:N", title=None))
+        .resolve_scale(y="independent")
+    )
+
+
 cards = load_model_cards()
 if not cards:
     st.warning("No model cards found in models/. Train the models first: `make train`.")
@@ -73,6 +130,13 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
             st.dataframe(
                 pd.DataFrame(card.references, columns=["model", "figure"]), hide_index=True, width="stretch"
             )
+        per_set = test_set_table(card.metrics)
+        if per_set is not None:
+            st.markdown("**Beyond the benchmark**: test sets never trained or tuned on")
+            st.dataframe(per_set, hide_index=True, width="stretch")
+        if card.task == "recommend" and (curve := cost_curve()) is not None:
+            st.markdown("**Cost curve**: training time and peak memory as the data grows (`make bench`)")
+            st.altair_chart(curve, width="content")
         st.markdown("**Reproduce**")
         st.code(card.reproduce_command, language="bash")
         confusion = card.confusion_matrix
