@@ -1,5 +1,5 @@
-"""Recommendation page: rate a few movies (or pick a MovieLens user), get explained recommendations,
-"more like this", and a 2-D map of the model's item space."""
+"""Recommendation page: find films and rate them (or pick a MovieLens user), get recommendations that
+each carry their own reasons, "more like this", and a 2-D map of the model's item space."""
 
 from __future__ import annotations
 
@@ -7,26 +7,38 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages.ui import cached_service, latency_caption, setup_page, user_facing_errors
-from services.recommend import MAX_K, MIN_RATINGS_TO_RECOMMEND, example_inputs, parse_ratings
+from pages.ui import (
+    CHART_MIN_HEIGHT,
+    cached_call,
+    cached_service,
+    latency_caption,
+    result_actions,
+    setup_page,
+    shared_input,
+    user_facing_errors,
+)
+from services.recommend import MAX_K, MIN_RATINGS_TO_RECOMMEND, display_title, example_inputs, parse_ratings
 
 setup_page(
     "Recommendation",
     "🎬",
-    "Movie recommendations from a matrix-factorisation model trained on 80,000 MovieLens-100K ratings. "
-    "Rate a few films you know: the model places you in its latent taste space in milliseconds "
-    "(no retraining) and explains each pick by the films you rated.",
+    "Rate a few films you know: a matrix-factorisation model trained on MovieLens-100K places you in its "
+    "taste space in milliseconds (no retraining) and says which of your ratings pull each pick up.",
 )
 
-FRESH, EXISTING = "Start fresh: rate some movies", "Be an existing MovieLens user"
+FRESH, EXISTING = "Rate films myself", "Be an existing MovieLens user"
 ANY_GENRE = "Any genre"
+STARS = [1, 2, 3, 4, 5]
+MATCHES_SHOWN = 6
+
+service = cached_service("recommend")
+facts = service.info()
+SCOPE = facts["catalogue_scope"]  # "MovieLens-100K: films up to 1998"
 
 
 @st.cache_data
 def catalogue() -> pd.DataFrame:
-    frame = pd.DataFrame(cached_service("recommend").catalogue())
-    frame["label"] = frame["title"]
-    return frame.set_index("id")
+    return pd.DataFrame(cached_service("recommend").catalogue()).set_index("item_id")
 
 
 @st.cache_data
@@ -34,231 +46,312 @@ def item_map() -> pd.DataFrame:
     return pd.DataFrame(cached_service("recommend").item_map())
 
 
-service = cached_service("recommend")
-facts = service.info()
+def star_label(stars: int) -> str:
+    return f"{stars}★"
+
+
 items = catalogue()
 GENRE_OPTIONS = [ANY_GENRE] + sorted({g for genres in items["genres"] for g in genres if g != "unknown"})
 
-if "rec_picked" not in st.session_state:
-    st.session_state.rec_picked = []
+if "rec_ratings" not in st.session_state:  # {movie id: stars}: only what the viewer chose explicitly
+    shared = shared_input("ratings")
+    try:
+        st.session_state.rec_ratings = {
+            item: int(round(value))
+            for item, value in parse_ratings(shared or "").items()
+            if item in items.index
+        }
+    except ValueError:  # a damaged shared link: start empty rather than fail
+        st.session_state.rec_ratings = {}
+
+
+def set_rating(item_id: int, stars: int | None) -> None:
+    ratings = st.session_state.rec_ratings
+    if stars is None:
+        ratings.pop(item_id, None)
+    else:
+        ratings[item_id] = int(stars)
+        st.session_state[f"rec_rate_{item_id}"] = int(stars)
+
+
+def rate_match(item_id: int) -> None:
+    """A star clicked beside a search match: add the film with that rating and clear the search."""
+    set_rating(item_id, st.session_state.get(f"rec_new_{item_id}"))
+    st.session_state.pop(f"rec_new_{item_id}", None)
+    st.session_state.rec_query = ""
+
+
+def change_rating(item_id: int) -> None:
+    """Clicking the chosen star again clears it, which removes the film."""
+    set_rating(item_id, st.session_state.get(f"rec_rate_{item_id}"))
 
 
 def load_example(ratings: dict[int, float]) -> None:
-    """Button callback: fill the picker and the sliders before the widgets are drawn."""
-    st.session_state.rec_picked = list(ratings)
+    st.session_state.rec_ratings = {}
     for item_id, value in ratings.items():
-        st.session_state[f"rec_rate_{item_id}"] = int(value)
+        set_rating(item_id, int(value))
+
+
+def clear_ratings() -> None:
+    st.session_state.rec_ratings = {}
+
+
+def ratings_text(ratings: dict[int, float]) -> str:
+    return ",".join(f"{item}:{value:g}" for item, value in ratings.items())
 
 
 with st.expander("About this model and its limits", icon=":material/info:"):
+    metrics = facts["metrics"]
     st.markdown(
         f"""
-**Model.** Biased matrix factorisation with an SVD++-style implicit term, 100 latent dimensions, written
-in PyTorch and trained full-batch with Adam on MovieLens-100K fold `u1.base` (943 users, 1,682 films,
-80,000 ratings from 1997–98). A predicted rating is *global mean + your bias + film bias + your vector · film vector*.
+**Model.** Biased matrix factorisation, {facts["features"]["n_factors"]} latent dimensions, trained by
+alternating least squares on {facts["data"]}. A predicted rating is *global mean + your bias + film bias +
+your vector · film vector*; 5-fold RMSE {metrics.get("rmse", float("nan")):.3f} stars.
+**Top-N in two stages:** an implicit model of *who watched what* proposes films people with your
+history watch, and the rating model orders them (5-fold NDCG@10 {metrics.get("ndcg@10", float("nan")):.3f}).
+**Your taste** is the regularised least-squares fit to your ratings with every film fixed, so each
+prediction splits exactly into one share per film you rated: the reasons under a pick are the films
+whose shares raise *that* pick most (a low rating of a very different film can raise it too).
 
-**Top-N in two stages.** A second, implicit-feedback model (PureSVD of *who rated what*, 20 dimensions)
-proposes the films people with your viewing history watch; the rating model orders them by how much you
-would like them. On held-out MovieLens ratings this finds more than four times as many of the films users went on to like
-than ordering all films by predicted rating (precision@10 0.29 vs 0.06).
-
-**New users (fold-in).** Your bias and vector are the regularised least-squares fit to your ratings
-with every film's parameters fixed, so each prediction splits exactly into one share per rated film:
-the explanation lists the largest shares.
-
-**Limits.** The catalogue stops in 1998. Only films with at least {MIN_RATINGS_TO_RECOMMEND} training
-ratings are recommended (fewer ratings give unreliable factors). With one or two ratings the model mostly
-falls back on film quality (biases). Unknown ids or no usable ratings give a *popularity* list, clearly
-flagged. MovieLens is research-only data: the app ships model parameters and film metadata, never ratings.
+**Limits.** {SCOPE}. Only films with at least {MIN_RATINGS_TO_RECOMMEND} training ratings are
+recommended. With one or two ratings the model mostly falls back on film quality. Unknown ids or no
+usable ratings give a clearly flagged *popularity* list. MovieLens is research-only data: the app ships
+model parameters and film metadata, never ratings.
 """
     )
 
-mode = st.radio("Who is watching?", [FRESH, EXISTING], horizontal=True, key="rec_mode")
-left, right = st.columns([3, 1.2])
-genre_choice = right.selectbox("Genre filter", GENRE_OPTIONS, key="rec_genre")
-k = right.slider("How many recommendations", 5, min(20, MAX_K), 10, key="rec_k")
+mode_col, genre_col, k_col = st.columns([2.2, 1, 1])
+mode = mode_col.radio("Who is watching?", [FRESH, EXISTING], horizontal=True, key="rec_mode")
+genre_choice = genre_col.selectbox("Genre filter", GENRE_OPTIONS, key="rec_genre")
+k = k_col.slider("How many picks", 5, min(20, MAX_K), 10, key="rec_k")
 genre = None if genre_choice == ANY_GENRE else genre_choice
 
 result = None
 rated_ids: list[int] = []
+share: dict[str, str] | None = None
 
 if mode == FRESH:
-    with left:
-        st.subheader("Rate movies you have seen")
-        examples = example_inputs()
-        cols = st.columns(len(examples))
-        for col, example in zip(cols, examples, strict=True):
-            col.button(
+    search_col, rated_col = st.columns([1.1, 1], gap="large")
+    with search_col:
+        query = st.text_input(
+            "Find a film",
+            key="rec_query",
+            placeholder="e.g. The Godfather, Toy Story, Fargo",
+            help="Type a title and press Enter. Nothing is added until you click a rating.",
+        )
+        st.caption(f":material/movie: {SCOPE}. Search, then click a rating to add the film.")
+        if query.strip():
+            with user_facing_errors("searching the catalogue"):
+                found = service.search(query, limit=MATCHES_SHOWN + 1)
+                for match in found["matches"][:MATCHES_SHOWN]:
+                    item_id = match["item_id"]
+                    title_col, stars_col = st.columns([1.4, 1], vertical_alignment="center")
+                    title_col.markdown(f"**{match['display_title']}**  \n{', '.join(match['genres'])}")
+                    if item_id in st.session_state.rec_ratings:
+                        stars_col.caption(f"rated {star_label(st.session_state.rec_ratings[item_id])}")
+                    else:
+                        stars_col.segmented_control(
+                            f"Your rating of {match['display_title']}",
+                            STARS,
+                            format_func=star_label,
+                            key=f"rec_new_{item_id}",
+                            on_change=rate_match,
+                            args=(item_id,),
+                            label_visibility="collapsed",
+                        )
+                if len(found["matches"]) > MATCHES_SHOWN:
+                    st.caption("More films match: type more of the title.")
+                for note in found["notes"]:
+                    st.info(note[:1].upper() + note[1:], icon=":material/search_off:")
+        st.caption("Or start from an example profile:")
+        for column, example in zip(st.columns(3), example_inputs(), strict=True):
+            column.button(
                 example["name"].replace("_", " ").capitalize(),
                 help=example["description"],
                 on_click=load_example,
                 args=(example["ratings"],),
                 width="stretch",
             )
-        picked = st.multiselect(
-            "Search by title (type to search, pick several)",
-            options=list(items.index),
-            format_func=lambda item_id: items.at[item_id, "label"],
-            key="rec_picked",
-            placeholder="e.g. Star Wars, Toy Story, Fargo…",
-        )
+    with rated_col:
         ratings: dict[int, float] = {}
-        if picked:
-            slider_cols = st.columns(3)
-            for position, item_id in enumerate(picked):
-                key = f"rec_rate_{item_id}"
-                if key not in st.session_state:
-                    st.session_state[key] = 4
-                ratings[item_id] = slider_cols[position % 3].slider(
-                    items.at[item_id, "title"], 1, 5, key=key, format="%d ★"
-                )
-        with st.expander("Or paste ratings as ITEM_ID:RATING pairs"):
+        st.markdown("**Your ratings**")
+        if not st.session_state.rec_ratings:
+            st.caption("None yet.")
+        for item_id, stars in list(st.session_state.rec_ratings.items()):
+            key = f"rec_rate_{item_id}"
+            if key not in st.session_state:
+                st.session_state[key] = stars
+            title_col, stars_col = st.columns([1.4, 1], vertical_alignment="center")
+            title_col.write(display_title(items.at[item_id, "title"]))
+            stars_col.segmented_control(
+                f"Your rating of {items.at[item_id, 'title']}",
+                STARS,
+                format_func=star_label,
+                key=key,
+                on_change=change_rating,
+                args=(item_id,),
+                label_visibility="collapsed",
+            )
+            ratings[item_id] = float(stars)
+        if ratings:
+            st.button("Clear all", on_click=clear_ratings, icon=":material/delete:")
+            st.caption("Click the chosen rating again to remove a film.")
+        with st.expander("Paste ratings as ITEM_ID:RATING pairs"):
             pasted = st.text_input("Ratings", key="rec_pasted", placeholder="50:5, 172:4, 288:1")
     with user_facing_errors("computing recommendations"):
         if pasted.strip():
             ratings = {**parse_ratings(pasted), **ratings}
         rated_ids = [i for i in ratings if i in items.index]
         if ratings:
-            result = service.predict({"ratings": ratings, "k": k, "genre": genre})
+            result = cached_call("recommend", "predict", {"ratings": ratings, "k": k, "genre": genre})
+            share = {"ratings": ratings_text(ratings)}
         else:
-            st.info("Pick and rate at least one movie (three or more work best) to get recommendations.")
+            st.info(
+                "Search for a film you have seen and click a rating (three or more work best), "
+                "or load an example profile.",
+                icon=":material/star:",
+            )
 else:
-    with left:
-        st.subheader("An existing MovieLens user")
-        user_id = st.number_input(
-            "User id", min_value=1, max_value=facts["n_users"], value=1, step=1, key="rec_user"
-        )
+    user_id = st.number_input(
+        "MovieLens user id", min_value=1, max_value=facts["n_users"], value=1, step=1, key="rec_user"
+    )
     if not facts["has_history"]:
         st.info(
             "Existing users' ratings are MovieLens data, which may not be redistributed, so they are not shipped "
             "with the app, and the dataset is not on this machine (set `DEMO_DATA_DIR` to a MovieLens-100K folder). "
-            "Choose **Start fresh** above to rate movies yourself.",
+            f"Choose **{FRESH}** above to rate films yourself.",
             icon=":material/lock:",
         )
     else:
-        with user_facing_errors("loading the profile"):
+        with user_facing_errors("loading the profile"), st.expander("Their ratings and genre taste"):
             profile = service.user_profile(int(user_id))
             st.caption(
                 f"User {profile['user_id']}: {profile['n_ratings']} ratings, mean {profile['mean_rating']:.2f} ★"
             )
             top_col, taste_col = st.columns([1.2, 1])
-            with top_col:
-                st.markdown("**Top-rated movies**")
-                st.dataframe(
-                    pd.DataFrame(profile["top_rated"])[["title", "rating", "genres"]],
-                    hide_index=True,
-                    width="stretch",
+            top_col.dataframe(
+                pd.DataFrame(profile["top_rated"])[["display_title", "rating"]],
+                hide_index=True,
+                width="stretch",
+                column_config={"display_title": "top-rated films"},
+            )
+            taste = pd.DataFrame(profile["genre_taste"])
+            taste_col.altair_chart(
+                alt.Chart(taste, title="Genre taste")
+                .mark_bar(cornerRadiusEnd=3)
+                .encode(
+                    x=alt.X("n_rated:Q", title="films rated"),
+                    y=alt.Y("genre:N", sort="-x", title=None),
+                    color=alt.Color(
+                        "mean_rating:Q", title="mean ★", scale=alt.Scale(scheme="purples", domain=[1, 5])
+                    ),
+                    tooltip=["genre", "n_rated", alt.Tooltip("mean_rating:Q", format=".2f")],
                 )
-            with taste_col:
-                taste = pd.DataFrame(profile["genre_taste"])
-                chart = (
-                    alt.Chart(taste, title="Genre taste")
-                    .mark_bar(cornerRadiusEnd=3)
-                    .encode(
-                        x=alt.X("n_rated:Q", title="films rated"),
-                        y=alt.Y("genre:N", sort="-x", title=None),
-                        color=alt.Color(
-                            "mean_rating:Q", title="mean ★", scale=alt.Scale(scheme="purples", domain=[1, 5])
-                        ),
-                        tooltip=["genre", "n_rated", alt.Tooltip("mean_rating:Q", format=".2f")],
-                    )
-                    .properties(height=max(200, 22 * len(taste)))
-                )
-                st.altair_chart(chart, width="stretch")
+                .properties(height=max(CHART_MIN_HEIGHT, 22 * len(taste))),
+                width="stretch",
+            )
             rated_ids = [row["item_id"] for row in profile["top_rated"]]
     with user_facing_errors("computing recommendations"):
-        result = service.predict({"user": int(user_id), "k": k, "genre": genre})
+        result = cached_call("recommend", "predict", {"user": int(user_id), "k": k, "genre": genre})
+
+
+def reasons_text(because: list[dict]) -> str:
+    return ", ".join(
+        f"*{display_title(b['title'])}* {b['rating']:g}★ (+{b['contribution']:.2f})" for b in because
+    )
+
 
 recommended_ids: list[int] = []
-if result is not None:
-    st.subheader("Recommended for you")
-    if result["fallback"] == "popularity":
-        st.warning(
-            f"Popular films shown instead of personal picks: {result['reason']}.",
-            icon=":material/trending_up:",
-        )
-    if result.get("unknown_items"):
-        st.caption(f"Ignored unknown movie ids: {', '.join(map(str, result['unknown_items']))}")
-    for note in result["notes"]:
-        if not note.startswith(("popular films instead", "ignored unknown")):
-            st.caption(note)
-    if not result["recommendations"]:
-        st.info("No film matches this genre filter; try another genre.")
-    for rank, rec in enumerate(result["recommendations"], start=1):
-        recommended_ids.append(rec["item_id"])
-        with st.container(border=True):
-            title_col, score_col = st.columns([5, 1])
-            title_col.markdown(f"**{rank}. {rec['title']}**  \n{', '.join(rec['genres'])}")
-            score_col.metric("predicted", f"{rec['predicted_rating']:.1f} ★")
-            if rec["because"]:
-                reasons = ", ".join(
-                    f"*{b['title']}* ({b['rating']:g}★, +{b['contribution']:.2f})" for b in rec["because"]
-                )
-                st.caption(f"Because you rated {reasons}")
-            elif result["fallback"]:
-                st.caption(f"Popular: rated by {rec['n_ratings']} MovieLens users")
-    latency_caption(result["latency_ms"])
-    if "fold_in_ms" in result:
-        st.caption(f"Fold-in (solving your taste vector): {result['fold_in_ms']:.2f} ms")
+picks_tab, similar_tab, map_tab = st.tabs(["Recommended for you", "More like this", "Map of the films"])
 
-st.divider()
-st.subheader("More like this")
-default_seed = recommended_ids[0] if recommended_ids else 50
-options = list(items.index)
-seed_item = st.selectbox(
-    "Any movie",
-    options,
-    index=options.index(default_seed),
-    format_func=lambda item_id: items.at[item_id, "label"],
-    key="rec_similar",
-)
-with user_facing_errors("finding similar movies"):
-    similar = service.similar_items(int(seed_item), k=8)
-    for note in similar["notes"]:
-        st.caption(note)
-    st.dataframe(
-        pd.DataFrame(similar["similar"])[["title", "similarity", "genres", "n_ratings"]],
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "similarity": st.column_config.ProgressColumn(
-                "cosine", min_value=0.0, max_value=1.0, format="%.2f"
+with picks_tab:
+    if result is None:
+        st.caption("Your picks appear here.")
+    else:
+        if result["fallback"] == "popularity":
+            st.warning(
+                f"Popular films shown instead of personal picks: {result['reason']}.",
+                icon=":material/trending_up:",
             )
-        },
-    )
+        if result.get("unknown_items"):
+            st.caption(f"Ignored unknown movie ids: {', '.join(map(str, result['unknown_items']))}")
+        for note in result["notes"]:
+            if not note.startswith(("popular films instead", "ignored unknown")):
+                st.caption(note)
+        if not result["recommendations"]:
+            st.info("No film matches this genre filter; try another genre.")
+        lines = []
+        for rank, rec in enumerate(result["recommendations"], start=1):
+            recommended_ids.append(rec["item_id"])
+            line = f"{rank}. **{rec['display_title']}** · {rec['predicted_rating']:.1f}★ predicted"
+            if rec["because"]:
+                line += f"  \n   Because you rated {reasons_text(rec['because'])}"
+            elif result["fallback"]:
+                line += f" · rated by {rec['n_ratings']} MovieLens users"
+            lines.append(line)
+        st.markdown("\n".join(lines))
+        latency_caption(result["latency_ms"])
+        if "fold_in_ms" in result:
+            st.caption(f"Fold-in (solving your taste vector): {result['fold_in_ms']:.2f} ms")
+        result_actions(result, share=share, key="recommend")
 
-st.divider()
-st.subheader("Map of the item space")
-st.caption(
-    "Each dot is a film (with at least "
-    f"{MIN_RATINGS_TO_RECOMMEND} training ratings), placed by the first two principal components of its "
-    "100-dimensional factor vector and coloured by its first listed genre. Films close together are liked by the "
-    "same people. ◆ films you rated, ▲ your recommendations."
-)
-points = item_map()
-points["role"] = "other"
-points.loc[points["item_id"].isin(rated_ids), "role"] = "rated"
-points.loc[points["item_id"].isin(recommended_ids), "role"] = "recommended"
-base = alt.Chart(points).encode(
-    x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False, ticks=False)),
-    y=alt.Y("y:Q", title="component 2", axis=alt.Axis(labels=False, ticks=False)),
-    tooltip=["title", "genre", "n_ratings"],
-)
-dots = (
-    base.transform_filter(alt.datum.role == "other")
-    .mark_circle(size=28, opacity=0.45)
-    .encode(color=alt.Color("genre:N", title="first genre", scale=alt.Scale(scheme="tableau20")))
-)
-marked = (
-    base.transform_filter(alt.datum.role != "other")
-    .mark_point(filled=True, size=190, stroke="black", strokeWidth=1)
-    .encode(
-        shape=alt.Shape(
-            "role:N",
-            scale=alt.Scale(domain=["rated", "recommended"], range=["diamond", "triangle-up"]),
-            title="you",
-        ),
-        color=alt.Color("genre:N"),
+with similar_tab:
+    options = list(items.index)
+    default_seed = recommended_ids[0] if recommended_ids else 50
+    seed_item = st.selectbox(
+        "Films closest to",
+        options,
+        index=options.index(default_seed),
+        format_func=lambda item_id: items.at[item_id, "display_title"],
+        key="rec_similar",
     )
-)
-st.altair_chart((dots + marked).properties(height=480).interactive(), width="stretch")
+    with user_facing_errors("finding similar movies"):
+        similar = service.similar_items(int(seed_item), k=8)
+        for note in similar["notes"]:
+            st.caption(note)
+        st.dataframe(
+            pd.DataFrame(similar["similar"])[["display_title", "similarity", "genres", "n_ratings"]],
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "display_title": "film",
+                "similarity": st.column_config.ProgressColumn(
+                    "cosine", min_value=0.0, max_value=1.0, format="%.2f"
+                ),
+            },
+        )
+
+with map_tab:
+    st.caption(
+        f"Each dot is a film with at least {MIN_RATINGS_TO_RECOMMEND} training ratings, placed by the first two "
+        f"principal components of its {facts['features']['n_factors']}-dimensional factor vector and coloured by "
+        "its first listed genre. Films close together are liked by the same people. ◆ films you rated, "
+        "▲ your picks."
+    )
+    points = item_map()
+    points["role"] = "other"
+    points.loc[points["item_id"].isin(rated_ids), "role"] = "rated"
+    points.loc[points["item_id"].isin(recommended_ids), "role"] = "recommended"
+    base = alt.Chart(points).encode(
+        x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("y:Q", title="component 2", axis=alt.Axis(labels=False, ticks=False)),
+        tooltip=["title", "genre", "n_ratings"],
+    )
+    dots = (
+        base.transform_filter(alt.datum.role == "other")
+        .mark_circle(size=28, opacity=0.45)
+        .encode(color=alt.Color("genre:N", title="first genre", scale=alt.Scale(scheme="tableau20")))
+    )
+    marked = (
+        base.transform_filter(alt.datum.role != "other")
+        .mark_point(filled=True, size=190, stroke="black", strokeWidth=1)
+        .encode(
+            shape=alt.Shape(
+                "role:N",
+                scale=alt.Scale(domain=["rated", "recommended"], range=["diamond", "triangle-up"]),
+                title="you",
+            ),
+            color=alt.Color("genre:N"),
+        )
+    )
+    st.altair_chart((dots + marked).properties(height=420).interactive(), width="stretch")

@@ -1,4 +1,5 @@
-"""AppTest of pages/4_Recommendation.py: fresh-user flow, example profiles, bad input, existing users."""
+"""AppTest of pages/4_Recommendation.py: search and explicit ratings, example profiles, bad input,
+shared links, existing users."""
 
 from __future__ import annotations
 
@@ -23,30 +24,86 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_page_renders_and_asks_for_ratings(app):
+def _search(at: AppTest, text: str) -> AppTest:
+    at.text_input(key="rec_query").input(text).run()
+    assert not at.exception
+    return at
+
+
+def test_page_renders_asks_for_ratings_and_states_the_catalogue_scope(app):
     assert "Recommendation" in app.title[0].value
-    assert "Pick and rate at least one movie" in _texts(app)
-    assert "Map of the item space" in _texts(app) and "More like this" in _texts(app)
-
-
-def test_rating_three_movies_shows_explained_recommendations(app):
-    app.multiselect(key="rec_picked").set_value([50, 172, 181]).run()
-    assert not app.exception
-    assert len(app.slider) >= 4  # k plus one per rated movie
     text = _texts(app)
-    assert "Recommended for you" in text and "Because you rated" in text
-    assert any(
-        t in text for t in ("*Star Wars", "*Empire Strikes", "*Return of the Jedi")
-    )  # names a rated film
+    assert "Search for a film you have seen and click a rating" in text
+    assert "MovieLens-100K: films up to 1998" in text
+    assert [tab.label for tab in app.tabs] == ["Recommended for you", "More like this", "Map of the films"]
+
+
+def test_search_adds_nothing_until_a_rating_is_clicked(app):
+    """Issue 16: Enter in the search never adds a film, and no film gets a silent 4★."""
+    _search(app, "Star Wars")
+    assert "Star Wars (1977)" in _texts(app)
+    assert app.session_state["rec_ratings"] == {}
+    assert "Recommended for you" not in [s.value for s in app.subheader]
+    assert "Because you rated" not in _texts(app)
+    stars = app.segmented_control(key="rec_new_50")
+    assert stars.value is None  # no default rating
+    stars.set_value(5).run()
+    assert not app.exception
+    assert app.session_state["rec_ratings"] == {50: 5}
+    assert app.text_input(key="rec_query").value == ""  # the search is cleared for the next film
+    assert app.segmented_control(key="rec_rate_50").value == 5
+
+
+def test_the_godfather_is_found_and_matrix_says_the_catalogue_ends_in_1998(app):
+    _search(app, "The Godfather")
+    assert "The Godfather (1972)" in _texts(app)
+    _search(app, "Matrix")
+    text = _texts(app)
+    assert "No title matches 'Matrix'" in text and "films up to 1998" in text
+
+
+def test_rating_three_films_shows_picks_with_their_own_reasons(app):
+    for query, item_id, stars in (
+        ("Star Wars", 50, 5),
+        ("Empire Strikes Back", 172, 5),
+        ("Sense and Sens", 275, 4),
+    ):
+        _search(app, query)
+        app.segmented_control(key=f"rec_new_{item_id}").set_value(stars).run()
+        assert not app.exception
+    assert app.session_state["rec_ratings"] == {50: 5, 172: 5, 275: 4}
+    text = _texts(app)
+    assert "Because you rated" in text and "predicted" in text
     app.selectbox(key="rec_genre").set_value("Comedy").run()
-    assert not app.exception and "Recommended for you" in _texts(app)
+    assert not app.exception and "Because you rated" in _texts(app)
+
+
+def test_clicking_the_chosen_rating_again_removes_the_film(app):
+    app.button[0].click().run()  # an example profile
+    rated = dict(app.session_state["rec_ratings"])
+    first = next(iter(rated))
+    app.segmented_control(key=f"rec_rate_{first}").set_value(None).run()
+    assert not app.exception
+    assert (
+        first not in app.session_state["rec_ratings"]
+        and len(app.session_state["rec_ratings"]) == len(rated) - 1
+    )
 
 
 def test_example_profile_button(app):
     app.button[0].click().run()
     assert not app.exception
-    assert app.multiselect(key="rec_picked").value
+    assert app.session_state["rec_ratings"]
     assert "Because you rated" in _texts(app)
+
+
+def test_a_shared_link_reopens_the_same_ratings():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["ratings"] = "50:5,172:4"
+    at.run()
+    assert not at.exception
+    assert at.session_state["rec_ratings"] == {50: 5, 172: 4}
+    assert "Because you rated" in _texts(at)
 
 
 def test_bad_pasted_rating_shows_a_warning_not_a_traceback(app):
@@ -66,5 +123,5 @@ def test_existing_user_mode(app):
     app.radio(key="rec_mode").set_value("Be an existing MovieLens user").run()
     assert not app.exception
     text = _texts(app)
-    assert "Recommended for you" in text
+    assert "predicted" in text
     assert "Genre taste" in str(app) or "may not be redistributed" in text or "User 1:" in text
