@@ -137,7 +137,7 @@ def bench_recommend(quick: bool, data_dir: Path | None) -> dict:
 
     sizes = recommend_scaling.SIZES[:2] if quick else recommend_scaling.SIZES
     result["scaling"] = recommend_scaling.measure(sizes, timeout_s=600, log=sys.stderr)
-    recommend_scaling.write_svg(result["scaling"], OUT_DIR / "recommend_scaling.svg")
+    recommend_scaling.write_outputs(result["scaling"], OUT_DIR)
     return result
 
 

@@ -303,6 +303,13 @@ def write_svg(result: dict, path: Path) -> None:
     path.write_text("\n".join(body) + "\n", encoding="utf-8")
 
 
+def write_outputs(result: dict, out_dir: Path) -> None:
+    """bench/recommend_scaling.json (read by the Model cards page) and the SVG chart for the README."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "recommend_scaling.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_svg(result, out_dir / "recommend_scaling.svg")
+
+
 def merge_into_results(result: dict, results_path: Path) -> bool:
     """Put the curve under services.recommend.scaling of an existing bench/results.json."""
     if not results_path.is_file():
@@ -334,8 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     out = Path(args.out_dir)
-    (out / "recommend_scaling.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    write_svg(result, out / "recommend_scaling.svg")
+    write_outputs(result, out)
     merged = merge_into_results(result, out / "results.json")
     print(json.dumps(result["slope"]))
     print(
