@@ -1,4 +1,4 @@
-"""Vision: recognise a handwritten or printed digit from an upload, a drawing or a bundled example."""
+"""Vision: read a handwritten or printed number (one digit or up to 12) from a photo, the camera or a drawing."""
 
 from __future__ import annotations
 
@@ -7,22 +7,50 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
-from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
-from services.vision import MAX_BATCH, MAX_PIXELS, MAX_UPLOAD_BYTES, example_inputs
-
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
-BROWSER_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}  # what we can show back as is
-MAX_FILES = 200  # uploads per batch on this page (each still limited by the service)
-
-setup_page(
-    "Vision: digit recognizer",
-    "🔢",
-    "A small convolutional network trained by this project on MNIST reads one digit (0-9) per image. "
-    "Upload photos or scans, draw on the canvas, or click an example.",
+from pages.ui import (
+    cached_call,
+    cached_service,
+    confidence_bars,
+    latency_caption,
+    result_actions,
+    setup_page,
+    shared_input,
+    user_facing_errors,
+)
+from services.vision import (
+    FORMAT_NAMES,
+    MAX_BATCH,
+    MAX_DIGITS,
+    MAX_PIXELS,
+    MAX_UPLOAD_BYTES,
+    UPLOAD_EXTENSIONS,
+    example_inputs,
+    preview_rgb,
 )
 
+MAX_FILES = 200  # uploads per batch on this page (each still limited by the service)
+BOX_COLOUR = (124, 58, 237)  # the theme's violet, readable on paper and on dark boards
+# The canvas is a fixed number of pixels wide: the phone size fits a 390 px screen, the wide one
+# leaves room for a phone number on a laptop.
+CANVAS_SIZES = {"Phone width": (340, 170), "Wide": (680, 200)}
+
+setup_page(
+    "Vision: digits and numbers",
+    "🔢",
+    "A small convolutional network trained by this project on MNIST reads handwritten or printed "
+    f"numbers, from one digit up to {MAX_DIGITS}. Upload photos or scans, take a photo, draw, or click an example.",
+)
+
+# Large type for the number read; it wraps instead of pushing the page sideways on a phone.
+st.markdown(
+    """<style>
+    .vision-number {font-size: clamp(2.2rem, 11vw, 4rem); font-weight: 700; letter-spacing: 0.08em;
+                    line-height: 1.1; overflow-wrap: anywhere; font-variant-numeric: tabular-nums;}
+    </style>""",
+    unsafe_allow_html=True,
+)
 
 service = cached_service("vision")
 
@@ -34,23 +62,27 @@ with st.expander("About this model and its limits", icon=":material/info:"):
 - **Model.** {info["architecture"]}; {info["parameters"]:,} parameters, trained from scratch in PyTorch.
 - **Data.** {info["training"]}. Augmentation (scale, shift, rotation, shear, thicker and thinner
   strokes, blur, contrast, noise, JPEG artefacts) prepares it for photos, print and canvas strokes.
-- **Accuracy.** {f"{accuracy:.2%}" if accuracy else "n/a"} on the 10,000 MNIST test digits.
+- **Accuracy.** {f"{accuracy:.2%}" if accuracy else "n/a"} on the 10,000 MNIST test digits
+  (`{info["metrics"].get("command", "")}`).
 
-**What happens to your image.** It is decoded (EXIF rotation, transparency, 16-bit and CMYK handled),
-the ink is found automatically whether it is dark on light or light on dark, uneven lighting is
-removed, the digit is cropped, fitted into 20×20 pixels and centred in a 28×28 square, the way MNIST
-was made. That square is the *model's-eye view* shown next to each result; the heat map (Grad-CAM)
-shows which regions drove the answer.
+**What happens to your image.** It is decoded (EXIF rotation, HEIC from iPhones, transparency, 16-bit
+and CMYK handled), the ink is found automatically whether it is dark on light or light on dark, and
+uneven lighting is removed. The digits are then found one by one: broken strokes are joined, specks,
+dots and ruled lines are ignored, a tilted line is straightened, and digits that touch are cut where
+the network reads the pieces best. Each digit is fitted into 20×20 pixels and centred in a 28×28
+square, the way MNIST was made: that square is the *model's-eye view*; the heat map (Grad-CAM) shows
+which regions drove the answer. All digits go through the network in one batch.
 
-**Limits.** One digit per image: several digits, letters or drawings still get a digit as answer
-(a low confidence is flagged). Very small digits in a large photo, heavy clutter, or ink with little
-contrast may fail: crop to the digit. Files up to {info["limits"]["max_upload_bytes"] / 2**20:.0f} MiB and
-{info["limits"]["max_pixels"] / 1e6:.0f} megapixels; animated images use their first frame.
+**Limits.** Digits only, on one line, up to {info["limits"]["max_digits"]}: letters, signs and
+decimal points are ignored or read as digits (a low confidence is flagged). Very small digits in a large
+photo, heavy clutter, or ink with little contrast may fail: crop to the number. Files up to
+{info["limits"]["max_upload_bytes"] / 2**20:.0f} MiB and {info["limits"]["max_pixels"] / 1e6:.0f}
+megapixels; animated images use their first frame.
 """
     )
 
 
-def _scaled(image: np.ndarray, factor: int = 8) -> np.ndarray:
+def _scaled(image: np.ndarray, factor: int = 6) -> np.ndarray:
     """Nearest-neighbour upscale so 28×28 pixels stay crisp on screen."""
     return np.repeat(np.repeat(np.asarray(image, dtype=np.float32), factor, axis=0), factor, axis=1)
 
@@ -65,36 +97,78 @@ def _overlay(model_input: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     return np.clip(grey * (1 - alpha) + heat * alpha, 0, 1)
 
 
-def show_result(result: dict, original: bytes | np.ndarray | None = None) -> None:
-    """Headline, top-k bars, the model's-eye view, the Grad-CAM overlay, latency and device."""
-    st.subheader(f"Predicted digit: {result['label']}")
+def _canvas_picture(rgba: np.ndarray) -> np.ndarray:
+    """The canvas's RGBA strokes on white, as the picture to draw the boxes on."""
+    rgba = np.asarray(rgba, dtype=np.float32)
+    alpha = rgba[..., 3:4] / 255
+    return (rgba[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+
+
+def _boxed(picture: np.ndarray, result: dict) -> Image.Image:
+    """The picture with a box, the digit and its confidence over every digit read."""
+    image = Image.fromarray(picture).convert("RGB")
+    width, height = result["size"]
+    sx, sy = image.width / width, image.height / height
+    line = max(2, round(min(image.size) / 150))
+    draw = ImageDraw.Draw(image)
+    for digit in result["digits"]:
+        x0, y0, x1, y1 = digit["box"]
+        box = (x0 * sx - line, y0 * sy - line, x1 * sx + line, y1 * sy + line)
+        draw.rectangle(box, outline=BOX_COLOUR, width=line)
+        text = f"{digit['label']} {digit['confidence']:.0%}"
+        left, top = box[0], max(0, box[1] - 12 - 2 * line)
+        tb = draw.textbbox((left, top), text)
+        draw.rectangle((tb[0] - 2, tb[1] - 2, tb[2] + 2, tb[3] + 2), fill=BOX_COLOUR)
+        draw.text((left, top), text, fill=(255, 255, 255))
+    return image
+
+
+def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
+    """The number in large type, the boxes over the picture, and each digit's view on selection."""
+    digits = result["digits"]
+    kind = "digit" if len(digits) == 1 else f"number ({len(digits)} digits)"
+    st.subheader(f"Predicted {kind.split(' ')[0]}: {result['label']}")
+    st.markdown(f'<div class="vision-number">{result["label"]}</div>', unsafe_allow_html=True)
+    st.caption(f"Confidence of the whole {kind}: {result['confidence']:.1%}")
     if result["low_confidence"]:
         st.warning(
-            f"Low confidence ({result['confidence']:.0%}): this may not be a single clear digit.",
+            f"Low confidence ({result['confidence']:.0%}): check the boxes; this may not be a clear number.",
             icon=":material/help:",
         )
     for note in result.get("notes", []):
         st.info(note, icon=":material/info:")
-    bars, views = st.columns([1, 1.4])
-    with bars:
-        st.metric("Confidence", f"{result['confidence']:.1%}")
-        confidence_bars(result["top_k"])
-        latency_caption(result["latency_ms"])
-        polarity = "dark ink on light paper (inverted)" if result["inverted"] else "light ink on dark"
-        source = "drawing" if result["format"] == "array" else result["format"]
-        st.caption(f"Read as {polarity}; {source} {result['size'][0]}×{result['size'][1]}")
-    with views:
-        cols = st.columns(3 if original is not None else 2)
-        if original is not None:
-            cols[0].image(original, caption="Your image", width="stretch")
-        eye_col, cam_col = cols[-2], cols[-1]
-        digit = result["digits"][0]
-        model_input = np.asarray(digit["model_input"], dtype=np.float32)
-        eye_col.image(_scaled(model_input), caption="Model's-eye view (28×28)", clamp=True, width="stretch")
-        overlay = _overlay(model_input, np.asarray(digit["saliency"], dtype=np.float32))
-        cam_col.image(
-            _scaled(overlay), caption="Grad-CAM: what drove the answer", clamp=True, width="stretch"
+    if picture is not None:
+        st.image(_boxed(picture, result), caption="What was read, digit by digit", width="content")
+    chosen = 0
+    if len(digits) > 1:
+        chosen = st.radio(
+            "Digit to explain",
+            range(len(digits)),
+            format_func=lambda i: f"{digits[i]['label']} ({digits[i]['confidence']:.0%})",
+            horizontal=True,
+            key=f"{key}_digit",
         )
+    digit = digits[chosen or 0]
+    bars, eye, cam = st.columns([1.3, 1, 1])
+    with bars:
+        position = f"digit {chosen + 1} of {len(digits)}: " if len(digits) > 1 else ""
+        st.metric(f"{position}confidence", f"{digit['confidence']:.1%}")
+        confidence_bars(digit["top_k"])
+    model_input = np.asarray(digit["model_input"], dtype=np.float32)
+    eye.image(_scaled(model_input), caption="Model's-eye view (28×28)", clamp=True, width="stretch")
+    overlay = _overlay(model_input, np.asarray(digit["saliency"], dtype=np.float32))
+    cam.image(_scaled(overlay), caption="Grad-CAM: what drove the answer", clamp=True, width="stretch")
+    latency_caption(result["latency_ms"])
+    polarity = "dark ink on light paper (inverted)" if result["inverted"] else "light ink on dark"
+    source = "drawing" if result["format"] == "array" else result["format"]
+    st.caption(f"Read as {polarity}; {source} {result['size'][0]}×{result['size'][1]}")
+
+
+def read_upload(data: bytes, key: str) -> None:
+    with user_facing_errors("reading your image"):
+        result = cached_call("vision", "predict", data, explain=True)
+        show_result(result, preview_rgb(data), key)
+        result_actions(result, key=key)
 
 
 @st.cache_data(show_spinner=False)
@@ -106,129 +180,133 @@ def _thumbnail(path: str, side: int = 160) -> np.ndarray:
     return np.asarray(ImageOps.pad(rgb, (side, side), color=corner))
 
 
-def _displayable(data: bytes, result: dict) -> bytes | None:
-    return data if result.get("format") in BROWSER_FORMATS else None
+def batch_table(names: list[str], payloads: list[bytes]) -> None:
+    with st.spinner(f"Reading {len(payloads)} images…"):
+        results = []
+        for start in range(0, len(payloads), MAX_BATCH):
+            results += cached_call("vision", "predict_batch", payloads[start : start + MAX_BATCH])
+    rows = []
+    for name, result in zip(names, results, strict=True):
+        if "error" in result:
+            rows.append(
+                {"file": name, "label": None, "confidence": None, "error": result["error"]["message"]}
+            )
+            continue
+        second = result["top_k"][1] if len(result["top_k"]) > 1 else {"label": None, "score": None}
+        rows.append(
+            {
+                "file": name,
+                "label": result["label"],
+                "digits": len(result["digits"]),
+                "confidence": result["confidence"],
+                "runner_up": second["label"],
+                "runner_up_confidence": second["score"],
+                "latency_ms": result["latency_ms"],
+                "error": None,
+            }
+        )
+    table = pd.DataFrame(rows)
+    ok = int(table["error"].isna().sum())
+    table["error"] = table["error"].fillna("")
+    st.subheader(f"Results for {len(payloads)} images ({ok} recognised)")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "label": st.column_config.TextColumn("label"),
+            "confidence": st.column_config.ProgressColumn(
+                "confidence", min_value=0, max_value=1, format="%.3f"
+            ),
+            "runner_up_confidence": st.column_config.NumberColumn("runner-up confidence", format="%.3f"),
+            "runner_up": st.column_config.TextColumn("runner-up"),
+            "latency_ms": st.column_config.NumberColumn("latency", format="%.1f ms"),
+        },
+    )
+    st.download_button(
+        "Download results as CSV",
+        table.to_csv(index=False).encode(),
+        file_name="number_predictions.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+    choice = st.selectbox("Show details for", range(len(names)), format_func=lambda i: names[i])
+    if choice is not None:
+        read_upload(payloads[choice], key="upload_detail")
 
 
-upload_tab, draw_tab, examples_tab = st.tabs(
-    [":material/upload: Upload", ":material/draw: Draw", ":material/photo_library: Examples"]
+upload_tab, camera_tab, draw_tab, examples_tab = st.tabs(
+    [
+        ":material/upload: Upload",
+        ":material/photo_camera: Camera",
+        ":material/draw: Draw",
+        ":material/photo_library: Examples",
+    ]
 )
 
 with upload_tab:
     files = st.file_uploader(
-        f"Images of single digits (PNG, JPEG, WEBP, BMP, GIF, TIFF; up to {MAX_UPLOAD_BYTES / 2**20:.0f} MiB "
+        f"Photos or scans of digits or numbers ({FORMAT_NAMES}; up to {MAX_UPLOAD_BYTES / 2**20:.0f} MiB "
         f"and {MAX_PIXELS / 1e6:.0f} megapixels each). Several files give a table.",
-        type=UPLOAD_TYPES,
+        type=list(UPLOAD_EXTENSIONS),
         accept_multiple_files=True,
         key="vision_upload",
     )
     files = list(files or [])[:MAX_FILES]
     if len(files) == 1:
-        data = files[0].getvalue()
-        with user_facing_errors("reading your image"):
-            result = service.predict(data, explain=True)
-            show_result(result, _displayable(data, result))
+        read_upload(files[0].getvalue(), key="upload")
     elif len(files) > 1:
         with user_facing_errors("reading your images"):
-            payloads = [f.getvalue() for f in files]
-            with st.spinner(f"Recognising {len(files)} images…"):
-                results = []
-                for start in range(0, len(payloads), MAX_BATCH):
-                    results += service.predict_batch(payloads[start : start + MAX_BATCH])
-            rows = []
-            for upload, result in zip(files, results, strict=True):
-                if "error" in result:
-                    rows.append(
-                        {
-                            "file": upload.name,
-                            "label": None,
-                            "confidence": None,
-                            "error": result["error"]["message"],
-                        }
-                    )
-                else:
-                    second = (
-                        result["top_k"][1] if len(result["top_k"]) > 1 else {"label": None, "score": None}
-                    )
-                    rows.append(
-                        {
-                            "file": upload.name,
-                            "label": result["label"],
-                            "confidence": result["confidence"],
-                            "runner_up": second["label"],
-                            "runner_up_confidence": second["score"],
-                            "latency_ms": result["latency_ms"],
-                            "error": None,
-                        }
-                    )
-            table = pd.DataFrame(rows)
-            ok = int(table["error"].isna().sum())
-            table["error"] = table["error"].fillna("")
-            st.subheader(f"Results for {len(files)} images ({ok} recognised)")
-            st.dataframe(
-                table,
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    "confidence": st.column_config.ProgressColumn(
-                        "confidence", min_value=0, max_value=1, format="%.3f"
-                    ),
-                    "runner_up_confidence": st.column_config.NumberColumn(
-                        "runner-up confidence", format="%.3f"
-                    ),
-                    "runner_up": st.column_config.TextColumn("runner-up"),
-                    "latency_ms": st.column_config.NumberColumn("latency", format="%.1f ms"),
-                },
-            )
-            st.download_button(
-                "Download results as CSV",
-                table.to_csv(index=False).encode(),
-                file_name="digit_predictions.csv",
-                mime="text/csv",
-                icon=":material/download:",
-            )
-            choice = st.selectbox("Show details for", range(len(files)), format_func=lambda i: files[i].name)
-            if choice is not None:
-                data = payloads[choice]
-                result = service.predict(data, explain=True)
-                show_result(result, _displayable(data, result))
+            batch_table([f.name for f in files], [f.getvalue() for f in files])
     else:
-        st.caption("Tip: a photo works best cropped around the digit, with the digit dark on light paper.")
+        st.caption("Tip: a photo works best with the number filling a good part of the picture, on one line.")
+
+with camera_tab:
+    # The browser asks for the camera only once this is switched on, not whenever the page opens.
+    if st.toggle("Use the camera", key="vision_camera_on", help="Phones use the back or front camera"):
+        shot = st.camera_input("Take a photo", key="vision_camera")
+        if shot is not None:
+            read_upload(shot.getvalue(), key="camera")
+        else:
+            st.caption("Hold the number flat and fill the frame with it, then take the photo.")
+    else:
+        st.caption("Switch on the camera to photograph a number: a house number, a meter, a note.")
 
 with draw_tab:
-    st.caption("Draw one digit, large, with the mouse or a finger. Release to recognise it.")
-    st.write("")  # room for the canvas toolbar, which floats above the drawing area
+    size_name = st.radio("Canvas", list(CANVAS_SIZES), horizontal=True, key="vision_canvas_size")
+    width, height = CANVAS_SIZES[size_name]
+    st.caption(
+        "Write one digit or a whole number, side by side, with the mouse or a finger. Release to read it."
+    )
     try:
         from streamlit_drawable_canvas import st_canvas  # registers a component: import inside the page
     except Exception:  # noqa: BLE001 - the rest of the page works without the canvas
         st_canvas = None
         st.info("The drawing canvas is not available in this installation (streamlit-drawable-canvas).")
     if st_canvas is not None:
-        pad, result_col = st.columns([1, 1.6])
-        with pad:
-            canvas = st_canvas(
-                stroke_width=20,
-                stroke_color="#000000",
-                background_color="#FFFFFF",
-                height=280,
-                width=280,
-                drawing_mode="freedraw",
-                return_image_data=True,
-                key="vision_canvas",
-            )
-        with result_col:
-            drawn = (canvas.json_data or {}).get("objects") if canvas is not None else None
-            if drawn and canvas.image_data is not None:
-                with user_facing_errors("reading your drawing"):
-                    show_result(service.predict_array(canvas.image_data, explain=True))
-            else:
-                st.info("Nothing drawn yet.", icon=":material/draw:")
+        canvas = st_canvas(
+            stroke_width=14 if width < 500 else 16,
+            stroke_color="#000000",
+            background_color="#FFFFFF",
+            height=height,
+            width=width,
+            drawing_mode="freedraw",
+            return_image_data=True,
+            key=f"vision_canvas_{width}",
+        )
+        drawn = (canvas.json_data or {}).get("objects") if canvas is not None else None
+        if drawn and canvas.image_data is not None:
+            with user_facing_errors("reading your drawing"):
+                result = cached_service("vision").predict_array(canvas.image_data, explain=True)
+                show_result(result, _canvas_picture(canvas.image_data), key="canvas")
+        else:
+            st.info("Nothing drawn yet.", icon=":material/draw:")
 
 with examples_tab:
     examples = example_inputs()
     st.caption(
         "MNIST test digits, photo-like and printed renders, and canvas-style drawings bundled with the app "
-        "(none of the renders or drawings were used in training). Click one to recognise it."
+        "(none of the renders or drawings were used in training). Click one to read it."
     )
     per_row = 7
     for start in range(0, len(examples), per_row):
@@ -240,11 +318,13 @@ with examples_tab:
                     f"Digit {example['label']}", key=f"example_{example['name']}", help=example["description"]
                 ):
                     st.session_state["vision_example"] = example["name"]
-    chosen = st.session_state.get("vision_example")
+    chosen = st.session_state.get("vision_example") or shared_input("example")
     match = [e for e in examples if e["name"] == chosen]
     if match:
         example = match[0]
         st.markdown(f"**Example:** {example['description']} (true digit: {example['label']})")
         data = Path(example["path"]).read_bytes()
         with user_facing_errors("reading the example"):
-            show_result(service.predict(data, explain=True), data)
+            result = cached_call("vision", "predict", data, explain=True)
+            show_result(result, preview_rgb(data), key="example")
+            result_actions(result, share={"example": example["name"]}, key="example")

@@ -1,10 +1,13 @@
-"""AppTest for pages/1_Vision.py: upload one, many and a bad file; click an example."""
+"""AppTest for pages/1_Vision.py: upload one, many and a bad file; a whole number; the camera; examples."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from models.vision import EXAMPLES_DIR
@@ -30,7 +33,7 @@ def _texts(elements) -> list[str]:
 
 def test_page_renders_with_tabs_and_gallery(app):
     assert "Vision" in app.title[0].value
-    assert len(app.tabs) == 3
+    assert [t.label.split(" ", 1)[-1] for t in app.tabs] == ["Upload", "Camera", "Draw", "Examples"]
     assert any(b.label.startswith("Digit ") for b in app.button)
     assert not app.subheader  # no result before any input
 
@@ -39,7 +42,7 @@ def test_single_upload_shows_the_prediction(app):
     app.file_uploader[0].set_value(("seven.png", SEVEN, "image/png")).run()
     assert not app.exception
     assert "Predicted digit: 7" in _texts(app.subheader)
-    assert any("Confidence" == m.label for m in app.metric)
+    assert any(m.label.endswith("confidence") for m in app.metric)
     assert any(":material/timer:" in c for c in _texts(app.caption))  # latency and device
 
 
@@ -80,3 +83,45 @@ def test_no_file_name_is_used_as_a_path(app, tmp_path):
     assert not app.exception
     assert "Predicted digit: 7" in _texts(app.subheader)
     assert not Path("/etc/passwd.png").exists()
+
+
+def number_png(names: list[str], gap: int = 10) -> bytes:
+    """Bundled MNIST test digits side by side (light ink on black), as one PNG."""
+    digits = [np.asarray(Image.open(EXAMPLES_DIR / name).convert("L")) for name in names]
+    row = []
+    for digit in digits:
+        row += [digit, np.zeros((28, gap), dtype=np.uint8)]
+    strip = np.pad(np.hstack(row[:-1]), 16)
+    buffer = io.BytesIO()
+    Image.fromarray(strip).resize((strip.shape[1] * 3, strip.shape[0] * 3)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_whole_number_is_read_with_a_view_per_digit(app):
+    data = number_png(
+        ["mnist_test_0000.png", "mnist_test_0001.png", "mnist_test_0002.png", "mnist_test_0003.png"]
+    )
+    app.file_uploader[0].set_value(("number.png", data, "image/png")).run()
+    assert not app.exception
+    assert "Predicted number: 7210" in _texts(app.subheader)
+    assert any("7210" in m for m in _texts(app.markdown))  # the number in large type
+    chooser = app.radio(key="upload_digit")
+    assert len(chooser.options) == 4
+    chooser.set_value(2).run()  # the third digit, the 1
+    assert not app.exception
+    assert any(m.label == "digit 3 of 4: confidence" for m in app.metric)
+
+
+def test_the_camera_is_offered_behind_a_switch(app):
+    assert not app.get("camera_input")
+    app.toggle(key="vision_camera_on").set_value(True).run()
+    assert not app.exception
+    (camera,) = app.get("camera_input")
+    assert camera.proto.label == "Take a photo"
+
+
+def test_the_canvas_comes_in_a_phone_and_a_wide_size(app):
+    sizes = app.radio(key="vision_canvas_size")
+    assert list(sizes.options) == ["Phone width", "Wide"]
+    sizes.set_value("Wide").run()
+    assert not app.exception

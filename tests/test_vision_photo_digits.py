@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 
 from models.vision.photo_digits import KINDS, find_fonts, generate
-from services.vision import example_inputs, load_service
+from services.vision import MAX_BATCH, example_inputs, load_service
 
 PER_DIGIT = 3  # 6 kinds × 10 digits × 3 = 180 images, a few seconds
 MIN_ACCURACY = {"photo": 0.9, "print": 0.9, "thick": 0.9, "chalk": 0.9, "ruled": 0.9, "tight": 0.9}
@@ -24,7 +24,10 @@ def scored():
     if not find_fonts():
         pytest.skip("no DejaVu / Liberation TrueType fonts on this machine")
     samples = generate(per_digit=PER_DIGIT, seed=1)
-    results = load_service().predict_batch([s.data for s in samples])
+    service, payloads = load_service(), [s.data for s in samples]
+    results = []
+    for start in range(0, len(payloads), MAX_BATCH):
+        results += service.predict_batch(payloads[start : start + MAX_BATCH])
     return samples, results
 
 

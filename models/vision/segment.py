@@ -6,13 +6,17 @@ same polarity, background and noise steps as single digits (`preprocess.ink_map`
 1. connected components of the ink (8-connected);
 2. slant of the line: Theil–Sen fit through the mid-heights of narrow column slabs of the large
    components; beyond ±`min_deskew_deg` (and up to ±`max_deskew_deg`) the ink is rotated level;
-3. broken strokes are merged: components that share most of their horizontal extent, where one is
-   clearly shorter than the other, one sits above the other, or they overlap almost entirely (the
-   detached top of a 5, a pen lifted inside a 4, a stroke cut by a ruled line or the noise floor);
-4. specks, dots and lines are dropped: groups much shorter than the number's typical digit height
-   (a full stop, a minus sign, an underline) or with a tiny share of the ink;
-5. touching digits are split: a group much wider than a digit is cut into round(width / digit
-   width) pieces at the emptiest column (vertical projection) near each expected cut;
+3. specks are dropped first (components with a negligible share of the ink); then broken strokes
+   are merged: components that share most of their horizontal extent, where one is clearly shorter
+   than the other, one sits above the other, or they overlap almost entirely (the detached top of a
+   5, a pen lifted inside a 4, a stroke cut by a ruled line or by the noise floor);
+4. parts too short to be a digit join the nearest digit when they touch its box (the tail of a 2),
+   and are dropped otherwise (dots, a minus sign, an underline);
+5. touching digits are split: for a group wider than a digit, candidate cuts (the emptiest columns
+   of the vertical projection near evenly spaced positions, and its other deep valleys) are scored by
+   the CNN itself, which reads the pieces of every candidate in one batch; the best-read candidate
+   wins, with a price per extra piece so a wide 0 is not cut in two. Without the CNN the evenly
+   spaced cut for the typical digit width is taken;
 6. reading order is left to right; each group's ink alone (its neighbours masked out) goes through
    `preprocess.normalise_crop`.
 
@@ -22,6 +26,7 @@ Pure numpy / scipy: no torch, no I/O. Boxes come back in the input image's pixel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +36,7 @@ from models.vision import PreprocessConfig
 from models.vision.preprocess import NoInkFound, ink_map, normalise_crop
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+Scorer = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) → (N,) top class probability
 
 
 @dataclass(frozen=True)
@@ -46,10 +52,18 @@ class SegmentConfig:
     short_part: float = 0.7  # a part shorter than this × its partner's height counts as a fragment
     stacked_overlap: float = 0.25  # parts sharing less of their height than this are stacked ...
     stacked_merge_overlap: float = 0.3  # ... and merge when they share this much of their width
-    min_height: float = 0.4  # groups shorter than this × the digit height are specks, dots or lines
     min_mass: float = 0.03  # groups with less than this share of the heaviest group's ink are dropped
-    split_aspect: float = 1.15  # a group wider than this × the digit height holds more than one digit
-    split_width: float = 1.6  # ... or wider than this × the typical digit width
+    speck_mass: float = 0.015  # components with less than this share of the heaviest one's ink are noise
+    fragment_height: float = 0.55  # shorter than this × the digit height: part of a digit, not one
+    fragment_reach: float = 0.3  # ... joined to the nearest digit within this × the digit height
+    split_aspect: float = 1.3  # a group wider than this × the digit height holds more than one digit
+    maybe_split_aspect: float = 0.8  # ... and from this width on, the classifier is asked:
+    split_min_confidence: float = 0.9  # cut a group wider than its peers if every piece reads this well
+    unsure_whole: float = 0.6  # cut a group the CNN reads as one digit below this confidence ...
+    sure_pieces: float = 0.97  # ... when every piece reads at least this well
+    split_log_price: float = -0.35  # log-score price of each extra piece (cut only when clearly better)
+    wide_piece: float = 1.6  # pieces wider than this × the typical digit width ...
+    wide_log_price: float = -3.0  # ... pay this log-score per typical width beyond it
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
 
 
@@ -68,7 +82,7 @@ class Segmentation:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Group:
     mask: np.ndarray  # bool, full working-image size
     x0: int
@@ -205,20 +219,11 @@ def _shrink(level: np.ndarray, mask: np.ndarray) -> _Group | None:
     )
 
 
-def _split(level: np.ndarray, group: _Group, pieces: int, cfg: SegmentConfig) -> list[_Group]:
-    """Cut a group of touching digits at the emptiest columns near the evenly spaced positions."""
-    ink = np.where(group.mask, level, 0)[group.y0 : group.y1, group.x0 : group.x1]
-    profile = ndimage.uniform_filter1d(ink.sum(0), size=3, mode="nearest")
-    step = group.width / pieces
-    cuts = [0]
-    for k in range(1, pieces):
-        centre = k * step
-        lo = max(cuts[-1] + 1, int(centre - cfg.cut_window * step))
-        hi = min(group.width - 1, int(centre + cfg.cut_window * step) + 1)
-        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else int(centre))
-    cuts.append(group.width)
+def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group]:
+    """Cut a group at the given columns (relative to its left edge) into pieces, left to right."""
+    bounds = [0, *cuts, group.width]
     out = []
-    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         piece = np.zeros_like(group.mask)
         piece[:, group.x0 + start : group.x0 + stop] = group.mask[:, group.x0 + start : group.x0 + stop]
         # A cut can leave a sliver of the neighbour's stroke: keep the piece's main parts only.
@@ -232,40 +237,164 @@ def _split(level: np.ndarray, group: _Group, pieces: int, cfg: SegmentConfig) ->
     return out
 
 
-def _digit_groups(level: np.ndarray, cfg: SegmentConfig) -> list[_Group]:
+def _cut_options(level: np.ndarray, group: _Group, typical_w: float, cfg: SegmentConfig) -> list[list[int]]:
+    """Candidate cut sets: for each plausible number of pieces, the emptiest columns near the even
+    positions; for two pieces also the other deep valleys of the vertical projection."""
+    ink = np.where(group.mask, level, 0)[group.y0 : group.y1, group.x0 : group.x1]
+    profile = ndimage.uniform_filter1d(ink.sum(0), size=3, mode="nearest")
+    width = group.width
+    estimate = width / typical_w
+    options: list[list[int]] = []
+    for pieces in range(2, min(cfg.max_digits, max(2, round(estimate) + 1)) + 1):
+        step = width / pieces
+        cuts = []
+        for k in range(1, pieces):
+            lo = max((cuts[-1] if cuts else 0) + 2, int(k * step - cfg.cut_window * step))
+            hi = min(width - 2, int(k * step + cfg.cut_window * step) + 1)
+            if hi <= lo:
+                break
+            cuts.append(lo + int(np.argmin(profile[lo:hi])))
+        if len(cuts) == pieces - 1:
+            options.append(cuts)
+    lo, hi = int(0.25 * width), int(0.75 * width)
+    if hi - lo > 3:
+        valleys = lo + np.argsort(profile[lo:hi])
+        for column in valleys[:12]:
+            if all(abs(int(column) - c[0]) > 0.08 * width for c in options if len(c) == 1):
+                options.append([int(column)])
+            if sum(len(c) == 1 for c in options) >= 4:
+                break
+    return options
+
+
+def _digit_groups(
+    level: np.ndarray, cfg: SegmentConfig, scorer: Scorer | None, pre: PreprocessConfig
+) -> list[_Group]:
     groups = _group(level, cfg)
     heaviest = max(g.mass for g in groups)
     groups = [g for g in groups if g.mass >= cfg.min_mass * heaviest]
-    tallest = max(g.height for g in groups)
-    typical_h = float(np.median([g.height for g in groups if g.height >= 0.5 * tallest]))
-    groups = [g for g in groups if g.height >= cfg.min_height * typical_h]
+    typical_h = float(np.median([g.height for g in groups if g.mass >= 0.15 * heaviest]))
+    groups = _absorb_fragments(level, groups, typical_h, cfg)
     # A digit's width, from the groups that are neither a "1" nor several digits side by side.
     widths = [g.width for g in groups if 0.4 * typical_h <= g.width <= 1.0 * typical_h]
     typical_w = float(
         np.clip(np.median(widths) if widths else 0.65 * typical_h, 0.45 * typical_h, 0.9 * typical_h)
     )
     out: list[_Group] = []
+    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
     for g in groups:
-        if g.width > cfg.split_aspect * max(g.height, typical_h) or g.width > cfg.split_width * max(
-            typical_w, 0.75 * g.height
-        ):
-            pieces = max(2, round(g.width / typical_w))
-            out.extend(_split(level, g, pieces, cfg))
-        else:
+        wide = g.width > cfg.split_aspect * max(g.height, typical_h)
+        if not wide and (scorer is None or g.width < cfg.maybe_split_aspect * max(g.height, typical_h)):
             out.append(g)
+            continue
+        options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
+        options = [o for o in options if len(o) > 1]
+        if not options:
+            out.append(g)
+        elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
+            out.extend(min(options, key=lambda o: abs(len(o) - g.width / typical_w)))
+        else:
+            peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
+            peer_w = float(np.median(peers)) if len(peers) >= 2 else None
+            ambiguous.append((g, wide, peer_w, options))
+    if ambiguous:
+        out.extend(_choose_splits(level, ambiguous, scorer, pre, cfg, typical_w))
     return sorted(out, key=lambda g: (g.x0 + g.x1) / 2)
 
 
+def _box_distance(a: _Group, b: _Group) -> float:
+    dx = max(a.x0 - b.x1, b.x0 - a.x1, 0)
+    dy = max(a.y0 - b.y1, b.y0 - a.y1, 0)
+    return math.hypot(dx, dy)
+
+
+def _absorb_fragments(
+    level: np.ndarray, groups: list[_Group], typical_h: float, cfg: SegmentConfig
+) -> list[_Group]:
+    """Parts too short to be a digit join the nearest digit when they touch its box, else go."""
+    digits = [g for g in groups if g.height >= cfg.fragment_height * typical_h]
+    for part in (g for g in groups if g.height < cfg.fragment_height * typical_h):
+        if not digits or (part.width >= typical_h and part.height <= 0.25 * typical_h):
+            continue  # an underline, a dash or a ruled line: not part of any digit
+
+        gaps = [_box_distance(d, part) for d in digits]
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] <= cfg.fragment_reach * typical_h:
+            digits[nearest] = _shrink(level, digits[nearest].mask | part.mask)
+    return digits
+
+
+def _choose_splits(
+    level: np.ndarray,
+    ambiguous: list[tuple[_Group, bool, list[list[_Group]]]],
+    scorer: Scorer,
+    pre: PreprocessConfig,
+    cfg: SegmentConfig,
+    typical_w: float,
+) -> list[_Group]:
+    """Ask the classifier: keep each group whole or take the cut whose pieces it reads best.
+
+    Among the cuts, a reading's score is the sum of log-confidences of its pieces, with a price per
+    extra piece and for pieces much wider than this number's digits. The CNN is confident about
+    halves of a digit too, so a group that is not far too wide for one digit is only cut when the
+    pieces read clearly and either it is much wider than the other digits of the number or the
+    CNN is unsure what it is as a whole.
+    """
+    crops, spans = [], []
+    for g, _, _, options in ambiguous:
+        for candidate in [[g], *options]:
+            start = len(crops)
+            crops.extend(_crop(level, piece, pre) for piece in candidate)
+            spans.append((start, len(crops)))
+    confidence = np.clip(scorer(np.stack(crops)), 1e-6, 1.0)
+    log_conf = np.log(confidence)
+    out, index = [], 0
+    for g, wide, peer_w, options in ambiguous:
+        start, stop = spans[index]
+        whole_confidence = float(confidence[start])
+        index += 1
+        best, best_score, best_min = options[0], -np.inf, 0.0
+        for candidate in options:
+            start, stop = spans[index]
+            index += 1
+            score = float(log_conf[start:stop].sum()) + cfg.split_log_price * (len(candidate) - 1)
+            score += cfg.wide_log_price * sum(
+                max(0.0, p.width / typical_w - cfg.wide_piece) for p in candidate
+            )
+            if score > best_score:
+                best, best_score, best_min = candidate, score, float(confidence[start:stop].min())
+        wider_than_peers = peer_w is not None and g.width > cfg.wide_piece * peer_w
+        if (
+            wide
+            or (wider_than_peers and best_min >= cfg.split_min_confidence)
+            or (whole_confidence < cfg.unsure_whole and best_min >= cfg.sure_pieces)
+        ):
+            out.extend(best)
+        else:
+            out.append(g)
+    return out
+
+
+def _crop(level: np.ndarray, g: _Group, pre: PreprocessConfig) -> np.ndarray:
+    crop = np.where(g.mask, level, 0)[g.y0 : g.y1, g.x0 : g.x1].astype(np.float32)
+    return normalise_crop(crop, pre)[0]
+
+
 def segment_digits(
-    gray: np.ndarray, cfg: PreprocessConfig | None = None, seg: SegmentConfig = SegmentConfig()
+    gray: np.ndarray,
+    cfg: PreprocessConfig | None = None,
+    seg: SegmentConfig = SegmentConfig(),
+    scorer: Scorer | None = None,
 ) -> Segmentation:
     """(H, W) grey image in [0, 1], any polarity → the digits in reading order, each as a 28×28.
 
+    `scorer` maps (N, 28, 28) images to the classifier's top probability for each; with it,
+    touching digits are cut where the pieces read best, without it by the vertical projection only.
     Raises NoInkFound when nothing digit-like is there.
     """
     cfg = cfg or PreprocessConfig()
     ink = ink_map(gray, cfg, max_side=seg.work_side)
-    level = ink.level
+    level = _drop_specks(ink.level, seg)
     notes: list[str] = []
     angle = estimate_slant(level, seg)
     back = None
@@ -274,23 +403,25 @@ def segment_digits(
         notes.append(f"the number was tilted by {angle:+.0f}° and was straightened")
     else:
         angle = 0.0
-    groups = _digit_groups(level, seg)
+    groups = _digit_groups(level, seg, scorer, cfg)
+    groups = [g for g in groups if max(g.width, g.height) >= cfg.min_ink_side]
     if not groups:
-        raise NoInkFound("no digit found")
+        raise NoInkFound("no digit found (only a few stray marks)")
     if len(groups) > seg.max_digits:
         notes.append(f"found {len(groups)} marks; only the {seg.max_digits} largest were read as digits")
-        keep = sorted(sorted(groups, key=lambda g: -g.mass)[: seg.max_digits], key=lambda g: g.x0)
-        groups = keep
-    digits = []
-    for g in groups:
-        if max(g.width, g.height) < cfg.min_ink_side:
-            continue
-        crop = np.where(g.mask, level, 0)[g.y0 : g.y1, g.x0 : g.x1].astype(np.float32)
-        image, _ = normalise_crop(crop, cfg)
-        digits.append(DigitCut(image=image, box=_box_in_input(g, back, ink.scale, gray.shape)))
-    if not digits:
-        raise NoInkFound("no digit found (only a few stray marks)")
+        groups = sorted(sorted(groups, key=lambda g: -g.mass)[: seg.max_digits], key=lambda g: g.x0)
+    digits = [
+        DigitCut(image=_crop(level, g, cfg), box=_box_in_input(g, back, ink.scale, gray.shape))
+        for g in groups
+    ]
     return Segmentation(digits, ink.inverted, ink.contrast, round(angle, 2), tuple(notes))
+
+
+def _drop_specks(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """Remove components with a negligible share of the ink before anything is measured on them."""
+    labels, _, mass = _components(level)
+    keep = np.flatnonzero(mass >= cfg.speck_mass * mass.max()) + 1
+    return np.where(np.isin(labels, keep), level, 0).astype(np.float32)
 
 
 def _box_in_input(

@@ -6,7 +6,7 @@ Bad input raises a subclass of services.errors.InputError (limits: MAX_UPLOAD_BY
 MAX_DIGITS, MAX_BATCH). `example_inputs()` lists the bundled example images for the pages.
 """
 
-from services.image_io import FORMAT_NAMES, MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS
+from services.image_io import FORMAT_NAMES, MAX_PIXELS, MAX_UPLOAD_BYTES, UPLOAD_EXTENSIONS, preview_rgb
 from services.vision.service import (
     LOW_CONFIDENCE_BELOW,
     MAX_BATCH,
@@ -31,4 +31,5 @@ __all__ = [
     "best_strings",
     "example_inputs",
     "load_service",
+    "preview_rgb",
 ]

@@ -29,7 +29,7 @@ from torch import nn
 
 from models.vision import EXAMPLES_DIR, MNIST_CNN, PACKAGE_DIR, DigitBundle, DigitCNN
 from models.vision.preprocess import NoInkFound, preprocess_gray
-from models.vision.segment import SegmentConfig, segment_digits
+from models.vision.segment import Scorer, SegmentConfig, segment_digits
 from services.base import Service, cached_loader
 from services.device import inference_context, select_device
 from services.errors import NothingFoundError, UnsupportedFormatError
@@ -67,10 +67,10 @@ class Output:
     cams: np.ndarray | None  # (n_digits, 28, 28) Grad-CAM in [0, 1], when explain=True
 
 
-def _read_digits(decoded: DecodedImage, bundle: DigitBundle) -> Prepared:
+def _read_digits(decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer) -> Prepared:
     gray = decoded.gray
     try:
-        found = segment_digits(gray, bundle.preprocess, SEGMENTATION)
+        found = segment_digits(gray, bundle.preprocess, SEGMENTATION, scorer)
         notes = list(decoded.notes) + list(found.notes)
         if len(found.digits) == 1:
             # One digit: the original single-digit path, so answers stay what they always were.
@@ -164,7 +164,14 @@ class VisionService(Service):
             decoded = decode_array(item)
         else:
             raise UnsupportedFormatError(f"expected image bytes ({FORMAT_NAMES}) or a picture array")
-        return _read_digits(decoded, self.bundle)
+        return _read_digits(decoded, self.bundle, self._top_probability)
+
+    def _top_probability(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) → (N,) the CNN's top class probability: how segmentation scores candidate cuts."""
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
+        with inference_context(self.device):
+            logits = self.model(x)
+        return torch.softmax(logits.float(), dim=1).amax(1).cpu().numpy()
 
     def _forward(self, prepared: Sequence[Prepared], explain: bool = False, **_: Any) -> list[Output]:
         images = np.concatenate([p.images for p in prepared])  # (sum of digits, 28, 28)
