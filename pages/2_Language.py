@@ -5,54 +5,59 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
+from pages.ui import cached_call, cached_service, latency_caption, setup_page, user_facing_errors
+from pages.ui.language import domain_table, show_sentiment
 from services import nlp
 
 setup_page(
     "Language",
     "💬",
-    "Sentiment of English text from all-MiniLM-L6-v2 fine-tuned on SST-2 movie-review sentences, "
-    "with the words that drove the decision highlighted. Similarity and summaries use the same "
-    "MiniLM's sentence embeddings without fine-tuning.",
+    "Sentiment of English reviews and comments from all-MiniLM-L6-v2 fine-tuned on movie, product, "
+    "restaurant and crowd-written review sentences: each sentence read on its own, mixed opinions shown as "
+    "mixed, and the words behind the decision highlighted. Similarity and summaries use the same MiniLM's "
+    "sentence embeddings without fine-tuning.",
 )
 
 examples = nlp.example_inputs()
-info = nlp.model_info()
-metrics = info["metrics"]
-
-with st.expander("About these models and their limits", icon=":material/info:"):
-    accuracy = metrics.get("accuracy")
-    runs = info["averaged_runs"]
-    averaged = (
-        f"; {runs} such runs with different learning rates are averaged weight by weight" if runs > 1 else ""
-    )
-    st.markdown(
-        f"""
-- **Sentiment model:** {info["base"]}, fine-tuned on the 67,349 GLUE SST-2 training phrases with
-  {info["fine_tuning"]}{averaged}. The committed changes are applied to the base at load, so inference
-  is one plain BERT pass.
-- **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences
-  (published: DistilBERT 91.3 %, MiniLM-L6-H384 91.5 %). See the *Model cards* page for the confusion matrix.
-- **Labels:** positive or negative only. Neutral, mixed or sarcastic text gets a forced choice; answers below
-  {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence.
-- **Domain:** trained on English movie reviews. Other languages, emoji-only text and code get a warning or a
-  clear refusal, never a silent guess.
-- **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned parts,
-  each part is classified, and the probabilities are averaged weighted by length; the result says so.
-- **Word highlights** are integrated gradients on the word embeddings ({nlp.IG_STEPS} steps, [PAD] baseline):
-  green words pushed towards *positive*, red towards *negative*; bold = strongest.
-- **Similarity / summary:** cosine similarity of mean-pooled, normalised MiniLM sentence embeddings; the summary
-  picks the most central sentences (LexRank-style PageRank) and returns them verbatim in their original order.
-- **Limits:** {nlp.MAX_CHARS:,} characters per text; batch files up to {nlp.MAX_UPLOAD_BYTES / 1e6:.0f} MB and
-  {nlp.MAX_BATCH_TEXTS:,} texts.
-"""
-    )
 
 service = None
 with user_facing_errors("loading the language models"):
     service = cached_service("nlp")
 if service is None:
     st.stop()
+
+info = service.info()
+metrics = info["metrics"]
+with st.expander("About these models and their limits", icon=":material/info:"):
+    accuracy = metrics.get("accuracy")
+    rows = info.get("training_rows") or {}
+    sources = (
+        ", ".join(f"{name} ({count:,})" for name, count in rows.items()) if isinstance(rows, dict) else ""
+    )
+    st.markdown(
+        f"""
+- **Sentiment model:** {info["architecture"]} ({info["parameters"]:,} parameters), with
+  {info["fine_tuning"]}. Trained first on SST-2 movie-review phrases, then on a mixture of review sets
+  open for training{f": {sources}" if sources else ""}; the weights are then moved part of the way back
+  toward the SST-2 model (WiSE-FT). Inference: {info["runtime"]}.
+- **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences, and on
+  sets the model never trained on (table below; the *Model cards* page has the details).
+- **Labels:** positive or negative for the whole text. When its sentences (or the clauses of a single
+  sentence, as in "great food, rude staff") confidently disagree, the reading is **mixed**. Answers below
+  {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence; the confidence is calibrated
+  (temperature {info["temperature"]:.2f}, fitted on validation sentences carved from the training sets).
+- **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned windows and
+  the probabilities are averaged weighted by length; the result says so.
+- **Word highlights** are integrated gradients on the word embeddings: green words pushed towards
+  *positive*, red towards *negative*; bold = strongest.
+- **Limits:** {nlp.MAX_CHARS:,} characters per text; batch files up to {nlp.MAX_UPLOAD_BYTES / 1e6:.0f} MB and
+  {nlp.MAX_BATCH_TEXTS:,} texts.
+"""
+    )
+    table = domain_table(metrics)
+    if table:
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption(f"Measured by `{metrics.get('command', 'python -m models evaluate nlp')}`.")
 
 sentiment_tab, similarity_tab, summary_tab, batch_tab = st.tabs(
     [
@@ -83,31 +88,8 @@ with sentiment_tab:
         submitted = st.form_submit_button("Analyse sentiment", type="primary", icon=":material/psychology:")
     if submitted:
         with user_facing_errors("analysing the sentiment"):
-            result = service.explain(text) if explain else service.predict(text)
-            icon = "😊" if result["label"] == "positive" else "☹️"
-            left, right = st.columns([1, 2])
-            with left:
-                st.markdown(f"### {icon} Sentiment: **{result['label']}**")
-                st.caption(f"Confidence {result['confidence']:.1%}")
-                if result["low_confidence"]:
-                    st.warning("Low-confidence answer: treat it as a guess.", icon=":material/help:")
-            with right:
-                confidence_bars([{"label": k, "score": v} for k, v in result["probabilities"].items()])
-            for note in result["notes"]:
-                st.info(note, icon=":material/info:")
-            if result["chunked"]:
-                with st.expander(f"The text was split into {result['n_chunks']} parts: results per part"):
-                    st.dataframe(pd.DataFrame(result["chunks"]), hide_index=True, use_container_width=True)
-            if explain and result.get("words"):
-                st.markdown(
-                    "**Why:** :green-background[green] words pushed towards positive, "
-                    ":red-background[red] towards negative (bold = strongest)."
-                )
-                with st.container(border=True):
-                    st.markdown(nlp.attribution_markdown(result["text"], result["words"]))
-                st.caption(
-                    f"{result['attribution']['method']}; completeness gap {result['attribution']['delta']:+.3f} logits."
-                )
+            result = cached_call("nlp", "predict", text, explain=explain)
+            show_sentiment(result)
             latency_caption(result["latency_ms"])
 
 # ---- similarity ----------------------------------------------------------------------------------
@@ -120,7 +102,7 @@ with similarity_tab:
         compare = st.form_submit_button("Compare", type="primary", icon=":material/compare_arrows:")
     if compare:
         with user_facing_errors("comparing the texts"):
-            sim = service.similarity(text_a, text_b)
+            sim = cached_call("nlp", "similarity", text_a, text_b)
             st.metric("Cosine similarity", f"{sim['similarity']:.3f}", help="1 = same meaning, 0 = unrelated")
             st.progress(max(0.0, sim["similarity"]), text=f"Verdict: **{sim['verdict']}**")
             for note in sim["notes"]:
@@ -135,7 +117,7 @@ with summary_tab:
         summarise = st.form_submit_button("Summarise", type="primary", icon=":material/summarize:")
     if summarise:
         with user_facing_errors("summarising the text"):
-            summary = service.summarize(article, n_sentences)
+            summary = cached_call("nlp", "summarize", article, n_sentences)
             st.markdown(
                 f"**Summary** ({len(summary['summary'])} of {summary['n_sentences']} sentences, original order)"
             )
@@ -145,7 +127,7 @@ with summary_tab:
             for note in summary["notes"]:
                 st.info(note, icon=":material/info:")
             with st.expander("Centrality of every sentence"):
-                st.dataframe(pd.DataFrame(summary["sentences"]), hide_index=True, use_container_width=True)
+                st.dataframe(pd.DataFrame(summary["sentences"]), hide_index=True, width="stretch")
             latency_caption(summary["latency_ms"])
 
 # ---- batch ---------------------------------------------------------------------------------------
@@ -163,7 +145,7 @@ with batch_tab:
     if data is not None:
         with user_facing_errors("classifying the file"):
             texts = nlp.read_batch_file(data, name or "texts.txt")
-            results = service.predict_batch(texts)
+            results = cached_call("nlp", "predict_batch", texts)
             table = pd.DataFrame(
                 [
                     {
@@ -171,19 +153,22 @@ with batch_tab:
                         "label": row.get("label", ""),
                         "confidence": row.get("confidence"),
                         "low_confidence": row.get("low_confidence"),
+                        "reading": row.get("reading", ""),
                         "chunked": row.get("chunked"),
-                        "error": row.get("error", ""),
+                        "error": row.get("error", {}).get("message", ""),
                     }
                     for text, row in zip(texts, results, strict=True)
                 ]
             )
             counts = table["label"].value_counts()
+            mixed = int((table["reading"] == "mixed").sum())
             st.success(
                 f"Classified {len(table)} texts: {counts.get('positive', 0)} positive, "
-                f"{counts.get('negative', 0)} negative, {int((table['error'] != '').sum())} with errors.",
+                f"{counts.get('negative', 0)} negative ({mixed} of them mixed), "
+                f"{int((table['error'] != '').sum())} with errors.",
                 icon=":material/check_circle:",
             )
-            st.dataframe(table, hide_index=True, use_container_width=True)
+            st.dataframe(table, hide_index=True, width="stretch")
             st.download_button(
                 "Download results (CSV)",
                 table.to_csv(index=False).encode("utf-8"),

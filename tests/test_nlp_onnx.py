@@ -1,22 +1,34 @@
-"""The ONNX Runtime path serves the same model as PyTorch, and length batching changes no answer."""
+"""The ONNX Runtime path serves the same model as PyTorch, length batching changes no answer, and the
+exported graph is cached on disk (rebuilt when missing or corrupt)."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
 import torch
 
+from models.nlp import OnnxSentimentClassifier, onnx_cache
 from services import nlp
 
 
-def test_onnx_logits_match_pytorch():
-    service = nlp.load_service()
-    assert service._onnx is not None, "on CPU the service should serve through ONNX Runtime"
-    rows = [service._encode([text])[0][0] for text in ("A superb film.", "Dull and far too long, sadly.")]
-    ids, mask = service._batch_ids(rows)
+@pytest.fixture(scope="module")
+def service() -> nlp.NlpService:
+    return nlp.load_service()
+
+
+def test_onnx_logits_match_pytorch(service):
+    classifier = service.classifier
+    assert classifier.onnx is not None, "on CPU the service should serve through ONNX Runtime"
+    rows = [e.ids for e in classifier.encode(["A superb film.", "Dull and far too long, sadly."])]
+    ids, mask = classifier.batch_ids(rows)
     with torch.inference_mode():
         expected = service.reference_model()(input_ids=ids, attention_mask=mask).logits
-    assert torch.allclose(service._onnx.logits(ids, mask), expected, atol=1e-3)
+    assert torch.allclose(classifier.onnx.logits(ids, mask), expected, atol=1e-3)
 
 
-def test_batched_answers_equal_single_answers():
-    service = nlp.load_service()
+def test_batched_answers_equal_single_answers(service):
     texts = ["Great.", "Not great at all.", "A film of rare beauty and intelligence.", "Great.", "Meh."]
     batched = service.predict_batch(texts)
     for text, result in zip(texts, batched, strict=True):
@@ -25,9 +37,115 @@ def test_batched_answers_equal_single_answers():
         assert abs(single["confidence"] - result["confidence"]) < 1e-4
 
 
-def test_length_batches_never_pad_on_cpu():
-    service = nlp.load_service()
+def test_length_batches_never_pad_on_cpu(service):
     rows = [[1] * n for n in (5, 3, 5, 9, 3, 3)]
-    groups = service._length_batches(rows)
+    groups = service.classifier._length_batches(rows)
     assert sorted(i for group in groups for i in group) == list(range(len(rows)))
     assert all(len({len(rows[i]) for i in group}) == 1 for group in groups)
+
+
+# ---- the disk cache ----------------------------------------------------------------------------------
+@pytest.fixture
+def cache_folder(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(folder))
+    return folder
+
+
+def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(onnx_cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert onnx_cache.cache_dir() == tmp_path / "xdg" / onnx_cache.APP_FOLDER
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert onnx_cache.cache_dir() == Path.home() / ".cache" / onnx_cache.APP_FOLDER
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(tmp_path / "mine"))
+    assert onnx_cache.cache_dir() == tmp_path / "mine"
+
+
+def test_cached_graph_exports_once_then_reads_the_file(cache_folder):
+    exports = []
+
+    def export() -> bytes:
+        exports.append(1)
+        return b"graph-bytes"
+
+    assert onnx_cache.cached_graph("k1", export, lambda data: data == b"graph-bytes") == (
+        b"graph-bytes",
+        "exported",
+    )
+    assert onnx_cache.cached_graph("k1", export, lambda data: data == b"graph-bytes") == (
+        b"graph-bytes",
+        "cache",
+    )
+    assert len(exports) == 1
+    assert (cache_folder / "k1.onnx").read_bytes() == b"graph-bytes"
+    assert not list(cache_folder.glob("*.part"))  # no half-written files left behind
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_digest", "fails_check"])
+def test_a_damaged_cache_file_is_rebuilt(cache_folder, damage):
+    good = b"graph-bytes" * 10
+    onnx_cache.cached_graph("k2", lambda: good, lambda data: data == good)
+    graph = cache_folder / "k2.onnx"
+    if damage == "truncate":
+        graph.write_bytes(good[:7])
+    elif damage == "flip":
+        graph.write_bytes(b"X" + good[1:])
+    elif damage == "drop_digest":
+        (cache_folder / "k2.onnx.sha256").unlink()
+    check = (lambda data: False) if damage == "fails_check" else (lambda data: data == good)
+    data, source = onnx_cache.cached_graph("k2", lambda: good, check)
+    assert (data, source) == (good, "rebuilt")
+    assert graph.read_bytes() == good
+
+
+def test_an_unwritable_cache_falls_back_to_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    monkeypatch.setenv(onnx_cache.CACHE_ENV, str(blocker / "cache"))
+    assert onnx_cache.cached_graph("k3", lambda: b"g", lambda data: True) == (b"g", "memory")
+
+
+def _tiny_classifier() -> torch.nn.Module:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=3000, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    return BertForSequenceClassification(config).eval()
+
+
+def test_real_onnx_graph_round_trips_through_the_cache(cache_folder):
+    model = _tiny_classifier()
+    first = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
+    assert first.source == "exported"
+    second = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
+    assert second.source == "cache"
+    ids = torch.tensor([[101, 7, 8, 9, 102]])
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(second.logits(ids, mask), expected, atol=1e-4)
+    # garbage in the file (not a graph at all): rebuilt, and the answers are right again
+    graph = cache_folder / "tiny.onnx"
+    graph.write_bytes(os.urandom(graph.stat().st_size))
+    third = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
+    assert third.source == "rebuilt"
+    assert torch.allclose(third.logits(ids, mask), expected, atol=1e-4)
+
+
+def test_cache_key_is_the_weights_hash(tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"one")
+    base = tmp_path / "base.json"
+    base.write_text("{}")
+    key = onnx_cache.graph_key(weights, [base])
+    assert key == onnx_cache.graph_key(weights, [base])
+    weights.write_bytes(b"two")
+    assert key != onnx_cache.graph_key(weights, [base])
+
+
+def test_service_graph_came_from_the_cache_or_an_export(service):
+    assert service.classifier.onnx_source in ("cache", "exported", "rebuilt", "memory")
+    assert service.info()["runtime"].startswith("ONNX Runtime")

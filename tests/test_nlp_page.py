@@ -1,4 +1,5 @@
-"""AppTest for pages/2_Language.py: sentiment with highlights, bad input, similarity, summary, batch upload."""
+"""AppTest for pages/2_Language.py: sentiment with highlights, mixed opinions, bad input, similarity,
+summary, batch upload, the per-domain table."""
 
 from __future__ import annotations
 
@@ -51,10 +52,41 @@ def test_emoji_only_gets_a_clear_message():
 
 def test_long_example_says_it_was_chunked():
     at = _page()
-    at.selectbox[0].select("Mixed, long review (chunked)").run()
+    at.selectbox[0].select("Long review (split into parts)").run()
     at.button[0].click().run()
     assert not at.exception
     assert any("split into" in i.value for i in at.info)
+
+
+def test_mixed_opinions_show_each_part_and_a_mixed_reading():
+    at = _page()
+    at.text_area[0].input("Great food, rude staff.")
+    at.button[0].click().run()
+    assert not at.exception
+    text = _all_markdown(at)
+    assert "Sentiment: **mixed**" in text
+    assert "Sentiment of each part" in text
+    assert ":green-badge[positive" in text and ":red-badge[negative" in text
+    assert "Great food" in text and "rude staff" in text
+
+
+def test_several_sentences_get_one_reading_each():
+    at = _page()
+    at.selectbox[0].select("Mixed opinions (hotel)").run()
+    at.button[0].click().run()
+    assert not at.exception
+    text = _all_markdown(at)
+    assert "Sentiment of each sentence" in text
+    assert text.count("-badge[") >= 2
+
+
+def test_about_box_shows_the_test_only_table():
+    at = _page()
+    frames = [df.value for df in at.dataframe]
+    table = next((f for f in frames if "test-only set" in f.columns), None)
+    assert table is not None
+    assert {"accuracy", "ECE"} <= set(table.columns)
+    assert "opener_en_hotels" in set(table["test-only set"])
 
 
 def test_similarity_and_summary_tabs():

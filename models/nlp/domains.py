@@ -89,10 +89,10 @@ class TestOnlySet:
 TEST_ONLY_SETS: tuple[TestOnlySet, ...] = (
     TestOnlySet("sst2_dev", "GLUE SST-2 dev (movie-review sentences)", ("sst2/dev.tsv",)),
     TestOnlySet(
-        "opener_hotels", "OpeNER English hotel-review sentences, test file", ("opener_en_hotels/test.tsv",)
+        "opener_en_hotels", "OpeNER English hotel-review sentences, test file", ("opener_en_hotels/test.tsv",)
     ),
     TestOnlySet(
-        "product_reviews",
+        "finegrained_product_reviews",
         "fine-grained product-review sentences, all five domains together",
         tuple(
             f"finegrained_product_reviews/{d}.tsv"
@@ -111,7 +111,7 @@ TEST_ONLY_SETS: tuple[TestOnlySet, ...] = (
         ("dynasent/r2_dynabench_test.tsv",),
     ),
     TestOnlySet(
-        "tweeteval_test",
+        "tweeteval_sentiment_test",
         "TweetEval sentiment test tweets (positive/negative)",
         ("tweeteval_sentiment/test.tsv",),
     ),

@@ -32,6 +32,13 @@ def test_type_a_sentence_and_see_the_label(page, app_url):
     expect(page.get_by_text("Sentiment: negative")).to_be_visible(timeout=60_000)
 
 
+def test_mixed_opinions_read_as_mixed(page, app_url):
+    open_page(page, app_url, "Language")
+    _analyse(page, "Great food, rude staff.")
+    expect(page.get_by_text("Sentiment: mixed")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Sentiment of each part")).to_be_visible()
+
+
 def test_empty_input_shows_a_clear_message(page, app_url):
     open_page(page, app_url, "Language")
     _analyse(page, "   ")

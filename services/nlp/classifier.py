@@ -1,0 +1,180 @@
+"""The sentiment model at serving time: tokenisation, windows for long texts, batched probabilities.
+
+The classifier is all-MiniLM-L6-v2 with the fine-tuned changes applied (models/nlp). On a CPU the same
+weights run in ONNX Runtime, whose exported graph is cached on disk between starts
+(models/nlp/onnx_cache.py); the PyTorch module stays for gradients (explanations) and for GPUs.
+Probabilities are softmax(logits / T) with the temperature T stored in the weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from models.nlp import SST2_SENTIMENT, OnnxSentimentClassifier, SentimentBundle, load_sentiment_model
+from models.runtime import inference_context
+from services.nlp.inputs import split_sentences
+
+logger = logging.getLogger(__name__)
+
+FORWARD_BATCH = 64  # sequences per forward pass
+ONNX_ENV = "DEMO_NLP_ONNX"  # "0" serves with PyTorch even on a CPU
+
+
+@dataclass(frozen=True)
+class Window:
+    """A piece of a text that fits the model: its character span and its word-piece ids (no specials)."""
+
+    start: int
+    end: int
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A text's word pieces without special tokens, with the character span of each."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+
+
+class SentimentClassifier:
+    """Tokeniser + classifier, immutable after construction and safe to share between threads."""
+
+    def __init__(self, bundle: SentimentBundle = SST2_SENTIMENT, device: torch.device | None = None):
+        from models.runtime import select_device
+
+        started = time.perf_counter()
+        self.device = device or select_device()
+        self.bundle = bundle
+        self.labels = tuple(bundle.labels)
+        self.window = bundle.max_length - 2  # room for [CLS] and [SEP]
+        self.tokenizer = bundle.get_tokenizer()
+        self._tok_lock = threading.Lock()  # HF fast tokenizers must not be called concurrently
+        self.model = load_sentiment_model(bundle, self.device)
+        # full fine-tuning leaves the logits over-confident; dividing by the fitted temperature makes a
+        # stated confidence match how often such answers are right (MODEL_CARD, "Calibration")
+        self.temperature = bundle.get_temperature()
+        self.onnx = None
+        self.onnx_source = None
+        if self.device.type == "cpu" and os.environ.get(ONNX_ENV, "1") != "0":
+            onnx_started = time.perf_counter()
+            self.onnx = OnnxSentimentClassifier(self.model, torch.get_num_threads(), bundle.onnx_cache_key())
+            self.onnx_source = self.onnx.source
+            logger.info(
+                "ONNX graph (%s) ready in %.2f s", self.onnx_source, time.perf_counter() - onnx_started
+            )
+        self.cls_id = self.tokenizer.cls_token_id
+        self.sep_id = self.tokenizer.sep_token_id
+        self.pad_id = self.tokenizer.pad_token_id
+        self.load_seconds = time.perf_counter() - started
+
+    # ---- tokens ---------------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        """Word pieces and character offsets of each text, in one tokenizer call, no truncation."""
+        if not texts:
+            return []
+        with self._tok_lock:
+            enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        return [
+            Encoded(ids, [tuple(o) for o in offsets])
+            for ids, offsets in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
+
+    def windows(self, text: str, encoded: Encoded, window: int | None = None) -> list[Window]:
+        """`text` as pieces of at most `window` word pieces: whole sentences packed together, and a
+        sentence longer than the window cut between words."""
+        window = window or self.window
+        ids, offsets = encoded.ids, encoded.offsets
+        if len(ids) <= window:
+            return [Window(0, len(text), list(ids))] if ids else []
+        pieces: list[tuple[int, int]] = []  # token ranges (first, last + 1) of each sentence
+        token = 0
+        for _, end in split_sentences(text):
+            first = token
+            while token < len(ids) and offsets[token][0] < end:
+                token += 1
+            if token > first:
+                pieces.append((first, token))
+        if token < len(ids):
+            pieces.append((token, len(ids)))
+        fitted: list[tuple[int, int]] = []
+        for first, last in pieces:
+            while last - first > window:
+                cut = first + window
+                # a word starts where the previous character is whitespace
+                while cut > first + window // 2 and not (
+                    offsets[cut][0] > 0 and text[offsets[cut][0] - 1].isspace()
+                ):
+                    cut -= 1
+                if cut <= first + window // 2:
+                    cut = first + window
+                fitted.append((first, cut))
+                first = cut
+            fitted.append((first, last))
+        packed: list[tuple[int, int]] = []  # greedy packing of consecutive pieces
+        cur_first, cur_last = fitted[0]
+        for first, last in fitted[1:]:
+            if last - cur_first <= window:
+                cur_last = last
+            else:
+                packed.append((cur_first, cur_last))
+                cur_first, cur_last = first, last
+        packed.append((cur_first, cur_last))
+        return [
+            Window(offsets[first][0], offsets[last - 1][1], list(ids[first:last])) for first, last in packed
+        ]
+
+    def batch_ids(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """[CLS] row [SEP], padded to the longest: input_ids (B, T), attention_mask (B, T) on the device."""
+        width = max(len(r) for r in rows) + 2
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            seq = [self.cls_id, *row, self.sep_id]
+            ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[i, : len(seq)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _length_batches(self, rows: Sequence[list[int]]) -> list[list[int]]:
+        """Row indices grouped for forward passes, shortest first.
+
+        On the CPU (ONNX Runtime) cost grows with every padded position, so each group holds rows of
+        one length: no padding at all. On a GPU padding is nearly free and big batches win, so rows
+        are cut into FORWARD_BATCH groups of similar length.
+        """
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        if self.onnx is None:
+            return [order[start : start + FORWARD_BATCH] for start in range(0, len(order), FORWARD_BATCH)]
+        groups: list[list[int]] = []
+        for index in order:
+            if groups and len(rows[groups[-1][0]]) == len(rows[index]) and len(groups[-1]) < FORWARD_BATCH:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        return groups
+
+    def logits(self, rows: Sequence[list[int]]) -> torch.Tensor:
+        """Raw logits (N, C) for word-piece rows without special tokens, batched by length."""
+        out = torch.zeros((len(rows), len(self.labels)))
+        if not rows:
+            return out
+        with inference_context(self.device):
+            for idx in self._length_batches(rows):
+                ids, mask = self.batch_ids([rows[i] for i in idx])
+                if self.onnx is not None:
+                    logits = self.onnx.logits(ids, mask)
+                else:
+                    logits = self.model(input_ids=ids, attention_mask=mask).logits
+                out[idx] = logits.float().cpu()
+        return out
+
+    def probabilities(self, rows: Sequence[list[int]]) -> torch.Tensor:
+        """Calibrated P(label) (N, C): softmax(logits / temperature)."""
+        return torch.softmax(self.logits(rows) / self.temperature, dim=-1)

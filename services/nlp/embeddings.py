@@ -1,0 +1,118 @@
+"""Sentence embeddings of the *base* MiniLM (no fine-tuning), for similarity and extractive summaries.
+
+Mean pooling over tokens, L2-normalised, as sentence-transformers does; a text longer than the
+encoder window is embedded window by window and the vectors averaged, weighted by their length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from models.nlp import load_encoder, mean_pool
+from models.runtime import inference_context
+from services.errors import InputTooLargeError, NothingFoundError
+from services.nlp.classifier import FORWARD_BATCH, SentimentClassifier
+from services.nlp.inputs import MAX_SUMMARY_SENTENCES, split_sentences, validate_text
+
+ENCODER_WINDOW = 256  # tokens per window (sentence-transformers' max_seq_length for this model)
+SIMILARITY_VERDICTS = ((0.75, "very similar"), (0.5, "related"), (0.25, "loosely related"))
+PAGERANK_DAMPING = 0.85
+
+
+class SentenceEmbedder:
+    """Base-encoder embeddings; shares the classifier's tokenizer (same vocabulary)."""
+
+    def __init__(self, classifier: SentimentClassifier):
+        self._tokens = classifier
+        self.device = classifier.device
+        self.encoder = load_encoder(self.device)
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """(N, 384) L2-normalised embeddings."""
+        rows: list[list[int]] = []
+        owner: list[tuple[int, int]] = []  # (text index, word pieces) of each row
+        for index, (text, encoded) in enumerate(zip(texts, self._tokens.encode(texts), strict=True)):
+            for window in self._tokens.windows(text, encoded, ENCODER_WINDOW - 2):
+                rows.append(window.ids)
+                owner.append((index, max(1, len(window.ids))))
+        out = torch.zeros((len(texts), self.encoder.config.hidden_size))
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        with inference_context(self.device):
+            for start in range(0, len(order), FORWARD_BATCH):
+                idx = order[start : start + FORWARD_BATCH]
+                ids, mask = self._tokens.batch_ids([rows[i] for i in idx])
+                hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+                vectors = mean_pool(hidden, mask).cpu()
+                for j, row in enumerate(idx):
+                    text_index, weight = owner[row]
+                    out[text_index] += weight * vectors[j]
+        return torch.nn.functional.normalize(out, p=2, dim=1)
+
+    def similarity(self, text_a: Any, text_b: Any) -> dict[str, Any]:
+        """Cosine similarity of the two texts' embeddings, in [-1, 1], with a verdict in words."""
+        started = time.perf_counter()
+        clean_a, notes_a = validate_text(text_a)
+        clean_b, notes_b = validate_text(text_b)
+        vectors = self.embed([clean_a, clean_b])
+        score = 1.0 if clean_a == clean_b else float(torch.clamp(vectors[0] @ vectors[1], -1.0, 1.0))
+        verdict = next((name for floor, name in SIMILARITY_VERDICTS if score >= floor), "unrelated")
+        return {
+            "similarity": round(score, 4),
+            "verdict": verdict,
+            "notes": sorted(set(notes_a + notes_b)),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+
+    def summarize(self, text: Any, n_sentences: int = 3) -> dict[str, Any]:
+        """The `n_sentences` most central sentences (LexRank-style PageRank over cosine similarities),
+        verbatim and in their original order."""
+        started = time.perf_counter()
+        clean, notes = validate_text(text)
+        spans = split_sentences(clean)
+        if not spans:
+            raise NothingFoundError("No sentences were found in the text.")
+        if len(spans) > MAX_SUMMARY_SENTENCES:
+            raise InputTooLargeError(
+                f"The text has {len(spans)} sentences; the summariser takes at most {MAX_SUMMARY_SENTENCES}."
+            )
+        n_sentences = max(1, int(n_sentences))
+        sentences = [clean[s:e] for s, e in spans]
+        if len(sentences) <= n_sentences:
+            scores = [1.0] * len(sentences)
+            chosen = list(range(len(sentences)))
+            notes.append(f"The text has only {len(sentences)} sentence(s), so all of them are returned.")
+        else:
+            scores = centrality(self.embed(sentences))
+            chosen = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:n_sentences])
+        return {
+            "summary": [sentences[i] for i in chosen],
+            "indices": chosen,
+            "n_sentences": len(sentences),
+            "sentences": [
+                {"index": i, "text": sentence, "score": round(scores[i], 4), "selected": i in chosen}
+                for i, sentence in enumerate(sentences)
+            ],
+            "notes": notes,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+
+
+def centrality(vectors: torch.Tensor) -> list[float]:
+    """PageRank of the sentence graph weighted by positive cosine similarity, scaled so the top is 1."""
+    n = vectors.shape[0]
+    sim = (vectors @ vectors.T).clamp(min=0.0)  # (N, N)
+    sim.fill_diagonal_(0.0)
+    rows = sim.sum(dim=1, keepdim=True)
+    transition = torch.where(rows > 0, sim / rows.clamp(min=1e-9), torch.full_like(sim, 1 / n))
+    rank = torch.full((n,), 1 / n)
+    for _ in range(100):  # power iteration
+        updated = (1 - PAGERANK_DAMPING) / n + PAGERANK_DAMPING * (transition.T @ rank)
+        converged = torch.allclose(updated, rank, atol=1e-7)
+        rank = updated
+        if converged:
+            break
+    return (rank / rank.max()).tolist()

@@ -1,0 +1,175 @@
+"""Multi-domain sentiment: data roles, validation carving, the stage-2 recipe, per-domain scores.
+
+The slow tests at the end measure the committed weights on every test-only set found in
+../shared/data and skip cleanly when the data is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.nlp import SST2_SENTIMENT, FineTuneSettings, load_sentiment_model, load_tokenizer
+from models.nlp.domains import (
+    MULTI_DOMAIN_SOURCES,
+    TEST_ONLY_SETS,
+    load_multi_domain,
+    normalise,
+    read_label_sentence_tsv,
+)
+from models.nlp.train import TrainConfig, train
+from models.nlp.train_domains import DomainConfig, interpolate, train_multi_domain
+from tests.conftest import SHARED_DATA, dataset_dir
+
+POSITIVE = ["great food", "the staff were lovely", "a spotless room", "works perfectly", "i loved it"]
+NEGATIVE = ["rude staff", "the room was filthy", "it broke in a week", "cold and bland food", "i hated it"]
+
+
+def _write_label_tsv(path: Path, rows: list[tuple[int, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("label\tsentence\n" + "".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+
+
+@pytest.fixture()
+def tiny_root(tmp_path) -> Path:
+    """A data root shaped like ../shared/data with a few rows in every train and test-only file."""
+    rows = [(1, t) for t in POSITIVE] + [(0, t) for t in NEGATIVE]
+    sst2 = tmp_path / "sst2"
+    sst2.mkdir()
+    body = "".join(f"{t} a film\t{y}\n" for y, t in rows)
+    (sst2 / "train.tsv").write_text("sentence\tlabel\n" + body * 4, encoding="utf-8")
+    (sst2 / "dev.tsv").write_text("sentence\tlabel\n" + body, encoding="utf-8")
+    for source in MULTI_DOMAIN_SOURCES:
+        for name in source.files + source.validation_files:
+            _write_label_tsv(
+                tmp_path / name, [(y, f"{t} ({Path(name).stem} {i})") for i, (y, t) in enumerate(rows)]
+            )
+    for test_set in TEST_ONLY_SETS:
+        for name in test_set.files:
+            if not name.startswith("sst2/"):
+                _write_label_tsv(tmp_path / name, [(y, f"{t} test") for y, t in rows])
+    # one training sentence that also sits in a test-only file must be dropped from training
+    _write_label_tsv(
+        tmp_path / "uci_sentiment_sentences/yelp.tsv",
+        [(1, "great food test"), *[(y, f"{t} yelp") for y, t in rows]],
+    )
+    return tmp_path
+
+
+def test_validation_is_carved_from_train_sources_and_test_rows_are_dropped(tiny_root):
+    splits = load_multi_domain(tiny_root, sst2_validation_rows=8, seed=0)
+    assert set(splits.train) == {"sst2", *(s.key for s in MULTI_DOMAIN_SOURCES)}
+    assert len(splits.validation["sst2"]) == 8
+    test_texts = {normalise(t) for ts in TEST_ONLY_SETS for t in ts.load(tiny_root).texts}
+    for part in [*splits.train.values(), *splits.validation.values()]:
+        assert not {normalise(t) for t in part.texts} & test_texts
+    assert splits.dropped_as_test_overlap["uci_reviews"] == 1
+    # no sentence is both trained on and validated on
+    for key in splits.train:
+        assert not set(splits.train[key].texts) & set(splits.validation[key].texts)
+    # tsa_md validates on its own dev file as well as on nothing carved (share 0)
+    assert any("(dev" in t for t in splits.validation["tsa_md"].texts)
+
+
+def test_test_only_sets_are_never_train_sources():
+    train_files = {f for s in MULTI_DOMAIN_SOURCES for f in s.files + s.validation_files} | {"sst2/train.tsv"}
+    test_files = {f for t in TEST_ONLY_SETS for f in t.files}
+    assert not train_files & test_files
+    assert all(not f.startswith(("opener", "finegrained", "airline", "tweeteval")) for f in train_files)
+    assert not any(f.endswith("_test.tsv") for f in train_files)
+
+
+def test_interpolation_ends_are_the_two_models():
+    start, end = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    assert torch.equal(interpolate(start, end, 0.0).weight, start.weight)
+    assert torch.allclose(interpolate(start, end, 1.0).weight, end.weight)
+    assert torch.allclose(interpolate(start, end, 0.5).weight, (start.weight + end.weight) / 2)
+    assert not torch.equal(interpolate(start, end, 0.5).weight, start.weight)  # a copy, start unchanged
+
+
+def test_stage_two_trains_interpolates_and_calibrates(tiny_root, tmp_path):
+    torch.set_num_threads(1)
+    settings = FineTuneSettings(method="full", pooling="mean")
+    stage1 = tmp_path / "stage1.safetensors"
+    train(
+        tiny_root / "sst2",
+        stage1,
+        TrainConfig(epochs=1, batch_size=8, seed=0, log_every=1000),
+        settings,
+        eval_dev=False,
+        progress=lambda line: None,
+    )
+    out = tmp_path / "stage2.safetensors"
+    config = DomainConfig(
+        epochs=1, batch_size=8, sst2_rows_per_epoch=8, sst2_validation_rows=8, alphas=(0.0, 0.5, 1.0), seed=0
+    )
+    record = train_multi_domain(tiny_root, stage1, out, config, settings, progress=lambda line: None)
+    assert record["wise_ft_alpha"] in (0.0, 0.5, 1.0)
+    chosen = record["wise_ft_validation"][str(record["wise_ft_alpha"])]["macro"]
+    assert chosen == max(v["macro"] for v in record["wise_ft_validation"].values())
+    assert set(record["validation"]) == {"sst2", *(s.key for s in MULTI_DOMAIN_SOURCES), "macro"}
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert json.loads(metadata["stage2"])["wise_alpha"] == record["wise_ft_alpha"]
+    assert float(metadata["temperature"]) == pytest.approx(record["calibration"]["temperature"], abs=1e-4)
+    model = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu"))
+    assert not model.training
+
+
+def test_score_test_sets_reports_each_present_set(tiny_root):
+    from models.nlp.cli import score_test_sets
+
+    model = load_sentiment_model(SST2_SENTIMENT, torch.device("cpu"))
+    (tiny_root / "tweeteval_sentiment" / "test.tsv").unlink()  # an absent set is left out, not an error
+    scores = score_test_sets(model, load_tokenizer(), tiny_root, temperature=2.0)
+    assert set(scores) == {t.key for t in TEST_ONLY_SETS} - {"tweeteval_sentiment_test"}
+    hotels = scores["opener_en_hotels"]
+    assert hotels["n"] == 10 and 0 <= hotels["ece"] <= 1
+    assert sum(map(sum, hotels["confusion_matrix"])) == 10
+    assert scores["finegrained_product_reviews"]["n"] == 50  # five files read together
+
+
+# ---- the committed weights on data they never saw (slow; need ../shared/data) ---------------------
+TARGETS = {
+    "sst2_dev": 0.905,
+    "opener_en_hotels": 0.95,
+    "finegrained_product_reviews": 0.88,
+    "airline_tweets": 0.92,
+    "dynasent_r1_test": 0.75,
+    "dynasent_r2_test": 0.75,
+}
+
+
+@pytest.fixture(scope="module")
+def committed_model():
+    return load_sentiment_model(SST2_SENTIMENT, torch.device("cpu")), load_tokenizer()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(TARGETS))
+def test_committed_accuracy_per_domain_matches_metrics(key, committed_model):
+    from models.nlp.train import evaluate_model
+
+    test_set = next(t for t in TEST_ONLY_SETS if t.key == key)
+    dataset_dir(test_set.files[0].split("/")[0], test_set.files[0].split("/", 1)[1])
+    if not test_set.available(SHARED_DATA):
+        pytest.skip(f"{key} not found under {SHARED_DATA}")
+    data = test_set.load(SHARED_DATA)
+    model, tokenizer = committed_model
+    accuracy = evaluate_model(model, tokenizer, data.texts, data.labels)["accuracy"]
+    committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
+    assert committed["test_sets"][key]["accuracy"] == pytest.approx(accuracy, abs=0.002)
+    assert committed["test_sets"][key]["n"] == len(data)
+
+
+@pytest.mark.slow
+def test_label_files_are_read_with_their_header():
+    folder = dataset_dir("opener_en_hotels", "test.tsv")
+    data = read_label_sentence_tsv(folder / "test.tsv")
+    assert len(data) == 360 and set(data.labels) == {0, 1}
