@@ -315,14 +315,18 @@ with examples_tab:
             with col:
                 st.image(_thumbnail(example["path"]), width="stretch")
                 if st.button(
-                    f"Digit {example['label']}", key=f"example_{example['name']}", help=example["description"]
+                    f"{'Digit' if len(example['label']) == 1 else 'Number'} {example['label']}",
+                    key=f"example_{example['name']}",
+                    help=example["description"],
                 ):
                     st.session_state["vision_example"] = example["name"]
     chosen = st.session_state.get("vision_example") or shared_input("example")
     match = [e for e in examples if e["name"] == chosen]
     if match:
         example = match[0]
-        st.markdown(f"**Example:** {example['description']} (true digit: {example['label']})")
+        st.markdown(
+            f"**Example:** {example['description']} (true {'digit' if len(example['label']) == 1 else 'number'}: {example['label']})"
+        )
         data = Path(example["path"]).read_bytes()
         with user_facing_errors("reading the example"):
             result = cached_call("vision", "predict", data, explain=True)

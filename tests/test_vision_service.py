@@ -289,7 +289,7 @@ def test_service_is_immutable(service):
 
 def test_examples_and_self_test(service):
     examples = example_inputs()
-    assert len(examples) >= 8 and all(e["label"] in "0123456789" for e in examples)
+    assert len(examples) >= 8 and all(e["label"].isdigit() for e in examples)
     report = service.self_test()
     assert set(report) == {"input", "output", "latency_ms"}
     assert report["output"].startswith("7 ")

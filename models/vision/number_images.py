@@ -163,8 +163,8 @@ def handwritten(pool: dict[int, np.ndarray], rng: random.Random) -> NumberImage:
     return NumberImage(_photograph(mask, rng, margin=(0.15, 1.2)), "jpg", label, "handwritten")
 
 
-def printed(fonts: list[Path], rng: random.Random) -> NumberImage:
-    label = "".join(str(rng.randrange(10)) for _ in range(_length(rng)))
+def printed(fonts: list[Path], rng: random.Random, label: str | None = None) -> NumberImage:
+    label = label or "".join(str(rng.randrange(10)) for _ in range(_length(rng)))
     font_path = rng.choice(fonts)
     size = rng.randint(40, 110)
     font = ImageFont.truetype(str(font_path), size=size)

@@ -53,6 +53,9 @@ class SegmentConfig:
     stacked_overlap: float = 0.25  # parts sharing less of their height than this are stacked ...
     stacked_merge_overlap: float = 0.3  # ... and merge when they share this much of their width
     min_mass: float = 0.03  # groups with less than this share of the heaviest group's ink are dropped
+    rule_span: float = 0.85  # a thin part this long (× the picture's side) is a margin or ruled line
+    rule_thickness: float = 0.08  # ... when it is this thin relative to its length
+    margin_cover: float = 0.7  # a column band inked over this share of the height may be a margin line
     speck_mass: float = 0.015  # components with less than this share of the heaviest one's ink are noise
     fragment_height: float = 0.55  # shorter than this × the digit height: part of a digit, not one
     fragment_reach: float = 0.3  # ... joined to the nearest digit within this × the digit height
@@ -64,6 +67,7 @@ class SegmentConfig:
     split_log_price: float = -0.35  # log-score price of each extra piece (cut only when clearly better)
     wide_piece: float = 1.6  # pieces wider than this × the typical digit width ...
     wide_log_price: float = -3.0  # ... pay this log-score per typical width beyond it
+    single_aspect: float = 1.0  # parts spanning no more than this × their height may be one digit
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
 
 
@@ -232,7 +236,7 @@ def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group
             mass = ndimage.sum_labels(level, labels, index=np.arange(1, count + 1))
             piece = np.isin(labels, np.flatnonzero(mass >= 0.15 * mass.max()) + 1)
         shrunk = _shrink(level, piece)
-        if shrunk is not None:
+        if shrunk is not None and shrunk.height >= 0.5 * group.height:  # a stub of a line is no digit
             out.append(shrunk)
     return out
 
@@ -271,6 +275,14 @@ def _digit_groups(
     level: np.ndarray, cfg: SegmentConfig, scorer: Scorer | None, pre: PreprocessConfig
 ) -> list[_Group]:
     groups = _group(level, cfg)
+    # A margin or a ruled line that runs across the whole picture is paper, not a 1 or a 7's bar.
+    h, w = level.shape
+    groups = [
+        g
+        for g in groups
+        if not (g.height >= cfg.rule_span * h and g.width <= cfg.rule_thickness * g.height)
+        and not (g.width >= cfg.rule_span * w and g.height <= cfg.rule_thickness * g.width)
+    ] or groups
     heaviest = max(g.mass for g in groups)
     groups = [g for g in groups if g.mass >= cfg.min_mass * heaviest]
     typical_h = float(np.median([g.height for g in groups if g.mass >= 0.15 * heaviest]))
@@ -394,7 +406,7 @@ def segment_digits(
     """
     cfg = cfg or PreprocessConfig()
     ink = ink_map(gray, cfg, max_side=seg.work_side)
-    level = _drop_specks(ink.level, seg)
+    level = _drop_specks(_drop_margin_lines(ink.level, seg), seg)
     notes: list[str] = []
     angle = estimate_slant(level, seg)
     back = None
@@ -405,6 +417,8 @@ def segment_digits(
         angle = 0.0
     groups = _digit_groups(level, seg, scorer, cfg)
     groups = [g for g in groups if max(g.width, g.height) >= cfg.min_ink_side]
+    if len(groups) > 1 and scorer is not None:
+        groups = _whole_if_one_digit(level, groups, scorer, cfg, seg)
     if not groups:
         raise NoInkFound("no digit found (only a few stray marks)")
     if len(groups) > seg.max_digits:
@@ -415,6 +429,45 @@ def segment_digits(
         for g in groups
     ]
     return Segmentation(digits, ink.inverted, ink.contrast, round(angle, 2), tuple(notes))
+
+
+def _whole_if_one_digit(
+    level: np.ndarray, groups: list[_Group], scorer: Scorer, pre: PreprocessConfig, cfg: SegmentConfig
+) -> list[_Group]:
+    """Parts that together are no wider than one digit may be one digit cut apart (a tight crop's
+    0 whose sides were taken for ruled lines, a 4 written in two strokes): the CNN decides."""
+    whole = _shrink(level, np.logical_or.reduce([g.mask for g in groups]))
+    if whole is None or whole.width > cfg.single_aspect * whole.height:
+        return groups
+    confidence = np.clip(scorer(np.stack([_crop(level, g, pre) for g in [whole, *groups]])), 1e-6, 1.0)
+    parts_score = float(np.log(confidence[1:]).sum()) + cfg.split_log_price * (len(groups) - 1)
+    return [whole] if float(np.log(confidence[0])) >= parts_score else groups
+
+
+def _drop_margin_lines(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+    """Erase a lone vertical line down most of the picture (a notebook's margin) that touches no
+    other ink. The single-digit path keeps it for a tight crop's 1; here it would read as an extra 1."""
+    ink = level > 0
+    h, w = ink.shape
+    cover = ink.mean(0)
+    bands, count = ndimage.label(cover >= cfg.margin_cover)
+    out = level
+    for band in range(1, count + 1):
+        cols = np.flatnonzero(bands == band)
+        left, right = int(cols[0]), int(cols[-1]) + 1
+        if right - left > max(3, cfg.rule_thickness * 0.5 * w):
+            continue  # a thick bar: ink, not a ruled line
+        beside = np.concatenate([ink[:, max(0, left - 3) : left], ink[:, right : right + 3]], axis=1)
+        others = ink.copy()
+        others[:, left:right] = False
+        if beside.any(1).mean() > 0.05 or not others.any():
+            continue  # joined to strokes, or the only ink there is (a tightly cropped 1)
+        rows = np.flatnonzero(others.any(1))
+        if rows[-1] - rows[0] + 1 > cfg.margin_cover * h:
+            continue  # the other ink is as tall: this may be a digit's stroke
+        out = out.copy() if out is level else out
+        out[:, left:right] = 0
+    return out
 
 
 def _drop_specks(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
