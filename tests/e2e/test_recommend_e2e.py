@@ -1,27 +1,58 @@
-"""Browser test: rate three movies on the Recommendation page and see explained recommendations."""
+"""Browser tests of the Recommendation page: search adds nothing until a rating is clicked (issue 16),
+"The Godfather" is found, and rated films give recommendations with their own reasons."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from tests.e2e.browser import open_page, wait_for_idle
 
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
 
-def _pick(page, title: str) -> None:
-    box = page.get_by_test_id("stMultiSelect").first.locator("input")
-    box.click()
-    box.fill(title)
-    page.get_by_role("option", name=title).first.click()
-    page.keyboard.press("Escape")
+
+def _search(page, text: str) -> None:
+    box = page.get_by_role("textbox", name="Find a film")
+    box.fill(text)
+    box.press("Enter")
+    page.wait_for_timeout(300)
     wait_for_idle(page)
 
 
-def test_rate_three_movies_then_recommendations_appear(page, app_url):
+def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url):
     open_page(page, app_url, "Recommendation")
-    expect(page.get_by_text("Pick and rate at least one movie")).to_be_visible()
-    for title in ("Star Wars (1977)", "Toy Story (1995)", "Fargo (1996)"):
-        _pick(page, title)
-    expect(page.get_by_text("Recommended for you")).to_be_visible(timeout=60_000)
-    expect(page.get_by_text("Because you rated").first).to_be_visible()
+    expect(page.get_by_text("MovieLens-100K: films up to 1998. Search, then click a rating")).to_be_visible()
+    _search(page, "Star Wars")
+    expect(page.get_by_text("Star Wars (1977)").first).to_be_visible()
+    # Enter only searched: no film was added, no rating was assumed, no recommendations yet.
+    expect(page.get_by_text("None yet.")).to_be_visible()
+    expect(page.get_by_text("Because you rated")).to_have_count(0)
+    expect(page.get_by_text("Dr. Strangelove")).to_have_count(0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "recommend_search_enter.png"), full_page=True)
+
+    page.get_by_text("5★", exact=True).first.click()  # the 5-star choice beside the match
+    wait_for_idle(page)
+    expect(page.get_by_text("None yet.")).to_have_count(0)
+    expect(page.get_by_text("Because you rated").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Fold-in (solving your taste vector)")).to_be_visible()
-    expect(page.get_by_text("Pick and rate at least one movie")).to_have_count(0)
+
+
+def test_the_godfather_is_found_and_matrix_explains_the_1998_limit(page, app_url):
+    open_page(page, app_url, "Recommendation")
+    _search(page, "The Godfather")
+    expect(page.get_by_text("The Godfather (1972)").first).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "recommend_godfather.png"), full_page=True)
+    _search(page, "Matrix")
+    expect(page.get_by_text("No title matches 'Matrix'")).to_be_visible()
+
+
+def test_example_profile_gives_picks_with_their_own_reasons(page, app_url):
+    open_page(page, app_url, "Recommendation")
+    page.get_by_role("button", name="Sci fi fan").click()
+    wait_for_idle(page)
+    reasons = page.get_by_text("Because you rated")
+    expect(reasons.first).to_be_visible(timeout=60_000)
+    assert reasons.count() >= 5
+    page.screenshot(path=str(SCREENSHOTS / "recommend_picks.png"), full_page=True)
