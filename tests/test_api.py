@@ -181,7 +181,7 @@ def test_vision_array_route_refuses_bad_arrays(client):
     assert_error(client.post("/v1/vision/array", content=b"", headers=headers), 422)
     # an object array can only be stored pickled; loading it would run code, so it is refused
     pickled = io.BytesIO()
-    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(pickled, np.array([{"a": 1}], dtype=object))  # np.save pickles object arrays by default
     assert_error(client.post("/v1/vision/array", content=pickled.getvalue(), headers=headers), 422)
     wrong_shape = npy(np.zeros((5, 5, 5, 5), dtype=np.uint8))
     assert_error(client.post("/v1/vision/array", content=wrong_shape, headers=headers), 422)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PRODUCT_DIRS = ["app.py", "pages", "services", "models"]
+PRODUCT_DIRS = ["app.py", "pages", "services", "models", "serve", "bench"]
 
 
 def product_sources() -> list[Path]:
@@ -94,10 +94,15 @@ def test_pages_import_no_torch():
     assert not offenders, offenders
 
 
-def test_services_import_no_streamlit():
+def test_services_import_no_streamlit_fastapi_or_ray():
+    # One contract for every caller: pages, the REST API and Ray Serve wrap services, never the reverse.
     offenders = [
         str(path.relative_to(REPO_ROOT))
         for path in sorted((REPO_ROOT / "services").rglob("*.py"))
-        if re.search(r"^\s*(import streamlit|from streamlit)", path.read_text(encoding="utf-8"), re.MULTILINE)
+        if re.search(
+            r"^\s*(import|from) (streamlit|fastapi|starlette|ray)\b",
+            path.read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
     ]
     assert not offenders, offenders

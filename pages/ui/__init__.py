@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -159,12 +160,21 @@ def user_facing_errors(action: str = "processing your input") -> Iterator[None]:
         yield
     except InputError as err:
         st.warning(str(err), icon=":material/error:")
-    except Exception:  # noqa: BLE001 - the page must never show a traceback
+    except Exception as err:  # noqa: BLE001 - the page must never show a traceback
+        if _is_api_failure(err):  # the HTTP backend is down or failed: say so, it is not the input
+            logger.warning("API backend failed while %s: %s", action, err)
+            st.error(f"The model server could not answer: {err}", icon=":material/cloud_off:")
+            return
         logger.exception("unexpected failure while %s", action)
         st.error(
             f"Something went wrong while {action}. The error has been logged; please try another input.",
             icon=":material/report:",
         )
+
+
+def _is_api_failure(err: Exception) -> bool:
+    http_client = sys.modules.get("services.http_client")  # loaded only on the HTTP backend
+    return http_client is not None and isinstance(err, http_client.ApiUnavailableError | http_client.ApiError)
 
 
 def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_field: str = "score") -> None:
