@@ -331,13 +331,14 @@ class ApiIngress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         app = api.create_app()
 
-        def stats() -> JSONResponse:
+        def stats():  # no return annotation: FastAPI cannot resolve a postponed one on a closure
             return api.respond(self.stats())
 
         app.add_api_route(
             "/v1/stats",
             stats,
             methods=["GET"],
+            response_model=None,
             tags=["serving"],
             summary="Replicas per task, the nodes they run on, and the batch sizes each batched task formed",
         )
@@ -378,9 +379,18 @@ def _cli(name: str) -> str:
     return str(beside_python) if beside_python.exists() else (shutil.which(name) or name)
 
 
+def _cli_env() -> dict[str, str]:
+    """Ray 2.59+ starts local clusters with token authentication (the token in ~/.ray/auth_token);
+    its CLIs only send the token when RAY_AUTH_MODE=token. A cluster named by RAY_ADDRESS brings its
+    own settings."""
+    if os.environ.get("RAY_ADDRESS"):
+        return dict(os.environ)
+    return {"RAY_AUTH_MODE": "token"} | dict(os.environ)
+
+
 def _run(command: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
     print("$", " ".join(command), flush=True)
-    return subprocess.run(command, check=check, text=True, cwd=REPO_ROOT)
+    return subprocess.run(command, check=check, text=True, cwd=REPO_ROOT, env=_cli_env())
 
 
 def _deploy_config(port: int, host: str) -> Path:
@@ -399,7 +409,11 @@ def _deploy_config(port: int, host: str) -> Path:
 
 def _serve_status() -> dict[str, Any]:
     found = subprocess.run(
-        [_cli("serve"), "status", "-a", DASHBOARD_ADDRESS], capture_output=True, text=True, cwd=REPO_ROOT
+        [_cli("serve"), "status", "-a", DASHBOARD_ADDRESS],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=_cli_env(),
     )
     if found.returncode != 0:
         return {}
