@@ -145,19 +145,17 @@ if mode == FRESH:
                 found = service.search(query, limit=MATCHES_SHOWN + 1)
                 for match in found["matches"][:MATCHES_SHOWN]:
                     item_id = match["item_id"]
-                    title_col, stars_col = st.columns([1.4, 1], vertical_alignment="center")
-                    title_col.markdown(f"**{match['display_title']}**  \n{', '.join(match['genres'])}")
+                    label = f"**{match['display_title']}** · {', '.join(match['genres'])}"
                     if item_id in st.session_state.rec_ratings:
-                        stars_col.caption(f"rated {star_label(st.session_state.rec_ratings[item_id])}")
+                        st.markdown(f"{label}  \nrated {star_label(st.session_state.rec_ratings[item_id])}")
                     else:
-                        stars_col.segmented_control(
-                            f"Your rating of {match['display_title']}",
+                        st.segmented_control(
+                            label,
                             STARS,
                             format_func=star_label,
                             key=f"rec_new_{item_id}",
                             on_change=rate_match,
                             args=(item_id,),
-                            label_visibility="collapsed",
                         )
                 if len(found["matches"]) > MATCHES_SHOWN:
                     st.caption("More films match: type more of the title.")
@@ -181,16 +179,13 @@ if mode == FRESH:
             key = f"rec_rate_{item_id}"
             if key not in st.session_state:
                 st.session_state[key] = stars
-            title_col, stars_col = st.columns([1.4, 1], vertical_alignment="center")
-            title_col.write(display_title(items.at[item_id, "title"]))
-            stars_col.segmented_control(
-                f"Your rating of {items.at[item_id, 'title']}",
+            st.segmented_control(
+                items.at[item_id, "display_title"],
                 STARS,
                 format_func=star_label,
                 key=key,
                 on_change=change_rating,
                 args=(item_id,),
-                label_visibility="collapsed",
             )
             ratings[item_id] = float(stars)
         if ratings:
