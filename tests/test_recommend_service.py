@@ -333,3 +333,23 @@ def test_non_ascii_digits_are_an_unknown_id_not_a_crash(service):
     for raw in ("¹", "٣", "²³"):
         with pytest.raises(UnknownIdError):
             service.recommend_for_user(raw, k=5)
+
+
+def test_search_finds_titles_as_people_write_them(service):
+    def titles(query, limit=5):
+        return [m["title"] for m in service.search(query, limit=limit)["matches"]]
+
+    assert titles("The Godfather")[0] == "Godfather, The (1972)"
+    assert titles("godfather, the")[0] == "Godfather, The (1972)"
+    assert titles("Star Wars") == ["Star Wars (1977)"]  # no fuzzy extras (issue 16: Dr. Strangelove)
+    assert titles("se7en") == ["Seven (Se7en) (1995)"]
+    assert titles("the city of lost children")[0].startswith("City of Lost Children, The")
+    assert service.search("Star Wars")["matches"][0]["display_title"] == "Star Wars (1977)"
+    nothing = service.search("Matrix")
+    assert nothing["matches"] == [] and "films up to 1998" in nothing["notes"][0]
+    assert service.search("   ")["matches"] == []
+    assert len(titles("the", limit=150)) == 150
+    with pytest.raises(InputError, match="limit"):
+        service.search("the", limit=0)
+    with pytest.raises(InputTooLargeError):
+        service.search("x" * 500)

@@ -25,6 +25,7 @@ MAX_BATCH = 256  # requests per predict_batch call
 MAX_ID_CHARS = 12  # an id given as text longer than this is refused before parsing
 MAX_RATE_CHARS = 20_000  # length of a "ITEM:RATING,..." string
 MAX_QUERY_CHARS = 200  # catalogue search text
+MAX_SEARCH_RESULTS = 200  # films per catalogue search
 DEFAULT_K = 10
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
@@ -120,6 +121,16 @@ def check_ratings(ratings: RatingsInput) -> dict[int, float]:
     if len(parsed) > MAX_RATINGS:
         raise InputTooLargeError(f"{len(parsed)} ratings were given; the limit is {MAX_RATINGS}")
     return parsed
+
+
+def check_limit(limit: Any) -> int:
+    try:
+        limit = whole_number(limit, "limit")
+    except UnknownIdError:
+        raise InputError(f"limit must be a whole number from 1 to {MAX_SEARCH_RESULTS}") from None
+    if not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise InputError(f"limit must be from 1 to {MAX_SEARCH_RESULTS}, got {limit}")
+    return limit
 
 
 def check_query(query: Any) -> str:

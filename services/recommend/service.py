@@ -48,6 +48,7 @@ from services.recommend.inputs import (
     Request,
     check_genre,
     check_k,
+    check_limit,
     check_query,
     check_ratings,
     request_fields,
@@ -211,7 +212,7 @@ class RecommendService(Service):
         """Films whose title contains what was typed ("The Godfather" finds "Godfather, The"); no fuzzy
         matches. {"query", "matches": [film...], "scope", "notes"}."""
         query = check_query(query)
-        limit = check_k(limit)
+        limit = check_limit(limit)
         matches = [self._describe(index) for index in self._index.search(query, limit)]
         notes = []
         if query.strip() and not matches:
