@@ -29,8 +29,19 @@ def _load_when_server_is_up() -> None:
     start_background_loading()
 
 
+def _no_config_polling() -> None:
+    """Streamlit polls each config.toml five times a second for live edits (not configurable). With the
+    file watcher off, code and config changes need a restart anyway; the polling thread cost ~15 % of
+    the server's CPU per visitor (py-spy), so it is not installed."""
+    from streamlit.web import bootstrap
+
+    if hasattr(bootstrap, "_install_config_watchers"):
+        bootstrap._install_config_watchers = lambda *args, **kwargs: None
+
+
 def main() -> None:
     threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
+    _no_config_polling()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
