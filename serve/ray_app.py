@@ -321,11 +321,13 @@ class ApiIngress:
     def stats(self) -> dict[str, Any]:
         tasks: dict[str, Any] = {}
         for task, handle in self.handles.items():
+            method = "batch_stats" if task in BATCHED_TASKS else "describe"
+            # a replica that just died (and is being replaced) answers with an exception: skip it
+            answers = handle.broadcast(method).results(timeout_s=STATUS_TIMEOUT_S, return_exceptions=True)
+            replicas = [answer for answer in answers if isinstance(answer, dict)]
+            tasks[task] = {"replicas": replicas, "unreachable_replicas": len(answers) - len(replicas)}
             if task in BATCHED_TASKS:
-                replicas = handle.broadcast("batch_stats").results(timeout_s=STATUS_TIMEOUT_S)
-                tasks[task] = merge_batch_stats(replicas) | {"replicas": replicas}
-            else:
-                tasks[task] = {"replicas": handle.broadcast("describe").results(timeout_s=STATUS_TIMEOUT_S)}
+                tasks[task] |= merge_batch_stats(replicas)
         return {"backend": "ray-serve", "tasks": tasks}
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -175,7 +175,7 @@ def test_the_pages_http_client_works_against_ray_serve(base_url):
         vision.predict(image_bytes(), top_k=2)["label"]
         == registry.load("vision").predict(image_bytes())["label"]
     )
-    assert 0 <= remote_service("nlp", base_url).similarity("a good film", "a great movie")["score"] <= 1
+    assert 0 <= remote_service("nlp", base_url).similarity("a good film", "a great movie")["similarity"] <= 1
     recommend = remote_service("recommend", base_url)
     assert len(recommend.similar_items(50, k=3)["top_k"]) == 3
     with pytest.raises(UnknownIdError):
