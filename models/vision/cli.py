@@ -128,6 +128,7 @@ def _evaluate(argv: list[str]) -> int:
         result["pipeline_sample"] = n
 
     args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(args.metrics_out.read_text()) if args.metrics_out.is_file() else {}
     full = {
         **result,
         "command": shlex.join(["python", "-m", "models", "evaluate", "vision", *argv]),
@@ -135,6 +136,8 @@ def _evaluate(argv: list[str]) -> int:
         "device": str(device),
         **{k: metrics[k] for k in ("per_class", "labels", "confusion_matrix")},
     }
+    if "numbers" in previous:  # written by `models.vision.number_images --score`: not this command's to drop
+        full["numbers"] = previous["numbers"]
     args.metrics_out.write_text(json.dumps(full, indent=1) + "\n")
     logger.info("metrics written to %s", args.metrics_out)
     print(json.dumps(result))

@@ -2,10 +2,10 @@
 
 Three kinds, each a file as people would send it:
 
-- ``handwritten``: MNIST digits (the **test** split by default) composed into a number with natural,
+- ``handwritten_photo``: MNIST digits (the **test** split by default) composed into a number with natural,
   uneven gaps (some touching), uneven sizes and baselines, tilted up to ±10°, then "photographed":
   pen-coloured ink on tinted paper, uneven light and a soft shadow, grain, blur, JPEG;
-- ``printed``: the number set in a system font (bold, serif, mono), tilted up to ±10° and
+- ``printed_photo``: the number set in a system font (bold, serif, mono), tilted up to ±10° and
   photographed the same way (a house number, a meter or a label on paper), JPEG;
 - ``canvas``: the number drawn with thick round-capped strokes, as a mouse or a finger does on the
   page's canvas, saved as the canvas returns it (black strokes on transparent RGBA), PNG.
@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import random
+import shlex
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from models.vision.photo_digits import find_fonts
 
-KINDS = ("handwritten", "printed", "canvas")
+KINDS = ("handwritten_photo", "printed_photo", "canvas")
 # Length of the number → weight: house numbers and short codes most, phone numbers (10-12) too.
 TOUCHING_SHARE = 0.125  # gaps where neighbouring handwritten digits touch or nearly do
 LENGTHS = {1: 2, 2: 3, 3: 4, 4: 4, 5: 3, 6: 3, 7: 2, 8: 2, 9: 1, 10: 1, 11: 1, 12: 1}
@@ -160,7 +161,7 @@ def handwritten(pool: dict[int, np.ndarray], rng: random.Random) -> NumberImage:
     label = "".join(str(rng.randrange(10)) for _ in range(_length(rng)))
     digits = [pool[int(c)][rng.randrange(len(pool[int(c)]))] for c in label]
     mask = _tilt(compose_handwritten(digits, rng), rng.uniform(-10, 10))
-    return NumberImage(_photograph(mask, rng, margin=(0.15, 1.2)), "jpg", label, "handwritten")
+    return NumberImage(_photograph(mask, rng, margin=(0.15, 1.2)), "jpg", label, "handwritten_photo")
 
 
 def printed(fonts: list[Path], rng: random.Random, label: str | None = None) -> NumberImage:
@@ -180,7 +181,7 @@ def printed(fonts: list[Path], rng: random.Random, label: str | None = None) -> 
         x += font.getlength(char) + spacing
     mask = _ink_box(np.asarray(canvas, dtype=np.float32) / 255)
     mask = _tilt(mask, rng.uniform(-10, 10))
-    return NumberImage(_photograph(mask, rng, margin=(0.1, 0.5)), "jpg", label, "printed")
+    return NumberImage(_photograph(mask, rng, margin=(0.1, 0.5)), "jpg", label, "printed_photo")
 
 
 def _smooth(points: np.ndarray, rounds: int = 2) -> np.ndarray:
@@ -243,11 +244,11 @@ def generate(
     out = []
     for kind in kinds:
         for _ in range(per_kind):
-            if kind == "handwritten":
+            if kind == "handwritten_photo":
                 if pool is None:
                     raise ValueError("handwritten numbers need MNIST digits (--data-dir)")
                 out.append(handwritten(pool, rng))
-            elif kind == "printed":
+            elif kind == "printed_photo":
                 if not fonts:
                     raise ValueError("printed numbers need TrueType fonts (fonts-dejavu-core)")
                 out.append(printed(fonts, rng))
@@ -283,6 +284,21 @@ def score(folder: Path, predictions: Path) -> dict[str, dict[str, float]]:
     }
 
 
+def record_numbers(metrics_path: Path, folder: Path, result: dict, argv: list[str]) -> None:
+    """Merge the exact-match figures, and the commands that produced them, into metrics.json."""
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    generated_path = folder / "generated.json"
+    generated = json.loads(generated_path.read_text()) if generated_path.is_file() else {}
+    metrics["numbers"] = {
+        **result,
+        "generated_by": generated.get("command"),
+        "mnist_split": generated.get("split"),
+        "read_by": f"python -m services.vision {folder}/*.jpg {folder}/*.png",
+        "scored_by": shlex.join(["python", "-m", "models.vision.number_images", *argv]),
+    }
+    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models.vision.number_images", description=__doc__.splitlines()[0]
@@ -299,11 +315,16 @@ def main(argv: list[str] | None = None) -> int:
         "--score", type=Path, metavar="FOLDER", help="score predictions against FOLDER/labels.csv"
     )
     parser.add_argument("--predictions", type=Path, help="JSON lines from python -m services.vision")
+    parser.add_argument(
+        "--metrics-out", type=Path, help="with --score: add the figures as `numbers` to this metrics.json"
+    )
     args = parser.parse_args(argv)
     if args.score:
         if not args.predictions:
             parser.error("--score needs --predictions")
         result = score(args.score, args.predictions)
+        if args.metrics_out:
+            record_numbers(args.metrics_out, args.score, result, argv if argv is not None else sys.argv[1:])
         for kind, row in result.items():
             print(
                 f"{kind:>12}: exact match {row['exact_match']:.3f}  digits {row['digit_accuracy']:.3f}  (n={row['n']})"
@@ -313,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out:
         parser.error("--out is required to generate")
     kinds = tuple(k for k in args.kinds.split(",") if k)
-    if "handwritten" in kinds and args.data_dir is None:
+    if "handwritten_photo" in kinds and args.data_dir is None:
         parser.error("handwritten numbers need --data-dir (the folder with mnist.npz)")
-    pool = load_pool(args.data_dir, args.split) if "handwritten" in kinds else None
+    pool = load_pool(args.data_dir, args.split) if "handwritten_photo" in kinds else None
     samples = generate(args.per_kind, args.seed, pool, kinds)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "labels.csv").open("w", newline="") as handle:
@@ -327,6 +348,15 @@ def main(argv: list[str] | None = None) -> int:
             counters[sample.kind] += 1
             (args.out / name).write_bytes(sample.data)
             writer.writerow([name, sample.label, sample.kind])
+    generated = {
+        "command": shlex.join(
+            ["python", "-m", "models.vision.number_images", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "split": args.split,
+        "per_kind": args.per_kind,
+        "seed": args.seed,
+    }
+    (args.out / "generated.json").write_text(json.dumps(generated, indent=1) + "\n")
     print(
         f"wrote {len(samples)} images and labels.csv to {args.out} (MNIST {args.split} digits)",
         file=sys.stderr,

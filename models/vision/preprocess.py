@@ -224,17 +224,22 @@ class InkMap:
     scale: float  # working pixels per input pixel (≤ 1)
 
 
-def ink_map(gray: np.ndarray, cfg: PreprocessConfig | None = None, max_side: int | None = None) -> InkMap:
+def ink_map(
+    gray: np.ndarray, cfg: PreprocessConfig | None = None, max_side: int | None = None, stats_step: int = 1
+) -> InkMap:
     """Steps 1-4 of the module docstring: reduce, polarity, background, noise floor, ruled lines.
 
+    `stats_step` > 1 estimates the paper noise from every n-th row and column (the medians over a
+    whole photo are the slowest step; the multi-digit reader, which runs on larger images, uses 2).
     Raises NoInkFound when the contrast is too low to hold any ink.
     """
     cfg = cfg or PreprocessConfig()
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2 or min(gray.shape) < 1:
         raise ValueError(f"expected a 2-D grey image, got shape {gray.shape}")
-    gray = np.nan_to_num(np.clip(gray, 0, 1))
-    work = reduce_to(gray, max_side or cfg.work_side)
+    # Reduce first: clipping and NaN checks then run on the small picture (same result for the
+    # [0, 1] images the decoder produces).
+    work = np.nan_to_num(np.clip(reduce_to(gray, max_side or cfg.work_side), 0, 1))
     ink, inverted = to_bright_ink(work)
     ink = remove_background(ink)
 
@@ -245,7 +250,8 @@ def ink_map(gray: np.ndarray, cfg: PreprocessConfig | None = None, max_side: int
         raise NoInkFound("no digit found")
 
     # Noise floor: well above the paper texture / JPEG noise, well below the ink.
-    paper = ink[ink < 0.5 * contrast]
+    sample = ink[::stats_step, ::stats_step] if stats_step > 1 else ink
+    paper = sample[sample < 0.5 * contrast]
     noise = 1.4826 * float(np.median(np.abs(paper - np.median(paper)))) if paper.size else 0.0
     floor = max(0.2 * contrast, float(np.median(paper)) + 4 * noise if paper.size else 0.0)
     floor = min(floor, 0.6 * contrast)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from models.vision import PreprocessConfig
@@ -43,7 +44,8 @@ Scorer = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) → (N,) top class pr
 class SegmentConfig:
     """Thresholds of the multi-digit reader; heights are relative to the number's typical digit height."""
 
-    work_side: int = 640  # longest side for segmentation: 12 digits still get ~40 px each
+    work_side: int = 480  # longest side for segmentation: 12 digits in a row still get ~35 px each
+    stats_step: int = 2  # paper-noise statistics from every 2nd row and column (speed)
     max_digits: int = 12
     min_deskew_deg: float = 2.5  # below this the slant is left alone (rotation blurs thin strokes)
     max_deskew_deg: float = 15.0  # beyond this the estimate is more likely wrong than the page tilted
@@ -88,7 +90,7 @@ class Segmentation:
 
 @dataclass(eq=False)
 class _Group:
-    mask: np.ndarray  # bool, full working-image size
+    mask: np.ndarray  # bool, (y1 - y0, x1 - x0): the group's own ink inside its box
     x0: int
     y0: int
     x1: int  # exclusive
@@ -113,9 +115,14 @@ def _components(level: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]
     return labels, slices, mass
 
 
-def estimate_slant(level: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> float:
-    """Angle (degrees, image y downwards) of the line the digits sit on; 0 when it cannot be told."""
-    labels, slices, mass = _components(level)
+def estimate_slant(
+    level: np.ndarray, cfg: SegmentConfig = SegmentConfig(), components: tuple | None = None
+) -> float:
+    """Angle (degrees, image y downwards) of the line the digits sit on; 0 when it cannot be told.
+
+    `components` may pass `_components(level)` (specks included: only large components count).
+    """
+    labels, slices, mass = components if components is not None else _components(level)
     heights = np.array([s[0].stop - s[0].start for s in slices])
     big = [
         i for i in range(len(slices)) if mass[i] >= 0.05 * mass.max() and heights[i] >= 0.5 * heights.max()
@@ -149,23 +156,23 @@ def estimate_slant(level: np.ndarray, cfg: SegmentConfig = SegmentConfig()) -> f
 
 
 def _rotate(level: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate by -angle about the centre (expanding the canvas); also return the 2×3 map back."""
+    """Turn the ink so a line sloping by `angle_deg` (y down) becomes level; canvas expanded.
+
+    Also returns the 2×3 map from output (x, y) back to input pixels, for the boxes. Pillow turns
+    counter-clockwise about the centres (w/2, h/2) of both frames.
+    """
     h, w = level.shape
+    turned = Image.fromarray(np.ascontiguousarray(level, dtype=np.float32), mode="F").rotate(
+        angle_deg, resample=Image.Resampling.BILINEAR, expand=True
+    )
+    rotated = np.asarray(turned, dtype=np.float32)
     theta = math.radians(angle_deg)
     c, s = math.cos(theta), math.sin(theta)
-    out_h = int(math.ceil(abs(h * c) + abs(w * s)))
-    out_w = int(math.ceil(abs(w * c) + abs(h * s)))
-    # Output pixel (ox, oy) comes from input (ix, iy): rotate about the centres by +angle.
-    centre_in = np.array([(w - 1) / 2, (h - 1) / 2])
-    centre_out = np.array([(out_w - 1) / 2, (out_h - 1) / 2])
-    back = np.array([[c, -s], [s, c]])  # (x, y) out → in, relative to the centres
-    offset_xy = centre_in - back @ centre_out
-    # ndimage works in (row, col): swap the axes of the matrix and the offset.
-    matrix_rc = np.array([[back[1, 1], back[1, 0]], [back[0, 1], back[0, 0]]])
-    rotated = ndimage.affine_transform(
-        level, matrix_rc, offset=(offset_xy[1], offset_xy[0]), output_shape=(out_h, out_w), order=1
-    )
-    return np.clip(rotated, 0, 1).astype(np.float32), np.hstack([back, offset_xy[:, None]])
+    back = np.array([[c, -s], [s, c]])  # output direction (1, 0) → input (cos, sin): the sloping line
+    centre_in = np.array([w / 2, h / 2])
+    centre_out = np.array([rotated.shape[1] / 2, rotated.shape[0] / 2])
+    offset = centre_in - back @ centre_out
+    return np.clip(rotated, 0, 1), np.hstack([back, offset[:, None]])
 
 
 def _group(level: np.ndarray, cfg: SegmentConfig) -> list[_Group]:
@@ -205,22 +212,34 @@ def _group(level: np.ndarray, cfg: SegmentConfig) -> list[_Group]:
         members.setdefault(find(i), []).append(i)
     groups = []
     for ids in members.values():
-        mask = np.isin(labels, np.asarray(ids) + 1)
         x0 = min(boxes[i][0] for i in ids)
         y0 = min(boxes[i][1] for i in ids)
         x1 = max(boxes[i][2] for i in ids)
         y1 = max(boxes[i][3] for i in ids)
+        mask = np.isin(labels[y0:y1, x0:x1], np.asarray(ids) + 1)
         groups.append(_Group(mask, x0, y0, x1, y1, float(mass[ids].sum())))
     return groups
 
 
-def _shrink(level: np.ndarray, mask: np.ndarray) -> _Group | None:
+def _make(level: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> _Group | None:
+    """A group from a mask whose top-left corner sits at (x0, y0), trimmed to its ink."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if rows.size == 0:
         return None
-    return _Group(
-        mask, int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1, float(level[mask].sum())
-    )
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    local = mask[top:bottom, left:right]
+    box = (x0 + left, y0 + top, x0 + right, y0 + bottom)
+    mass = float(level[box[1] : box[3], box[0] : box[2]][local].sum())
+    return _Group(local, *box, mass)
+
+
+def _union(level: np.ndarray, groups: Sequence[_Group]) -> _Group | None:
+    x0, y0 = min(g.x0 for g in groups), min(g.y0 for g in groups)
+    x1, y1 = max(g.x1 for g in groups), max(g.y1 for g in groups)
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+    for g in groups:
+        mask[g.y0 - y0 : g.y1 - y0, g.x0 - x0 : g.x1 - x0] |= g.mask
+    return _make(level, mask, x0, y0)
 
 
 def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group]:
@@ -229,13 +248,14 @@ def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group
     out = []
     for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
         piece = np.zeros_like(group.mask)
-        piece[:, group.x0 + start : group.x0 + stop] = group.mask[:, group.x0 + start : group.x0 + stop]
+        piece[:, start:stop] = group.mask[:, start:stop]
         # A cut can leave a sliver of the neighbour's stroke: keep the piece's main parts only.
         labels, count = ndimage.label(piece, structure=EIGHT_CONNECTED)
         if count > 1:
-            mass = ndimage.sum_labels(level, labels, index=np.arange(1, count + 1))
+            local_level = level[group.y0 : group.y1, group.x0 : group.x1]
+            mass = ndimage.sum_labels(local_level, labels, index=np.arange(1, count + 1))
             piece = np.isin(labels, np.flatnonzero(mass >= 0.15 * mass.max()) + 1)
-        shrunk = _shrink(level, piece)
+        shrunk = _make(level, piece, group.x0, group.y0)
         if shrunk is not None and shrunk.height >= 0.5 * group.height:  # a stub of a line is no digit
             out.append(shrunk)
     return out
@@ -244,7 +264,7 @@ def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group
 def _cut_options(level: np.ndarray, group: _Group, typical_w: float, cfg: SegmentConfig) -> list[list[int]]:
     """Candidate cut sets: for each plausible number of pieces, the emptiest columns near the even
     positions; for two pieces also the other deep valleys of the vertical projection."""
-    ink = np.where(group.mask, level, 0)[group.y0 : group.y1, group.x0 : group.x1]
+    ink = np.where(group.mask, level[group.y0 : group.y1, group.x0 : group.x1], 0)
     profile = ndimage.uniform_filter1d(ink.sum(0), size=3, mode="nearest")
     width = group.width
     estimate = width / typical_w
@@ -293,12 +313,28 @@ def _digit_groups(
         np.clip(np.median(widths) if widths else 0.65 * typical_h, 0.45 * typical_h, 0.9 * typical_h)
     )
     out: list[_Group] = []
-    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
+    candidates: list[tuple[_Group, bool, float | None]] = []
+    unsure: list[tuple[_Group, float | None]] = []
     for g in groups:
         wide = g.width > cfg.split_aspect * max(g.height, typical_h)
         if not wide and (scorer is None or g.width < cfg.maybe_split_aspect * max(g.height, typical_h)):
             out.append(g)
             continue
+        peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
+        peer_w = float(np.median(peers)) if len(peers) >= 2 else None
+        if wide or scorer is None or (peer_w is not None and g.width > cfg.wide_piece * peer_w):
+            candidates.append((g, wide, peer_w))
+        else:
+            unsure.append((g, peer_w))
+    if unsure:  # worth cutting only if the CNN is unsure of the whole: ask it first, in one batch
+        whole = scorer(np.stack([_crop(level, g, pre) for g, _ in unsure]))
+        for (g, peer_w), confidence in zip(unsure, whole, strict=True):
+            if confidence < cfg.unsure_whole:
+                candidates.append((g, False, peer_w))
+            else:
+                out.append(g)
+    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
+    for g, wide, peer_w in candidates:
         options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
         options = [o for o in options if len(o) > 1]
         if not options:
@@ -306,8 +342,6 @@ def _digit_groups(
         elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
             out.extend(min(options, key=lambda o: abs(len(o) - g.width / typical_w)))
         else:
-            peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
-            peer_w = float(np.median(peers)) if len(peers) >= 2 else None
             ambiguous.append((g, wide, peer_w, options))
     if ambiguous:
         out.extend(_choose_splits(level, ambiguous, scorer, pre, cfg, typical_w))
@@ -332,7 +366,7 @@ def _absorb_fragments(
         gaps = [_box_distance(d, part) for d in digits]
         nearest = int(np.argmin(gaps))
         if gaps[nearest] <= cfg.fragment_reach * typical_h:
-            digits[nearest] = _shrink(level, digits[nearest].mask | part.mask)
+            digits[nearest] = _union(level, [digits[nearest], part])
     return digits
 
 
@@ -388,7 +422,7 @@ def _choose_splits(
 
 
 def _crop(level: np.ndarray, g: _Group, pre: PreprocessConfig) -> np.ndarray:
-    crop = np.where(g.mask, level, 0)[g.y0 : g.y1, g.x0 : g.x1].astype(np.float32)
+    crop = np.where(g.mask, level[g.y0 : g.y1, g.x0 : g.x1], 0).astype(np.float32)
     return normalise_crop(crop, pre)[0]
 
 
@@ -405,10 +439,12 @@ def segment_digits(
     Raises NoInkFound when nothing digit-like is there.
     """
     cfg = cfg or PreprocessConfig()
-    ink = ink_map(gray, cfg, max_side=seg.work_side)
-    level = _drop_specks(_drop_margin_lines(ink.level, seg), seg)
+    ink = ink_map(gray, cfg, max_side=seg.work_side, stats_step=seg.stats_step)
+    level = _drop_margin_lines(ink.level, seg)
+    components = _components(level)
+    level = _drop_specks(level, components, seg)
     notes: list[str] = []
-    angle = estimate_slant(level, seg)
+    angle = estimate_slant(level, seg, components)
     back = None
     if seg.min_deskew_deg <= abs(angle) <= seg.max_deskew_deg:
         level, back = _rotate(level, angle)
@@ -436,7 +472,7 @@ def _whole_if_one_digit(
 ) -> list[_Group]:
     """Parts that together are no wider than one digit may be one digit cut apart (a tight crop's
     0 whose sides were taken for ruled lines, a 4 written in two strokes): the CNN decides."""
-    whole = _shrink(level, np.logical_or.reduce([g.mask for g in groups]))
+    whole = _union(level, groups)
     if whole is None or whole.width > cfg.single_aspect * whole.height:
         return groups
     confidence = np.clip(scorer(np.stack([_crop(level, g, pre) for g in [whole, *groups]])), 1e-6, 1.0)
@@ -470,9 +506,9 @@ def _drop_margin_lines(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     return out
 
 
-def _drop_specks(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
+def _drop_specks(level: np.ndarray, components: tuple, cfg: SegmentConfig) -> np.ndarray:
     """Remove components with a negligible share of the ink before anything is measured on them."""
-    labels, _, mass = _components(level)
+    labels, _, mass = components
     keep = np.flatnonzero(mass >= cfg.speck_mass * mass.max()) + 1
     return np.where(np.isin(labels, keep), level, 0).astype(np.float32)
 

@@ -14,7 +14,7 @@ TIMEOUT_MS = 60_000
 
 def test_upload_a_photo_like_digit_and_see_the_label(page, app_url):
     open_page(page, app_url, "Vision")
-    expect(page.get_by_text("Vision: digit recognizer")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Vision: digits and numbers")).to_be_visible(timeout=TIMEOUT_MS)
     upload(page, EXAMPLES_DIR / "print_5.jpg")
     expect(page.get_by_text("Predicted digit: 5")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.get_by_text("Model's-eye view (28×28)")).to_be_visible()
@@ -41,7 +41,8 @@ def test_click_an_example(page, app_url):
 def test_draw_a_one_on_the_canvas(page, app_url):
     open_page(page, app_url, "Vision")
     page.get_by_role("tab", name=re.compile("Draw")).click()
-    frame_canvas = page.locator("canvas").last
+    wait_for_idle(page)
+    frame_canvas = page.frame_locator("iframe").last.locator("canvas").last
     frame_canvas.wait_for(timeout=TIMEOUT_MS)
     box = frame_canvas.bounding_box()
     assert box is not None
@@ -54,3 +55,34 @@ def test_draw_a_one_on_the_canvas(page, app_url):
     page.wait_for_timeout(500)
     wait_for_idle(page)
     expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def test_write_a_number_on_the_wide_canvas(page, app_url):
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Draw")).click()
+    page.get_by_text("Wide").click()
+    wait_for_idle(page)
+    frame_canvas = page.frame_locator("iframe").last.locator("canvas").last
+    frame_canvas.wait_for(timeout=TIMEOUT_MS)
+    box = frame_canvas.bounding_box()
+    assert box is not None and box["width"] >= 600
+    top, height = box["y"], box["height"]
+    for left in (0.15, 0.45, 0.75):  # three 1s, side by side
+        x = box["x"] + box["width"] * left
+        page.mouse.move(x, top + height * 0.15)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(x + step * 0.3, top + height * (0.15 + 0.07 * step))
+        page.mouse.up()
+        page.wait_for_timeout(400)
+    wait_for_idle(page)
+    expect(page.get_by_text("Predicted number: 111")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def test_camera_widget_is_present(page, app_url):
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Camera")).click()
+    page.get_by_text("Use the camera").click()
+    wait_for_idle(page)
+    expect(page.get_by_test_id("stCameraInput")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Take a photo")).to_be_visible()

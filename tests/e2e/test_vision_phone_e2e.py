@@ -1,0 +1,93 @@
+"""The Vision page on a 390×844 phone: a photo of a number is read, nothing scrolls sideways, every
+control is reachable, and the camera is offered. Saves .github/screenshots/vision_phone_number.png."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from models.vision import EXAMPLES_DIR
+from tests.e2e.browser import open_page, upload, wait_for_idle
+
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 90_000
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
+
+# Elements wider than the screen, or scrolled sideways, anywhere on the page (not counting content
+# inside a box that scrolls on its own, such as a table).
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrollers = [document.documentElement, document.body,
+    ...document.querySelectorAll('[data-testid="stAppViewContainer"], [data-testid="stMain"], section.main')];
+  const scrolled = scrollers.filter(e => e && e.scrollWidth > e.clientWidth + 1)
+    .map(e => (e.getAttribute('data-testid') || e.tagName) + ' ' + e.scrollWidth + '>' + e.clientWidth);
+  const wide = [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return false;
+    let p = e.parentElement;
+    while (p) { const s = getComputedStyle(p);
+      if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p.scrollWidth > p.clientWidth) return false;
+      p = p.parentElement; }
+    return r.right > width + 1 || r.left < -1;
+  }).slice(0, 5).map(e => e.tagName + '.' + (e.getAttribute('data-testid') || e.className));
+  return {scrolled, wide};
+}"""
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def _no_sideways_scroll(page) -> None:
+    found = page.evaluate(OVERFLOW_JS)
+    assert not found["scrolled"] and not found["wide"], found
+
+
+def test_phone_reads_a_number_without_sideways_scrolling(phone, app_url):
+    page = phone
+    open_page(page, app_url, "Vision")
+    expect(page.get_by_text("Vision: digits and numbers")).to_be_visible(timeout=TIMEOUT_MS)
+    _no_sideways_scroll(page)
+    upload(page, EXAMPLES_DIR / "number_photo_4233.jpg")
+    expect(page.get_by_text("Predicted number: 4233")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator(".vision-number")).to_have_text("4233")
+    # Each digit is a control: choosing the third shows its own view.
+    digits = page.get_by_role("radiogroup", name="Digit to explain").get_by_text(re.compile(r"^\d \(\d+%\)$"))
+    expect(digits).to_have_count(4)
+    digits.nth(2).click()
+    wait_for_idle(page)
+    expect(page.get_by_text(re.compile("digit 3 of 4"))).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    _no_sideways_scroll(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".vision-number").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "vision_phone_number.png"), full_page=True)
+
+
+def test_phone_reaches_every_tab_and_the_camera(phone, app_url):
+    page = phone
+    open_page(page, app_url, "Vision")
+    for name in ("Camera", "Draw", "Examples", "Upload"):
+        tab = page.get_by_role("tab", name=re.compile(name))
+        tab.scroll_into_view_if_needed()
+        tab.click()
+        wait_for_idle(page)
+        _no_sideways_scroll(page)
+    page.get_by_role("tab", name=re.compile("Camera")).click()
+    page.get_by_text("Use the camera").click()
+    wait_for_idle(page)
+    expect(page.get_by_test_id("stCameraInput")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Take a photo")).to_be_visible()
+    page.get_by_role("tab", name=re.compile("Draw")).click()
+    canvas = page.locator("iframe").last
+    canvas.wait_for(timeout=TIMEOUT_MS)
+    box = canvas.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    _no_sideways_scroll(page)
