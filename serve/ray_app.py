@@ -372,7 +372,18 @@ app = build_application()  # `serve deploy serve/config.yaml` imports this; the 
 
 # ---- make serve / make serve-stop ----------------------------------------------------------------
 STATE_FILE = Path(os.environ.get("SERVE_STATE_FILE", REPO_ROOT / ".venv" / "serve-state.json"))
-DASHBOARD_ADDRESS = os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265")
+
+
+def _head_host() -> str:
+    """The head node's host: from RAY_ADDRESS (`host:6379` or `http://host:8265`), else this machine."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address or address in ("auto", "local"):
+        return "127.0.0.1"
+    return address.split("://")[-1].split("/")[0].rsplit(":", 1)[0]
+
+
+# `serve deploy` and `serve status` talk to the dashboard's REST API on the head node
+DASHBOARD_ADDRESS = os.environ.get("RAY_DASHBOARD_ADDRESS", f"http://{_head_host()}:8265")
 
 
 def _cli(name: str) -> str:
@@ -439,7 +450,7 @@ def _wait_until_healthy(port: int, timeout_s: float) -> bool:
             return False
         if application.get("status") == "RUNNING" and states and all(s == "HEALTHY" for s in states.values()):
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+                health = httpx.get(f"http://{_head_host()}:{port}/health", timeout=30).json()
             except (httpx.HTTPError, ValueError):
                 health = {}
             models = health.get("models", {})
@@ -450,11 +461,21 @@ def _wait_until_healthy(port: int, timeout_s: float) -> bool:
     return False
 
 
+def _ray_running() -> bool:
+    found = subprocess.run([_cli("ray"), "status"], capture_output=True, text=True, env=_cli_env())
+    return found.returncode == 0
+
+
 def up(port: int, host: str, timeout_s: float) -> int:
     state: dict[str, Any] = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
     if os.environ.get("RAY_ADDRESS"):
         print(f"using the Ray cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']}")
-    elif not state.get("started_ray"):
+    elif _ray_running():
+        started_here = (
+            "started by `make serve`" if state.get("started_ray") else "left running by `make serve-stop`"
+        )
+        print(f"using the Ray cluster already running on this machine ({started_here})")
+    else:
         # a local head node; other machines join with `ray start --address=<this host>:6379`
         _run(
             [

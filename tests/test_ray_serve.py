@@ -57,10 +57,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # the replicas import serve/ and services/ from this checkout
+    saved_env = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # the replicas (started by the simulated nodes) import serve/ and services/ from this checkout
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ray_app.REPO_ROOT), os.environ.get("PYTHONPATH")])
+        filter(None, [str(ray_app.REPO_ROOT), saved_env["PYTHONPATH"]])
     )
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
@@ -74,6 +75,11 @@ def cluster():
         finally:
             ray.shutdown()
             nodes.shutdown()
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
