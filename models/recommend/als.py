@@ -32,29 +32,57 @@ from models.recommend.mf import BiasedMF
 logger = logging.getLogger(__name__)
 
 
+# Each sparse × dense product gathers one dense row per rating. Cut into column blocks whose dense
+# rows fit in a core's L2 cache, the gathers stay in cache; one block over 16,820 films made the 10 M
+# point several times slower per rating than the 100 K one.
+BLOCK_BYTES = 256 * 1024
+
+
 class _Side:
-    """One side of the rating matrix as CSR (rows = users, or rows = items), built once per fit."""
+    """One side of the rating matrix (rows = users, or rows = items) as column blocks of CSR matrices,
+    built once per fit: (first column, last column + 1, 0/1 matrix, ratings matrix) per block."""
 
     def __init__(
-        self, rows: np.ndarray, cols: np.ndarray, ratings: np.ndarray, n_rows: int, n_cols: int, dtype
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        ratings: np.ndarray,
+        n_rows: int,
+        n_cols: int,
+        block_cols: int,
+        dtype: torch.dtype,
     ):
-        from scipy.sparse import csr_matrix
+        from scipy.sparse import csc_matrix
 
-        # scipy builds the CSR layout with a counting sort by row: linear in the number of ratings.
-        matrix = csr_matrix((np.asarray(ratings, dtype=np.float32), (rows, cols)), shape=(n_rows, n_cols))
-        crow = torch.from_numpy(matrix.indptr.astype(np.int64))
-        col = torch.from_numpy(matrix.indices.astype(np.int64))
-        values = torch.from_numpy(matrix.data).to(dtype)
-        counts = np.diff(matrix.indptr)
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the CSR × dense product is stable
+        # scipy builds the layouts with counting sorts: linear in the number of ratings.
+        by_column = csc_matrix((np.asarray(ratings, dtype=np.float32), (rows, cols)), shape=(n_rows, n_cols))
+        self.n_rows = n_rows
+        self.counts = torch.as_tensor(np.bincount(rows, minlength=n_rows), dtype=dtype)
+        self.blocks = []
+        for start in range(0, n_cols, block_cols):
+            stop = min(start + block_cols, n_cols)
+            block = by_column[:, start:stop].tocsr()
+            block.sort_indices()
+            crow = torch.from_numpy(block.indptr.astype(np.int64))
+            col = torch.from_numpy(block.indices.astype(np.int64))
+            values = torch.from_numpy(block.data).to(dtype)
+            shape = (n_rows, stop - start)
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR × dense is stable
+                warnings.simplefilter("ignore", UserWarning)
+                binary = torch.sparse_csr_tensor(
+                    crow, col, torch.ones_like(values), shape, check_invariants=False
+                )
+                rated = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+            self.blocks.append((start, stop, binary, rated))
+
+    def product(self, dense: torch.Tensor, ratings: bool = False) -> torch.Tensor:
+        """(0/1 or ratings matrix) @ dense, block by block: (n_rows, dense columns)."""
+        out = dense.new_zeros(self.n_rows, dense.shape[1])
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            self.binary = torch.sparse_csr_tensor(
-                crow, col, torch.ones_like(values), (n_rows, n_cols), check_invariants=False
-            )
-            self.ratings = torch.sparse_csr_tensor(
-                crow, col, values, (n_rows, n_cols), check_invariants=False
-            )
-        self.counts = torch.as_tensor(counts, dtype=dtype)
+            for start, stop, binary, rated in self.blocks:
+                out += (rated if ratings else binary) @ dense[start:stop]
+        return out
 
 
 def _solve_side(
@@ -69,13 +97,11 @@ def _solve_side(
         Σ a aᵀ and Σ offset·a  = binary · [a aᵀ (upper triangle), offset·a]
         Σ r a                  = ratings · a
     """
-    n_rows, d = side.binary.shape[0], other.shape[1]
+    n_rows, d = side.n_rows, other.shape[1]
     outer = (other[:, :, None] * other[:, None, :]).reshape(-1, d * d)  # (n_cols, d²)
     upper = torch.index_select(outer, 1, triu[0] * d + triu[1])  # (n_cols, d(d+1)/2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        sums = side.binary @ torch.cat([upper, offset[:, None] * other], dim=1)  # (n_rows, d(d+1)/2 + d)
-        rhs = side.ratings @ other - sums[:, upper.shape[1] :]  # (n_rows, d)
+    sums = side.product(torch.cat([upper, offset[:, None] * other], dim=1))  # (n_rows, d(d+1)/2 + d)
+    rhs = side.product(other, ratings=True) - sums[:, upper.shape[1] :]  # (n_rows, d)
     gram = other.new_zeros(n_rows, d, d)
     gram[:, triu[0], triu[1]] = sums[:, : upper.shape[1]]
     gram = gram + gram.transpose(1, 2)
@@ -140,9 +166,10 @@ class BiasedALS(BiasedMF):
         n_items = int(n_items if n_items is not None else items.max() + 1)
         dtype = torch.float32
         ratings = np.asarray(ratings, dtype=np.float32)
-        by_user = _Side(users, items, ratings, n_users, n_items, dtype)
-        by_item = _Side(items, users, ratings, n_items, n_users, dtype)
         d = self.n_factors + 1
+        block_cols = max(256, BLOCK_BYTES // ((d * (d + 1) // 2 + d) * 4))  # dense rows per cache-sized block
+        by_user = _Side(users, items, ratings, n_users, n_items, block_cols, dtype)
+        by_item = _Side(items, users, ratings, n_items, n_users, block_cols, dtype)
         triu = torch.triu_indices(d, d)
 
         def penalties(counts: torch.Tensor) -> torch.Tensor:  # (n, d): λ_b n^α on the bias, λ n^α on factors
