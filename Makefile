@@ -50,7 +50,7 @@ system-deps:
 	$(call apt_ensure,ffmpeg)
 
 system-deps-test:
-	$(call apt_ensure,ffmpeg chromium)
+	$(call apt_ensure,ffmpeg chromium espeak-ng)
 
 run: install system-deps
 	$(PY) -m pages.ui.launch --server.port $(PORT)

@@ -38,8 +38,12 @@ def _choose(kind: str, path: str | None = None) -> None:
 def _test_figures(metrics: dict) -> str:
     """One line per test set from metrics.json (nothing typed by hand)."""
     rows = []
-    for entry in metrics.get("test_sets", []):
-        figures = ", ".join(f"{name} **{value:.3f}**" for name, value in entry["figures"].items())
+    for entry in metrics.get("test_sets", {}).values():
+        figures = ", ".join(
+            f"{name.replace('_', ' ')} **{value:.3f}**"
+            for name, value in entry.items()
+            if name not in ("name", "n", "unit") and isinstance(value, int | float)
+        )
         rows.append(f"- {entry['name']} ({entry['n']} {entry['unit']}): {figures}")
     if not rows and "accuracy" in metrics:
         rows.append(f"- {metrics.get('dataset', 'test split')}: accuracy **{metrics['accuracy']:.3f}**")
@@ -94,15 +98,15 @@ with upload_col:
         args=("upload",),
     )
 with example_col:
-    st.markdown("**…or try an example** (FSDD test recordings)")
+    st.markdown("**…or try an example** (test recordings)")
     examples = speech_service.example_inputs()
     buttons = st.columns(3)
     for i, example in enumerate(examples):
-        label = (
-            f"“{example['expected']}”"
-            if not example["name"].startswith("string_")
-            else f"“{example['expected']}” string"
-        )
+        label = {
+            "digit": f"“{example['expected']}”",
+            "string": f"“{example['expected']}” string",
+            "other": f"“{example['name'].split('_')[1]}”",
+        }[example["kind"]]
         buttons[i % 3].button(
             label, key=f"speech_example_{i}", help=example["title"], on_click=_choose, args=("example", example["path"]),
             width="stretch",
@@ -110,7 +114,8 @@ with example_col:
     st.caption(
         "Examples: Free Spoken Digit Dataset, Zohar Jackson et al., "
         "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (test split; the string is three "
-        "clips joined with pauses)."
+        "clips joined with pauses); the non-digit word is from Google's Speech Commands test set, "
+        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/)."
     )
 
 source = st.session_state.speech_source

@@ -269,7 +269,7 @@ class SpeechService(Service):
 
     def self_test(self) -> dict[str, Any]:
         """Recognise the first bundled example; the home page shows the result."""
-        example = next(e for e in example_inputs() if not e["name"].startswith("string_"))
+        example = next(e for e in example_inputs() if e["kind"] == "digit")
         result = self.predict(Path(example["path"]).read_bytes())
         heard = f"heard “{result['label']}” ({result['confidence']:.0%})" if result["label"] else NOT_A_DIGIT
         return {
@@ -323,18 +323,27 @@ load_service = cached_loader(_build)
 
 
 def example_inputs() -> list[dict[str, str]]:
-    """Bundled examples: FSDD test-split clips (CC BY-SA 4.0) and one digit string made from them."""
+    """Bundled examples (see examples/ATTRIBUTION.md): FSDD test-split clips (CC BY-SA 4.0) and a digit
+    string made from them; a file named `other_<word>_<speaker>.wav` would be a non-digit word.
+
+    `kind` is "digit", "string" or "other"; `expected` is the answer (None for a non-digit word)."""
     examples = []
     for path in sorted(EXAMPLES_DIR.glob("*.wav")):
         stem = path.stem
         if stem.startswith("string_"):
             spoken = stem.removeprefix("string_").split("_")[0]
+            kind, expected = "string", spoken
             title = f"Digit string “{spoken}” (FSDD test clips joined with pauses)"
+        elif stem.startswith("other_"):
+            _, word, speaker = stem.split("_")
+            kind, expected, title = "other", None, f"“{word}”, not a digit (speaker {speaker})"
         else:
             digit, speaker, index = stem.split("_")
-            spoken = digit
+            kind, expected = "digit", digit
             title = f"“{digit}” spoken by {speaker} (FSDD test recording {index})"
-        examples.append({"name": path.name, "path": str(path), "expected": spoken, "title": title})
+        examples.append(
+            {"name": path.name, "path": str(path), "kind": kind, "expected": expected, "title": title}
+        )
     return examples
 
 

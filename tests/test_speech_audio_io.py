@@ -195,3 +195,29 @@ def test_loudness_normalisation():
         audio_io.PEAK_LIMIT, abs=1e-3
     )
     assert np.abs(out).max() <= audio_io.PEAK_LIMIT + 1e-6
+
+
+def _joined_with_pauses(pause_s: float, snr_db: float | None, seed: int = 0) -> np.ndarray:
+    """Three bundled digits (different speakers) joined by `pause_s` pauses, in white noise at `snr_db`."""
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for name in ("2_jackson_0.wav", "6_theo_2.wav", "9_lucas_4.wav"):
+        wave, _ = audio_io.load_mono((EXAMPLES / name).read_bytes(), 8_000)
+        start, end = audio_io.trim(wave, 8_000)  # the clips' own silences would lengthen the pauses
+        word = audio_io.normalize_loudness(wave[start:end], -25.0)  # one speaker, one level
+        pieces += [word, np.zeros(int(pause_s * 8_000), np.float32)]
+    joined = np.concatenate([np.zeros(2_000, np.float32), *pieces[:-1], np.zeros(2_000, np.float32)])
+    if snr_db is not None:
+        speech_rms = np.sqrt(np.mean(np.concatenate(pieces[::2]) ** 2))
+        joined = joined + rng.standard_normal(joined.shape[0]).astype(np.float32) * speech_rms / 10 ** (
+            snr_db / 20
+        )
+    return joined.astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("pause_s", "snr_db"), [(0.25, None), (0.25, 20.0), (0.25, 10.0), (0.3, 10.0), (0.5, 5.0)]
+)
+def test_segmentation_survives_short_pauses_and_noise(pause_s, snr_db):
+    parts = audio_io.segment(_joined_with_pauses(pause_s, snr_db), 8_000)
+    assert len(parts) == 3, [(round(a / 8_000, 2), round(b / 8_000, 2)) for a, b in parts]

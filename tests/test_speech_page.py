@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
-from services import audio_io
+from services import audio_io, speech
 from tests.conftest import REPO_ROOT
 
 PAGE = str(REPO_ROOT / "pages" / "3_Speech.py")
@@ -77,6 +78,44 @@ def test_silent_recording_says_no_speech(app):
     app.run()
     assert not app.exception
     assert any("no speech detected" in str(w.value) for w in app.warning)
+
+
+def test_a_word_that_is_not_a_digit_says_so(app):
+    # The page's rendering of the service's "not a digit" answer (the decision itself is tested in
+    # tests/test_speech_service.py): every part is judged not a digit here.
+    with mock.patch.object(speech.SpeechService, "_is_digit", return_value=False):
+        app.file_uploader[0].set_value(("word.wav", (EXAMPLES / "6_theo_2.wav").read_bytes(), "audio/wav"))
+        app.run()
+    assert not app.exception and not app.warning
+    assert "Heard speech, but not a digit" in markdown_text(app)
+    assert "Heard “" not in markdown_text(app)
+
+
+def test_a_non_digit_inside_a_string_is_dropped_with_a_note(app):
+    pieces = []
+    for path in (EXAMPLES / "2_jackson_0.wav", EXAMPLES / "6_theo_2.wav", EXAMPLES / "7_yweweler_3.wav"):
+        wave, rate = sf.read(path, dtype="float32")
+        wave = audio_io.normalize_loudness(audio_io.resample(wave, rate, 16_000), -25.0)
+        pieces += [wave, np.zeros(8_000, dtype=np.float32)]
+    buffer = io.BytesIO()
+    sf.write(buffer, np.concatenate(pieces), 16_000, format="WAV")
+    with mock.patch.object(speech.SpeechService, "_is_digit", side_effect=[True, False, True]):
+        app.audio_input[0].set_value(("mixed.wav", buffer.getvalue(), "audio/wav"))
+        app.run()
+    assert not app.exception
+    assert "Heard “27”" in markdown_text(app)
+    assert any("not a digit" in str(c.value) for c in app.caption)
+    assert len(app.tabs) == 3
+
+
+def test_about_box_reads_its_figures_from_the_metrics_file(app):
+    import json
+
+    metrics = json.loads((REPO_ROOT / "models" / "speech" / "metrics.json").read_text())
+    about = markdown_text(app)
+    for entry in metrics["test_sets"].values():
+        assert entry["name"] in about
+    assert f"{metrics['test_sets']['digit_strings']['exact_match']:.3f}" in about
 
 
 def test_page_never_imports_torch():

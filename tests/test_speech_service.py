@@ -25,8 +25,11 @@ from services.errors import (
 )
 from tests.conftest import REPO_ROOT, dataset_dir
 
-SINGLES = [e for e in speech.example_inputs() if not e["name"].startswith("string_")]
-STRING = next(e for e in speech.example_inputs() if e["name"].startswith("string_"))
+SINGLES = [e for e in speech.example_inputs() if e["kind"] == "digit"]
+STRING = next(e for e in speech.example_inputs() if e["kind"] == "string")
+# The shipped FSDD-only model (2 × 10-class GRUs, no "other" class) measured on strangers' voices; the
+# retrained 11-class candidate was not better on every held-out set, so it is not shipped (see the card).
+FLOORS = {"subset_digits": 0.85, "extra_test": 0.92, "non_digit_rejected": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +240,87 @@ def test_fsdd_test_split_through_the_full_audio_path(service):
         labels += [r["label"] for r in service.predict_batch(items[start : start + speech.MAX_BATCH])]
     accuracy = np.mean([label == str(data.digits[i]) for label, i in zip(labels, test, strict=True)])
     assert accuracy >= 0.98
+
+
+# ---- "not a digit" ---------------------------------------------------------------------------
+def rejecting_service(threshold: float = 0.6) -> speech.SpeechService:
+    """A service whose bundle has the "other" class, without loading any weights (postprocess only)."""
+    from dataclasses import replace
+
+    from models.speech import DIGIT_LABELS, OTHER_LABEL
+
+    fake = speech.SpeechService.__new__(speech.SpeechService)
+    fake.bundle = replace(
+        speech.load_service().bundle, labels=(*DIGIT_LABELS, OTHER_LABEL), reject_threshold=threshold
+    )
+    return fake
+
+
+def prepared(n_parts: int) -> speech._Prepared:
+    parts = [(i * 8_000, i * 8_000 + 4_000) for i in range(n_parts)]
+    return speech._Prepared(
+        np.zeros(8_000 * n_parts, np.float32), parts, [np.zeros(4_000, np.float32)] * n_parts
+    )
+
+
+def probabilities(*winners: tuple[int, float]) -> np.ndarray:
+    rows = np.full((len(winners), 11), 0.0)
+    for row, (index, p) in zip(rows, winners, strict=True):
+        row[:] = (1 - p) / 10
+        row[index] = p
+    return rows
+
+
+def test_a_word_that_is_not_a_digit_gets_no_label_and_a_reason():
+    result = rejecting_service().postprocess(prepared(1), probabilities((10, 0.9)), top_k=3)
+    assert result["label"] is None and result["reason"] == "not a digit"
+    assert result["top_k"][0] == {"label": "other", "score": 0.9}
+    assert result["confidence"] == pytest.approx(0.9)
+    assert result["n_digits"] == 0 and result["digits"] == [] and result["notes"]
+    json.dumps(result)
+
+
+def test_an_unsure_digit_below_the_threshold_is_not_guessed():
+    service = rejecting_service(threshold=0.6)
+    assert service.postprocess(prepared(1), probabilities((7, 0.5)))["label"] is None
+    assert service.postprocess(prepared(1), probabilities((7, 0.7)))["label"] == "7"
+
+
+def test_a_non_digit_part_of_a_string_is_dropped_with_a_note():
+    result = rejecting_service().postprocess(
+        prepared(3), probabilities((4, 0.95), (10, 0.8), (7, 0.9)), top_k=3
+    )
+    assert result["label"] == "47" and result["n_digits"] == 2 and result["n_parts"] == 3
+    assert [p["label"] for p in result["parts"]] == ["4", None, "7"]
+    assert "not a digit" in result["notes"][0] and "1.00–1.50 s" in result["notes"][0]
+    assert result["top_k"][0]["label"] == "47"
+    assert result["confidence"] == pytest.approx(0.95 * 0.9, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_real_speakers_never_trained_on(service):
+    """Strangers' voices through the full audio path: the figures metrics.json (and the card, the page)
+    report are what the shipped service does today, and they stay above the floor."""
+    from models.speech import data
+    from models.speech.cli import _answer, _service_labels
+
+    root = dataset_dir("speech_commands_subset", "speech_commands_subset.npz").parent
+    dataset_dir("speech_commands_digits_extra", "speech_commands_digits_extra.npz")
+    reported = json.loads(speech.METRICS_PATH.read_text())["test_sets"]
+    subset = data.load_subset(root, 8_000)
+    answers = [_answer(r) for r in _service_labels(service, subset.clips, 8_000)]
+    is_digit = subset.labels < data.OTHER_INDEX
+    digit_accuracy = np.mean(
+        [a == str(y) for a, y, d in zip(answers, subset.labels, is_digit, strict=True) if d]
+    )
+    rejected = np.mean([a is None for a, d in zip(answers, is_digit, strict=True) if not d])
+    extra = data.load_digits_extra(root, "test", 8_000)
+    extra_answers = [_answer(r) for r in _service_labels(service, extra.clips, 8_000)]
+    extra_accuracy = np.mean([a == str(y) for a, y in zip(extra_answers, extra.labels, strict=True)])
+    assert digit_accuracy == pytest.approx(reported["speech_commands_subset_digits"]["accuracy"], abs=1e-4)
+    assert rejected == pytest.approx(reported["speech_commands_subset_other"]["not_a_digit_rate"], abs=1e-4)
+    assert extra_accuracy == pytest.approx(
+        reported["speech_commands_digits_extra_test"]["accuracy"], abs=1e-4
+    )
+    assert digit_accuracy >= FLOORS["subset_digits"] and extra_accuracy >= FLOORS["extra_test"]
+    assert rejected >= FLOORS["non_digit_rejected"]

@@ -1,4 +1,9 @@
-"""Unseen voices: synthetic speech from Debian's espeak-ng, never used in training.
+"""Synthetic voices from Debian's espeak-ng, through the full service path.
+
+espeak-ng is one of the training sources (random voice/variant/speed/pitch draws, see
+models/speech/data.py), so these voices are not unseen: the test checks that the engine's voices,
+re-encoded as FLAC/OGG at other rates, keep working. The independent synthetic evaluation uses other
+engines, which training never touches.
 
 Run directly for the full report (all voices, FLAC/OGG conversions and digit strings):
     .venv/bin/python tests/test_speech_unseen_voices.py
