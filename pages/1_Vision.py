@@ -144,7 +144,8 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
         chosen = st.radio(
             "Digit to explain",
             range(len(digits)),
-            format_func=lambda i: f"{digits[i]['label']} ({digits[i]['confidence']:.0%})",
+            # Numbered, so that two equal digits are two distinct choices.
+            format_func=lambda i: f"#{i + 1}: {digits[i]['label']} ({digits[i]['confidence']:.0%})",
             horizontal=True,
             key=f"{key}_digit",
         )
