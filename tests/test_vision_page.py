@@ -125,3 +125,14 @@ def test_the_canvas_comes_in_a_phone_and_a_wide_size(app):
     assert list(sizes.options) == ["Phone width", "Wide"]
     sizes.set_value("Wide").run()
     assert not app.exception
+
+
+def test_a_heic_phone_photo_is_read_and_shown(app):
+    seven = Image.open(EXAMPLES_DIR / "mnist_test_0000.png").convert("L").resize((160, 160))
+    photo = Image.eval(seven, lambda v: 255 - v).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format="HEIF", quality=85)
+    app.file_uploader[0].set_value(("IMG_0001.HEIC", buffer.getvalue(), "image/heic")).run()
+    assert not app.exception
+    assert "Predicted digit: 7" in _texts(app.subheader)
+    assert any("HEIF" in c for c in _texts(app.caption))
