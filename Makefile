@@ -69,7 +69,11 @@ lint: install-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 # Rebuild every shipped model from the real datasets (see README for times on a 2-core CPU).
-train: install
+# espeak-ng synthesises the extra voices the speech training uses.
+system-deps-train:
+	$(call apt_ensure,espeak-ng)
+
+train: install system-deps-train
 	$(PY) -m models train vision --data-dir $(DATA_DIR)/mnist
 	$(PY) -m models train speech --data-dir $(DATA_DIR)/fsdd
 	$(PY) -m models train recommend --data-dir $(DATA_DIR)/movielens-100k
