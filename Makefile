@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run api serve serve-stop loadtest loadtest-ui test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api serve serve-stop loadtest loadtest-ui system-deps-train test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
