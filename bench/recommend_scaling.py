@@ -223,7 +223,7 @@ def _panel(points, models, key, title, unit, x0, width, height) -> list[str]:
     lo, hi = 10 ** math.floor(math.log10(min(values))), 10 ** math.ceil(math.log10(max(values)))
     nx = [p["n_ratings"] for p in points]
     xlo, xhi = math.log10(min(nx)) - 0.15, math.log10(max(nx)) + 0.15
-    left, top, plot_w, plot_h = x0 + 58, 36, width - 78, height - 86
+    left, top, plot_w, plot_h = x0 + 58, 36, width - 78, height - 120
 
     def x(n: float) -> float:
         return left + (math.log10(n) - xlo) / (xhi - xlo) * plot_w
@@ -267,7 +267,7 @@ def write_svg(result: dict, path: Path) -> None:
     """Two log-log panels (training time, peak memory above the loaded data) with a legend."""
     points = result["points"]
     models = [m for m in MODELS if any("fit_s" in p.get(m, {}) for p in points)]
-    width, height = 900, 380
+    width, height = 900, 430
     body = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
@@ -286,8 +286,8 @@ def write_svg(result: dict, path: Path) -> None:
     ]
     for position, model in enumerate(models):
         lx = 70 + position * 260
-        body.append(f'<rect x="{lx}" y="{height - 22}" width="14" height="4" fill="{_COLOURS[model]}"/>')
-        body.append(f'<text x="{lx + 20}" y="{height - 16}">{_NAMES[model]}</text>')
+        body.append(f'<rect x="{lx}" y="{height - 40}" width="14" height="4" fill="{_COLOURS[model]}"/>')
+        body.append(f'<text x="{lx + 20}" y="{height - 34}">{_NAMES[model]}</text>')
     timed_out = [
         f"{m} at {p['n_ratings'] / 1e6:g} M"
         for p in points
@@ -296,7 +296,7 @@ def write_svg(result: dict, path: Path) -> None:
     ]
     if timed_out:
         body.append(
-            f'<text x="{width - 10}" y="{height - 16}" text-anchor="end" fill="#a00">not finished: '
+            f'<text x="70" y="{height - 12}" fill="#a00">not finished within the time limit: '
             f"{', '.join(timed_out)}</text>"
         )
     body.append("</svg>")
