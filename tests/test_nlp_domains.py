@@ -173,3 +173,24 @@ def test_label_files_are_read_with_their_header():
     folder = dataset_dir("opener_en_hotels", "test.tsv")
     data = read_label_sentence_tsv(folder / "test.tsv")
     assert len(data) == 360 and set(data.labels) == {0, 1}
+
+
+def test_card_domain_table_is_written_from_metrics():
+    from models.nlp.card import card_table, render_domain_table
+
+    metrics = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
+    if "test_sets" not in metrics:
+        pytest.skip("metrics.json has no per-domain scores yet (run python -m models evaluate nlp)")
+    assert card_table() == render_domain_table(metrics), "run `python -m models evaluate nlp`"
+
+
+def test_card_domain_table_changes_with_the_metrics(tmp_path):
+    from models.nlp.card import END, START, card_table, update_card
+
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text(f"# card\n{START}\n{END}\n", encoding="utf-8")
+    row = {"n": 10, "accuracy": 0.8, "ece": 0.05, "ece_temperature_1": 0.1}
+    assert update_card({"test_sets": {"opener_en_hotels": row}}, card)
+    assert "| 0.8000 |" in card_table(card)
+    assert update_card({"test_sets": {"opener_en_hotels": {**row, "accuracy": 0.9}}}, card)
+    assert "| 0.9000 |" in card_table(card) and "0.8000" not in card_table(card)

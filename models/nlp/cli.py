@@ -248,6 +248,10 @@ def _evaluate(argv: list[str]) -> int:
     if args.metrics_out and str(args.metrics_out):
         # written whole, not merged: a figure of an older model must not survive beside the new ones
         args.metrics_out.write_text(json.dumps(result, indent=2) + "\n")
+        if args.metrics_out.resolve() == DEFAULT_METRICS.resolve():
+            from models.nlp.card import update_card
+
+            update_card(result)
     print(json.dumps(result))
     return 0
 

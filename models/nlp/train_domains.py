@@ -71,7 +71,7 @@ class DomainConfig:
     train_layers_from: int = 3
     alphas: tuple[float, ...] = (0.0, 0.5, 0.75, 1.0)  # WiSE-FT grid (0 = stage 1 unchanged)
     seed: int = 13
-    log_every: int = 50
+    log_every: int = 10
     limit_rows: int | None = None  # cap on every source's train and validation rows (tests, smoke runs)
 
 
