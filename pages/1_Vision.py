@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pages.ui import (
     cached_call,
@@ -110,16 +110,18 @@ def _boxed(picture: np.ndarray, result: dict) -> Image.Image:
     width, height = result["size"]
     sx, sy = image.width / width, image.height / height
     line = max(2, round(min(image.size) / 150))
+    font = ImageFont.load_default(size=max(12, round(min(image.size) / 22)))  # readable when scaled down
     draw = ImageDraw.Draw(image)
     for digit in result["digits"]:
         x0, y0, x1, y1 = digit["box"]
         box = (x0 * sx - line, y0 * sy - line, x1 * sx + line, y1 * sy + line)
         draw.rectangle(box, outline=BOX_COLOUR, width=line)
         text = f"{digit['label']} {digit['confidence']:.0%}"
-        left, top = box[0], max(0, box[1] - 12 - 2 * line)
-        tb = draw.textbbox((left, top), text)
+        height = draw.textbbox((0, 0), text, font=font)[3]
+        left, top = box[0], max(0, box[1] - height - 4 - line)
+        tb = draw.textbbox((left, top), text, font=font)
         draw.rectangle((tb[0] - 2, tb[1] - 2, tb[2] + 2, tb[3] + 2), fill=BOX_COLOUR)
-        draw.text((left, top), text, fill=(255, 255, 255))
+        draw.text((left, top), text, fill=(255, 255, 255), font=font)
     return image
 
 
