@@ -155,6 +155,11 @@ def test_read_labelled_tsv_keeps_labels(tmp_path):
     parsed = nlp.read_labelled_file(data, "hotels.tsv")
     assert parsed.texts == ["Lovely room.", "Rude staff."] and parsed.labels == [1, 0]
     assert nlp.read_labelled_file(b"text\nfine\n", "x.csv").labels is None
+    # in a TSV a quote is an ordinary character: a review may open with one
+    quoted = nlp.read_labelled_file(
+        b'label\tsentence\n1\t"Typical" food, far from typical.\n0\tmeh\n', "x.tsv"
+    )
+    assert quoted.texts == ['"Typical" food, far from typical.', "meh"]
     with pytest.raises(InputTooLargeError):
         nlp.read_labelled_file(b"a\n" * 20, "x.txt", max_texts=10)
 

@@ -175,9 +175,7 @@ def read_labelled_file(
     labels: list[str] | None = None
     if filename.lower().endswith((".csv", ".tsv")):
         try:
-            rows = list(
-                csv.reader(io.StringIO(content), delimiter="\t" if filename.lower().endswith(".tsv") else ",")
-            )
+            rows = list(_table_reader(content, tab_separated=filename.lower().endswith(".tsv")))
         except csv.Error as err:
             raise CorruptInputError(f"The file could not be read as a table: {err}.") from err
         rows = [row for row in rows if any(cell.strip() for cell in row)]
@@ -208,6 +206,14 @@ def read_labelled_file(
     if len(texts) > max_texts:
         raise InputTooLargeError(f"The file has {len(texts):,} texts; the limit is {max_texts:,} per batch.")
     return TextFile(texts, _label_ids(labels) if labels is not None else None)
+
+
+def _table_reader(content: str, tab_separated: bool):
+    """CSV as Excel writes it; TSV as the data sets are written: a quote is just a character there
+    (a review may open with one), so quoting is off."""
+    if tab_separated:
+        return csv.reader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE)
+    return csv.reader(io.StringIO(content))
 
 
 _LABEL_IDS = {"0": 0, "1": 1, "negative": 0, "positive": 1}
