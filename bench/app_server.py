@@ -30,7 +30,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(log=subprocess.DEVNULL, timeout_s: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start_app(
+    log=subprocess.DEVNULL, timeout_s: float = 120.0, poll_s: float = 0.1
+) -> tuple[subprocess.Popen, str]:
     """The app as `make run` starts it (pages.ui.launch), on 127.0.0.1; returns once /_stcore/health answers ok.
 
     Raises RuntimeError (after killing the server) if it exits or does not answer in time.
@@ -54,7 +56,7 @@ def start_app(log=subprocess.DEVNULL, timeout_s: float = 120.0) -> tuple[subproc
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             raise RuntimeError(f"streamlit did not start on {url}")
-        time.sleep(0.1)
+        time.sleep(poll_s)
 
 
 def stop_app(server: subprocess.Popen) -> None:

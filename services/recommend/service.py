@@ -485,11 +485,15 @@ class RecommendService(Service):
 
     # ---------- item map ----------
     def _build_item_map(self) -> tuple:
-        from sklearn.decomposition import PCA
-
+        # PCA by one small SVD in numpy: importing scikit-learn for it cost ~5 s of every cold start.
         factors = self._arrays.item_factors
-        pca = PCA(n_components=2, random_state=0).fit(factors[self._eligible])
-        coords = pca.transform(factors)
+        fitted = factors[self._eligible]
+        mean = fitted.mean(axis=0)
+        _, _, components = np.linalg.svd(fitted - mean, full_matrices=False)
+        components = components[:2]
+        # One sign per axis, as scikit-learn chooses it: the largest loading of each axis is positive.
+        signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
+        coords = (factors - mean) @ (components * signs[:, None]).T
         rows = []
         for index, item in enumerate(self._items):
             genres = [g for g in item["genres"] if g != "unknown"]
