@@ -9,14 +9,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.ui import cached_service, confidence_bars, latency_caption, setup_page, user_facing_errors
+from pages.ui import (
+    cached_service,
+    chart_height,
+    confidence_bars,
+    latency_caption,
+    setup_page,
+    user_facing_errors,
+)
 from services import speech as speech_service
 
 setup_page(
     "Speech: spoken digits",
     "🎙️",
-    "Say a digit (0–9), or several with short pauses (“four … two … seven”). A small recurrent network "
-    "trained by this project recognises each one, and says so when a word is not a digit.",
+    "Say one digit (0–9), or a few with a clear pause after each. A small recurrent network trained by "
+    "this project recognises each one; voices unlike its training voices are misheard more often (see "
+    "“About this model” for the figures on strangers' voices).",
 )
 
 
@@ -166,7 +174,7 @@ def _waveform_chart(wave: np.ndarray, sample_rate: int, parts: list[tuple[float,
             y2="high:Q",
         )
     )
-    return (shade + area).properties(height=180)
+    return (shade + area).properties(height=chart_height())
 
 
 def _spectrogram_chart(features: np.ndarray, frame_s: float) -> alt.Chart:
@@ -187,7 +195,7 @@ def _spectrogram_chart(features: np.ndarray, frame_s: float) -> alt.Chart:
             y=alt.Y("mel band:O", sort="descending", axis=alt.Axis(labels=False, ticks=False)),
             color=alt.Color("value:Q", scale=alt.Scale(scheme="viridis"), legend=None),
         )
-        .properties(height=160)
+        .properties(height=chart_height())
     )
 
 
@@ -206,9 +214,11 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
         .encode(
             x="time (s):Q",
             y=alt.Y("weight:Q", title="relative importance", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("measure:N", legend=alt.Legend(orient="top", title=None)),
+            color=alt.Color("measure:N", legend=alt.Legend(orient="bottom", title=None)),
         )
-        .properties(height=150)
+        # Streamlit fits axes and legend inside the height: 150 px with the legend on top left no room
+        # to plot (a flat line); chart_height keeps >= 120 px of plotting area.
+        .properties(height=chart_height(legend=True))
     )
 
 
