@@ -10,11 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import (
+    cached_call,
     cached_service,
     chart_height,
     confidence_bars,
     latency_caption,
+    result_actions,
     setup_page,
+    shared_input,
     user_facing_errors,
 )
 from services import speech as speech_service
@@ -37,6 +40,11 @@ UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "webm"
 
 if "speech_source" not in st.session_state:
     st.session_state.speech_source = None  # ("record" | "upload" | "example", example path)
+    # A shared link names a bundled example: open the page on it (never a path from the URL).
+    shared = shared_input("example")
+    for bundled in speech_service.example_inputs():
+        if shared and Path(bundled["path"]).name == shared:
+            st.session_state.speech_source = ("example", bundled["path"])
 
 
 def _choose(kind: str, path: str | None = None) -> None:
@@ -225,7 +233,7 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
 with user_facing_errors("recognising the audio"):
     service = cached_service("speech")
     with st.spinner("Listening…"):
-        result = service.predict(data, top_k=11, explain=True)
+        result = cached_call("speech", "predict", data, top_k=11, explain=True)
     details = result.pop("details")
 
     st.divider()
@@ -252,6 +260,8 @@ with user_facing_errors("recognising the audio"):
         for note in result["notes"]:
             st.caption(f"Note: {note}")
         latency_caption(result["latency_ms"])
+        example_name = Path(source[1]).name if source and source[0] == "example" and source[1] else None
+        result_actions(result, {"example": example_name} if example_name else None, key="speech")
         st.markdown("**Processed audio** (mono, 8 kHz, trimmed and loudness-normalised)")
         st.audio(np.asarray(details["processed_audio"], dtype=np.float32), sample_rate=details["sample_rate"])
     with stats:

@@ -25,6 +25,17 @@ def app() -> AppTest:
     return at
 
 
+@pytest.fixture(autouse=True)
+def fresh_result_cache():
+    """Pages cache results per input for every session; tests that patch the model must not get an
+    answer cached by an earlier test."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
 def markdown_text(at: AppTest) -> str:
     return "\n".join(str(m.value) for m in at.markdown)
 
