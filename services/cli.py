@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from services.base import error_entry
 from services.errors import InputError
 
 
@@ -20,8 +21,9 @@ def run_per_input(
 ) -> int:
     """Call `handle` on each input and print one JSON line each.
 
-    An `InputError` becomes `{"<key>": ..., "error": message}`; the exit code stays 0 because the
-    input was handled. Any other exception is a bug and propagates.
+    An `InputError` becomes `{"<key>": ..., "error": {"type", "message"}}`, the shape of a bad item in
+    `predict_batch` and in the REST API; the exit code stays 0 because the input was handled. Any
+    other exception is a bug and propagates.
     """
     stream = stream or sys.stdout
     for item in inputs:
@@ -29,7 +31,7 @@ def run_per_input(
         try:
             record = {key: item, **handle(item)}
         except InputError as err:
-            record = {key: item, "error": str(err)}
+            record = {key: item, **error_entry(err)}
         record.setdefault("latency_ms", round((time.perf_counter() - started) * 1000, 2))
         print(json.dumps(record, ensure_ascii=False), file=stream, flush=True)
     return 0

@@ -303,7 +303,7 @@ def test_service_cli_outputs_one_json_line_per_input(repo_root):
     assert [line["input"] for line in lines] == ["user=0", "rate=50:5,172:5,181:4", "rate=50:9"]
     assert lines[0]["fallback"] == "popularity"
     assert len(lines[1]["recommendations"]) == 3 and lines[1]["recommendations"][0]["because"]
-    assert "error" in lines[2] and "1 to 5" in lines[2]["error"]
+    assert "error" in lines[2] and "1 to 5" in lines[2]["error"]["message"]
 
 
 def test_service_ranking_is_the_evaluated_two_stage_ranking(service):

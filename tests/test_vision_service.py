@@ -323,7 +323,7 @@ def test_cli_prints_one_json_line_per_file(tmp_path):
         set(lines[0]) >= {"file", "label", "confidence", "top_k", "latency_ms"} and lines[0]["label"] == "7"
     )
     assert all("error" in line and line["error"] for line in lines[1:])
-    assert "empty" in lines[2]["error"]
+    assert "empty" in lines[2]["error"]["message"]
 
 
 FUZZ_EXAMPLES = int(os.environ.get("VISION_FUZZ_EXAMPLES", "60"))  # raise it for a longer fuzzing run
