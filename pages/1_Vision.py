@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +42,6 @@ setup_page(
     "🔢",
     "A small convolutional network trained by this project on MNIST reads handwritten or printed "
     f"numbers, from one digit up to {MAX_DIGITS}. Upload photos or scans, take a photo, draw, or click an example.",
-)
-
-# Large type for the number read; it wraps instead of pushing the page sideways on a phone.
-st.markdown(
-    """<style>
-    .vision-number {font-size: clamp(2.2rem, 11vw, 4rem); font-weight: 700; letter-spacing: 0.08em;
-                    line-height: 1.1; overflow-wrap: anywhere; font-variant-numeric: tabular-nums;}
-    </style>""",
-    unsafe_allow_html=True,
 )
 
 service = cached_service("vision")
@@ -130,7 +122,8 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     digits = result["digits"]
     kind = "digit" if len(digits) == 1 else f"number ({len(digits)} digits)"
     st.subheader(f"Predicted {kind.split(' ')[0]}: {result['label']}")
-    st.markdown(f'<div class="vision-number">{result["label"]}</div>', unsafe_allow_html=True)
+    # Large type for the number read, in Markdown (no raw HTML); a 12-digit number still fits a phone.
+    st.markdown(f"# {' '.join(result['label']) if len(result['label']) > 8 else result['label']}")
     st.caption(f"Confidence of the whole {kind}: {result['confidence']:.1%}")
     if result["low_confidence"]:
         st.warning(
@@ -175,12 +168,17 @@ def read_upload(data: bytes, key: str) -> None:
 
 
 @st.cache_data(show_spinner=False)
-def _thumbnail(path: str, side: int = 160) -> np.ndarray:
-    """A bundled example padded to a square with its own paper colour, so the gallery lines up."""
+def _thumbnail(path: str, side: int = 160) -> bytes:
+    """A bundled example padded to a square with its own paper colour, so the gallery lines up.
+
+    Encoded once as PNG bytes: an array would be re-encoded by st.image on every rerun of the page.
+    """
     with Image.open(path) as image:
         rgb = image.convert("RGB")
     corner = rgb.getpixel((0, 0))
-    return np.asarray(ImageOps.pad(rgb, (side, side), color=corner))
+    buffer = io.BytesIO()
+    ImageOps.pad(rgb, (side, side), color=corner).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def batch_table(names: list[str], payloads: list[bytes]) -> None:
@@ -247,7 +245,10 @@ upload_tab, camera_tab, draw_tab, examples_tab = st.tabs(
     ]
 )
 
-with upload_tab:
+
+@st.fragment
+def upload_section() -> None:
+    """Uploads rerun only this tab, not the gallery and the rest of the page."""
     files = st.file_uploader(
         f"Photos or scans of digits or numbers ({FORMAT_NAMES}; up to {MAX_UPLOAD_BYTES / 2**20:.0f} MiB "
         f"and {MAX_PIXELS / 1e6:.0f} megapixels each). Several files give a table.",
@@ -264,7 +265,14 @@ with upload_tab:
     else:
         st.caption("Tip: a photo works best with the number filling a good part of the picture, on one line.")
 
-with camera_tab:
+
+with upload_tab:
+    upload_section()
+
+
+@st.fragment
+def camera_section() -> None:
+    """The camera reruns only this tab."""
     # The browser asks for the camera only once this is switched on, not whenever the page opens.
     if st.toggle("Use the camera", key="vision_camera_on", help="Phones use the back or front camera"):
         shot = st.camera_input("Take a photo", key="vision_camera")
@@ -275,7 +283,14 @@ with camera_tab:
     else:
         st.caption("Switch on the camera to photograph a number: a house number, a meter, a note.")
 
-with draw_tab:
+
+with camera_tab:
+    camera_section()
+
+
+@st.fragment
+def draw_section() -> None:
+    """Strokes rerun only this tab."""
     size_name = st.radio("Canvas", list(CANVAS_SIZES), horizontal=True, key="vision_canvas_size")
     width, height = CANVAS_SIZES[size_name]
     st.caption(
@@ -305,7 +320,14 @@ with draw_tab:
         else:
             st.info("Nothing drawn yet.", icon=":material/draw:")
 
-with examples_tab:
+
+with draw_tab:
+    draw_section()
+
+
+@st.fragment
+def examples_section() -> None:
+    """A click on an example reruns only this tab."""
     examples = example_inputs()
     st.caption(
         "MNIST test digits, photo-like and printed renders, and canvas-style drawings bundled with the app "
@@ -335,3 +357,7 @@ with examples_tab:
             result = cached_call("vision", "predict", data, explain=True)
             show_result(result, preview_rgb(data), key="example")
             result_actions(result, share={"example": example["name"]}, key="example")
+
+
+with examples_tab:
+    examples_section()
