@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.ui import cached_call, cached_service, latency_caption, setup_page, user_facing_errors
+from pages.ui import (
+    cached_call,
+    cached_service,
+    latency_caption,
+    result_actions,
+    setup_page,
+    shared_input,
+    user_facing_errors,
+)
 from pages.ui.language import domain_table, show_sentiment
 from services import nlp
 
@@ -68,14 +76,18 @@ sentiment_tab, similarity_tab, summary_tab, batch_tab = st.tabs(
     ]
 )
 
+
 # ---- sentiment -----------------------------------------------------------------------------------
-with sentiment_tab:
+@st.fragment
+def sentiment_section() -> None:
+    """A submitted text reruns only this tab."""
+    shared_text = shared_input("text")
     choice = st.selectbox(
         "Start from an example (or type your own below)",
         ["(your own text)", *examples["sentiment"]],
         key="nlp_example",
     )
-    default_text = examples["sentiment"].get(choice, "")
+    default_text = examples["sentiment"].get(choice, "") or (shared_text or "")
     with st.form("sentiment_form", border=False):
         text = st.text_area(
             "Text to analyse",
@@ -86,14 +98,25 @@ with sentiment_tab:
         )
         explain = st.toggle("Highlight the words behind the decision", value=True)
         submitted = st.form_submit_button("Analyse sentiment", type="primary", icon=":material/psychology:")
-    if submitted:
+    # A shared link opens on its text and answers at once, as the person who shared it saw it.
+    opened_from_link = shared_text is not None and not st.session_state.get("nlp_link_answered")
+    if submitted or opened_from_link:
+        st.session_state.nlp_link_answered = True
         with user_facing_errors("analysing the sentiment"):
             result = cached_call("nlp", "predict", text, explain=explain)
             show_sentiment(result)
             latency_caption(result["latency_ms"])
+            result_actions(result, {"text": text}, key="sentiment")
+
+
+with sentiment_tab:
+    sentiment_section()
+
 
 # ---- similarity ----------------------------------------------------------------------------------
-with similarity_tab:
+@st.fragment
+def similarity_section() -> None:
+    """Comparing reruns only this tab."""
     first_default, second_default = examples["similarity"]
     with st.form("similarity_form", border=False):
         col_a, col_b = st.columns(2)
@@ -109,8 +132,15 @@ with similarity_tab:
                 st.info(note, icon=":material/info:")
             latency_caption(sim["latency_ms"])
 
+
+with similarity_tab:
+    similarity_section()
+
+
 # ---- summary -------------------------------------------------------------------------------------
-with summary_tab:
+@st.fragment
+def summary_section() -> None:
+    """Summarising reruns only this tab."""
     with st.form("summary_form", border=False):
         article = st.text_area("Article to summarise", value=examples["article"], height=220)
         n_sentences = st.slider("Sentences in the summary", min_value=1, max_value=10, value=3)
@@ -130,8 +160,15 @@ with summary_tab:
                 st.dataframe(pd.DataFrame(summary["sentences"]), hide_index=True, width="stretch")
             latency_caption(summary["latency_ms"])
 
+
+with summary_tab:
+    summary_section()
+
+
 # ---- batch ---------------------------------------------------------------------------------------
-with batch_tab:
+@st.fragment
+def batch_section() -> None:
+    """A batch file reruns only this tab."""
     st.write(
         "Upload a **CSV** with a `text` column (or `sentence` / `review`) or a **TXT** file with one text per line."
     )
@@ -177,3 +214,7 @@ with batch_tab:
                 icon=":material/download:",
             )
             latency_caption(sum(r.get("latency_ms", 0.0) for r in results))
+
+
+with batch_tab:
+    batch_section()
