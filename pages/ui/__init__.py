@@ -182,6 +182,10 @@ def confidence_bars(top_k: Sequence[dict], label_field: str = "label", score_fie
     import altair as alt  # imported here: the home page needs neither, and they cost ~2 s to import
     import pandas as pd
 
+    # Altair re-validates every schema object against the Vega-Lite JSON schema as it is built: ~10 % of
+    # the server's CPU per visitor (py-spy). Our chart specs are fixed in code and covered by tests.
+    alt.utils.schemapi.disable_debug_mode()
+
     frame = pd.DataFrame(
         {
             "class": [str(row[label_field]) for row in top_k],
