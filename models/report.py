@@ -82,8 +82,8 @@ ROWS = (
         "Speech",
         "record with the microphone, upload WAV/FLAC/OGG/MP3/M4A, click examples; digit strings; "
         '"not a digit" for other words; waveform, features and frame importance',
-        "recurrent network (GRU) on torchaudio log-mel features",
-        "FSDD train, Speech Commands digits (train split), espeak-ng voices",
+        "two bidirectional GRUs with attention pooling on torchaudio log-mel features, averaged",
+        "FSDD train (clips 5–49)",
         (
             Figure("accuracy", "FSDD test accuracy", 3),
             Figure("test_sets.speech_commands_subset_digits.accuracy", "Speech Commands digits", 3),
@@ -98,7 +98,7 @@ ROWS = (
         "Recommendation",
         "pick a MovieLens user or rate a few films; recommendations with their own reasons, more like "
         "this, a 2-D map of the films",
-        "biased matrix factorization (PyTorch)",
+        "biased matrix factorization trained by alternating least squares, PureSVD candidates",
         "MovieLens-100K",
         (
             Figure("rmse", "5-fold RMSE", 3),
