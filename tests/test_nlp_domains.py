@@ -42,7 +42,8 @@ def tiny_root(tmp_path) -> Path:
     sst2.mkdir()
     body = "".join(f"{t} a film\t{y}\n" for y, t in rows)
     (sst2 / "train.tsv").write_text("sentence\tlabel\n" + body * 4, encoding="utf-8")
-    (sst2 / "dev.tsv").write_text("sentence\tlabel\n" + body, encoding="utf-8")
+    dev_body = "".join(f"{t} the movie\t{y}\n" for y, t in rows)
+    (sst2 / "dev.tsv").write_text("sentence\tlabel\n" + dev_body, encoding="utf-8")
     for source in MULTI_DOMAIN_SOURCES:
         for name in source.files + source.validation_files:
             _write_label_tsv(
@@ -68,8 +69,8 @@ def test_validation_is_carved_from_train_sources_and_test_rows_are_dropped(tiny_
     for part in [*splits.train.values(), *splits.validation.values()]:
         assert not {normalise(t) for t in part.texts} & test_texts
     assert splits.dropped_as_test_overlap["uci_reviews"] == 1
-    # no sentence is both trained on and validated on
-    for key in splits.train:
+    # a row goes to train or to validation, never both (the SST-2 fixture repeats rows, as SST-2 does)
+    for key in splits.train.keys() - {"sst2"}:
         assert not set(splits.train[key].texts) & set(splits.validation[key].texts)
     # tsa_md validates on its own dev file as well as on nothing carved (share 0)
     assert any("(dev" in t for t in splits.validation["tsa_md"].texts)
@@ -136,13 +137,16 @@ def test_score_test_sets_reports_each_present_set(tiny_root):
 
 
 # ---- the committed weights on data they never saw (slow; need ../shared/data) ---------------------
-TARGETS = {
-    "sst2_dev": 0.905,
-    "opener_en_hotels": 0.95,
-    "finegrained_product_reviews": 0.88,
-    "airline_tweets": 0.92,
-    "dynasent_r1_test": 0.75,
-    "dynasent_r2_test": 0.75,
+# Regression floors, one to two points under what the shipped weights measure (MODEL_CARD); issue 13's targets
+# (0.905, 0.95, 0.88, 0.92, 0.75, 0.75) are mostly not reached yet, see the card.
+FLOORS = {
+    "sst2_dev": 0.89,
+    "opener_en_hotels": 0.91,
+    "finegrained_product_reviews": 0.83,
+    "airline_tweets": 0.86,
+    "dynasent_r1_test": 0.70,
+    "dynasent_r2_test": 0.69,
+    "tweeteval_sentiment_test": 0.84,
 }
 
 
@@ -152,7 +156,7 @@ def committed_model():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", list(TARGETS))
+@pytest.mark.parametrize("key", list(FLOORS))
 def test_committed_accuracy_per_domain_matches_metrics(key, committed_model):
     from models.nlp.train import evaluate_model
 
@@ -163,6 +167,7 @@ def test_committed_accuracy_per_domain_matches_metrics(key, committed_model):
     data = test_set.load(SHARED_DATA)
     model, tokenizer = committed_model
     accuracy = evaluate_model(model, tokenizer, data.texts, data.labels)["accuracy"]
+    assert accuracy >= FLOORS[key]
     committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
     assert committed["test_sets"][key]["accuracy"] == pytest.approx(accuracy, abs=0.002)
     assert committed["test_sets"][key]["n"] == len(data)

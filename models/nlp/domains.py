@@ -203,6 +203,10 @@ def load_multi_domain(
         return data.subset(keep)
 
     sst2 = clean(read_sst2_tsv(root / "sst2" / "train.tsv"))
+    if not len(sst2):
+        raise ValueError(
+            f"{root / 'sst2' / 'train.tsv'}: no training rows left (all also occur in a test-only set)"
+        )
     splits.train["sst2"], splits.validation["sst2"] = _split(sst2, sst2_validation_rows / len(sst2), rng)
     splits.repeats["sst2"] = 1
     for source in sources:
