@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.base import error_entry
 from services.errors import InputError
 from services.nlp.inputs import CLI_MAX_FILE_BYTES, CLI_MAX_TEXTS, read_labelled_file
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 CLI_MAX_TEXTS,
             )
         except InputError as err:
-            print(json.dumps({"file": args.file, "error": str(err)}, ensure_ascii=False), flush=True)
+            print(json.dumps({"file": args.file, **error_entry(err)}, ensure_ascii=False), flush=True)
             return 0
         if parsed.labels is not None and not texts:
             labels = parsed.labels
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             record = {
                 "text": text,
-                **({"error": result["error"]["message"]} if "error" in result else _record(result)),
+                **({"error": result["error"]} if "error" in result else _record(result)),
             }
             print(json.dumps(record, ensure_ascii=False), flush=True)
     if labels is not None:
