@@ -167,6 +167,9 @@ def read_upload(data: bytes, key: str) -> None:
         result_actions(result, key=key)
 
 
+EXAMPLE_TILE_PX = 104  # gallery tile width: three to a row on a 390 px phone, many on a desktop
+
+
 @st.cache_data(show_spinner=False)
 def _thumbnail(path: str, side: int = 160) -> bytes:
     """A bundled example padded to a square with its own paper colour, so the gallery lines up.
@@ -333,16 +336,17 @@ def examples_section() -> None:
         "MNIST test digits, photo-like and printed renders, and canvas-style drawings bundled with the app "
         "(none of the renders or drawings were used in training). Click one to read it."
     )
-    per_row = 7
-    for start in range(0, len(examples), per_row):
-        cols = st.columns(per_row)
-        for col, example in zip(cols, examples[start : start + per_row], strict=False):
-            with col:
-                st.image(_thumbnail(example["path"]), width="stretch")
+    # A wrapping row of fixed-size tiles: a compact grid on a phone too (columns would stack into one
+    # column several thousand pixels long).
+    with st.container(horizontal=True, gap="small"):
+        for example in examples:
+            with st.container(width=EXAMPLE_TILE_PX, gap="small"):
+                st.image(_thumbnail(example["path"]), width=EXAMPLE_TILE_PX)
                 if st.button(
                     f"{'Digit' if len(example['label']) == 1 else 'Number'} {example['label']}",
                     key=f"example_{example['name']}",
                     help=example["description"],
+                    width="stretch",
                 ):
                     st.session_state["vision_example"] = example["name"]
     chosen = st.session_state.get("vision_example") or shared_input("example")
