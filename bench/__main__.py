@@ -360,9 +360,9 @@ def markdown_table(results: dict) -> str:
         lines += [
             "| app | seconds / MB |",
             "|---|---:|",
-            f"| `streamlit run` → health check answers | {app.get('to_health_s', '–')} s |",
-            f"| `streamlit run` → home page shown | {app.get('to_first_page_s', '–')} s |",
-            f"| `streamlit run` → all four self-tests answered | {app.get('to_all_models_answering_s', '–')} s |",
+            f"| server start (`make run`) → health check answers | {app.get('to_health_s', '–')} s |",
+            f"| server start (`make run`) → home page shown | {app.get('to_first_page_s', '–')} s |",
+            f"| server start (`make run`) → all four self-tests answered | {app.get('to_all_models_answering_s', '–')} s |",
             *[
                 f"| cold load of the {task} model (fresh process, imports included) | {loads[task]} s |"
                 for task in loads
