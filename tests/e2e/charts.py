@@ -40,8 +40,12 @@ def measure_charts(page) -> list[dict]:
         if not chart.is_visible():
             continue
         chart.scroll_into_view_if_needed()
-        page.wait_for_timeout(200)
-        measured = chart.evaluate(_MEASURE)
+        measured = None
+        for _ in range(15):  # Vega draws asynchronously: give a chart up to 3 s to put its marks down
+            page.wait_for_timeout(200)
+            measured = chart.evaluate(_MEASURE)
+            if measured is not None and measured["marks"] > 0:
+                break
         if measured is not None:
             found.append({"index": index, **measured})
     return found
