@@ -366,8 +366,11 @@ def test_declared_oversized_body_is_refused_before_it_is_read():
         "headers": [(b"content-length", str(limit + 1).encode())],
     }
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
-    asyncio.run(api.BodyLimitMiddleware(never_called)(scope, receive, send))
+    # In a thread of its own: after the browser tests, this thread already runs Playwright's event loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, api.BodyLimitMiddleware(never_called)(scope, receive, send)).result()
     assert sent[0]["status"] == 413
     error = json.loads(sent[1]["body"])["error"]
     assert error["type"] == "InputTooLargeError" and f"{limit:,}" in error["message"]
