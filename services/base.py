@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -53,7 +54,7 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-class Service:
+class Service(ABC):
     """Base of the four task services. Subclasses implement the three stages and `info()`.
 
     Instances are immutable after loading and keep no per-request state, so one instance serves
@@ -64,24 +65,26 @@ class Service:
     max_batch: ClassVar[int] = 64  # items per predict_batch call; more is refused as too large
 
     # ---- the three stages: subclasses implement these -------------------------------------
+    @abstractmethod
     def preprocess(self, item: Any, **options: Any) -> Any:
-        raise NotImplementedError
+        """Raw input → what `_forward` needs; bad input raises an InputError."""
 
+    @abstractmethod
     def _forward(self, prepared: Sequence[Any], **options: Any) -> Sequence[Any]:
         """One output per prepared item, computed in as few model calls as possible."""
-        raise NotImplementedError
 
+    @abstractmethod
     def postprocess(self, prepared: Any, output: Any, **options: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """One prepared item and its model output → a plain result with the common fields."""
 
     # ---- facts for pages, the API and the model cards -------------------------------------
+    @abstractmethod
     def info(self) -> dict[str, Any]:
         """Card facts read from the bundle and metrics.json: name, parameters, data, metrics, limits."""
-        raise NotImplementedError
 
+    @abstractmethod
     def self_test(self) -> dict[str, Any]:
         """Answer a bundled example: {"input", "output", "latency_ms"} for the home page."""
-        raise NotImplementedError
 
     # ---- public calls ---------------------------------------------------------------------
     def predict(self, item: Any, **options: Any) -> dict[str, Any]:
