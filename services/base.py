@@ -86,6 +86,12 @@ class Service(ABC):
     def self_test(self) -> dict[str, Any]:
         """Answer a bundled example: {"input", "output", "latency_ms"} for the home page."""
 
+    def warm_up(self) -> None:
+        """Build what a service defers to keep its start short (nothing by default).
+
+        Called in the background once every model answers, so that the first request which needs
+        the deferred part (e.g. the language model's explanations) does not wait for it."""
+
     # ---- public calls ---------------------------------------------------------------------
     def predict(self, item: Any, **options: Any) -> dict[str, Any]:
         """One item → one result; bad input raises its InputError."""

@@ -41,6 +41,12 @@ def _load_all(tasks: tuple[str, ...]) -> None:
         seconds = round(time.perf_counter() - started, 2)
         _status[task] = {"state": "ready", "seconds": seconds}
         logger.info("%s model ready after %.2f s", task, seconds)
+    for task in tasks:  # every model answers: now build what each deferred to start fast
+        if _status[task]["state"] == "ready":
+            try:
+                registry.load(task).warm_up()
+            except Exception:  # noqa: BLE001 - the request that needs it will report the error
+                logger.exception("warm-up of %s failed", task)
 
 
 def start_background_loading(tasks: tuple[str, ...] = LOAD_ORDER) -> None:

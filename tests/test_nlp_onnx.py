@@ -149,3 +149,51 @@ def test_cache_key_is_the_weights_hash(tmp_path):
 def test_service_graph_came_from_the_cache_or_an_export(service):
     assert service.classifier.onnx_source in ("cache", "exported", "rebuilt", "memory")
     assert service.info()["runtime"].startswith("ONNX Runtime")
+
+
+def test_a_cached_graph_with_its_reference_needs_no_pytorch_model(cache_folder):
+    model = _tiny_classifier()
+    builds = []
+
+    def build() -> torch.nn.Module:
+        builds.append(1)
+        return model
+
+    assert OnnxSentimentClassifier(build, threads=1, cache_key="lazy").source == "exported"
+    assert len(builds) >= 1
+    builds.clear()
+    warm = OnnxSentimentClassifier(build, threads=1, cache_key="lazy")
+    assert (warm.source, builds) == ("cache", [])  # the recorded reference outputs did the check
+    ids = torch.tensor([[101, 7, 8, 102]])
+    with torch.inference_mode():
+        expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    assert torch.allclose(warm.logits(ids, torch.ones_like(ids)), expected, atol=1e-4)
+
+
+def test_a_wrong_reference_record_rebuilds_the_graph(cache_folder):
+    model = _tiny_classifier()
+    OnnxSentimentClassifier(model, threads=1, cache_key="ref")
+    onnx_cache.write_reference("ref", [[123.0, -123.0]])  # disagrees with the graph
+    again = OnnxSentimentClassifier(model, threads=1, cache_key="ref")
+    assert again.source == "rebuilt"
+    assert onnx_cache.read_reference("ref") != [[123.0, -123.0]]
+
+
+def test_serving_tokenizer_matches_the_hugging_face_tokenizer(service):
+    from models.nlp import load_tokenizer
+
+    texts = [
+        "Héllo wörld!! It's 5pm… naïve café 😀 日本語",
+        "don't  stop\tthe   music",
+        "",
+        "The film's 2nd half—meh. " * 40,  # longer than the shipped file's 128-token truncation
+    ]
+    reference = load_tokenizer()(texts, add_special_tokens=False, return_offsets_mapping=True)
+    ours = service.classifier.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert ours["input_ids"] == reference["input_ids"]
+    assert [[tuple(o) for o in row] for row in ours["offset_mapping"]] == [
+        [tuple(o) for o in row] for row in reference["offset_mapping"]
+    ]
+    assert len(ours["input_ids"][3]) > 128
+    single = service.classifier.tokenizer(texts[0], add_special_tokens=False)
+    assert single.word_ids() == load_tokenizer()(texts[0], add_special_tokens=False).word_ids()

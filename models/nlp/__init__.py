@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,12 @@ class SentimentBundle:
 
     def get_tokenizer(self):
         return load_tokenizer()
+
+    def get_serving_tokenizer(self):
+        """Same ids and offsets as `get_tokenizer()`, without importing transformers (fast start)."""
+        from models.nlp.serving_tokenizer import ServingTokenizer
+
+        return ServingTokenizer(Path(base_model_path()) / "tokenizer.json")
 
     def onnx_cache_key(self) -> str:
         """Name of this checkpoint's exported ONNX graph in the disk cache (models.nlp.onnx_cache)."""
@@ -305,31 +312,46 @@ class OnnxSentimentClassifier:
 
     EXAMPLE_IDS = ((101, 2307, 2143, 102),)  # [CLS] great film [SEP]
 
-    def __init__(self, model: nn.Module, threads: int, cache_key: str | None = None):
+    def __init__(
+        self, model: nn.Module | Callable[[], nn.Module], threads: int, cache_key: str | None = None
+    ):
+        """`model` may be a function that builds it: then a cached graph whose recorded reference outputs
+        still match is used without building the PyTorch model at all."""
         import numpy as np
 
-        from models.nlp.onnx_cache import cached_graph
+        from models.nlp import onnx_cache
 
         self._threads = threads
         self._session = None
+        build_model = (lambda: model) if isinstance(model, nn.Module) else model
         example_ids = torch.tensor(self.EXAMPLE_IDS)
-        with torch.no_grad():
-            expected = model.cpu()(input_ids=example_ids, attention_mask=torch.ones_like(example_ids)).logits
+        reference = onnx_cache.read_reference(cache_key) if cache_key else None
+
+        def model_logits() -> list:
+            nonlocal reference
+            with torch.no_grad():
+                logits = build_model().cpu()(input_ids=example_ids, attention_mask=torch.ones_like(example_ids))
+            reference = logits.logits.tolist()
+            return reference
 
         def export() -> bytes:
-            return self._export(model)
+            model_logits()
+            return self._export(build_model())
 
         def check(data: bytes) -> bool:
+            expected = reference if reference is not None else model_logits()
             session = self._new_session(data)
             feed = {"input_ids": example_ids.numpy(), "attention_mask": np.ones_like(example_ids.numpy())}
             (got,) = session.run(["logits"], feed)
-            if not np.allclose(got, expected.numpy(), atol=1e-3):
+            if not np.allclose(got, np.asarray(expected), atol=1e-3):
                 return False
             self._session = session
             return True
 
         if cache_key:
-            data, self.source = cached_graph(cache_key, export, check)
+            data, self.source = onnx_cache.cached_graph(cache_key, export, check)
+            if self.source != "cache" or onnx_cache.read_reference(cache_key) != reference:
+                onnx_cache.write_reference(cache_key, reference)
         else:
             data, self.source = export(), "memory"
         if self._session is None:

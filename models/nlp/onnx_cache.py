@@ -13,6 +13,7 @@ the graph is then exported in memory as before.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -95,3 +96,26 @@ def cached_graph(key: str, export: Callable[[], bytes], check: Callable[[bytes],
         logger.warning("could not cache the ONNX graph in %s (%s); using it from memory", folder, err)
         return data, "memory"
     return data, "rebuilt" if had_file else "exported"
+
+
+def _reference_file(key: str) -> Path:
+    return cache_dir() / f"{key}.onnx.reference.json"
+
+
+def read_reference(key: str) -> list | None:
+    """The outputs the PyTorch model gave on the check input when graph `key` was exported, if recorded.
+
+    With them a cached graph is checked without building the PyTorch model, which is what makes a
+    warm start fast; a missing or unreadable record only means the model is built for the check.
+    """
+    try:
+        return json.loads(_reference_file(key).read_text())["logits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_reference(key: str, logits: list) -> None:
+    try:
+        _write_atomically(_reference_file(key), json.dumps({"logits": logits}).encode())
+    except OSError as err:
+        logger.warning("could not record the ONNX graph's reference outputs (%s)", err)

@@ -55,9 +55,10 @@ class SentimentClassifier:
         self.bundle = bundle
         self.labels = tuple(bundle.labels)
         self.window = bundle.max_length - 2  # room for [CLS] and [SEP]
-        self.tokenizer = bundle.get_tokenizer()
+        self.tokenizer = bundle.get_serving_tokenizer()
         self._tok_lock = threading.Lock()  # HF fast tokenizers must not be called concurrently
-        self.model = load_sentiment_model(bundle, self.device)
+        self._model: torch.nn.Module | None = None
+        self._model_lock = threading.Lock()
         # full fine-tuning leaves the logits over-confident; dividing by the fitted temperature makes a
         # stated confidence match how often such answers are right (MODEL_CARD, "Calibration")
         self.temperature = bundle.get_temperature()
@@ -65,15 +66,35 @@ class SentimentClassifier:
         self.onnx_source = None
         if self.device.type == "cpu" and os.environ.get(ONNX_ENV, "1") != "0":
             onnx_started = time.perf_counter()
-            self.onnx = OnnxSentimentClassifier(self.model, torch.get_num_threads(), bundle.onnx_cache_key())
+            # A warm start reads the cached graph without building the PyTorch module (most of a cold
+            # start: importing transformers' BERT and merging the fine-tuned weights); that module
+            # is built on first use, for explanations, and by `warm_up()`.
+            self.onnx = OnnxSentimentClassifier(
+                lambda: self.model, torch.get_num_threads(), bundle.onnx_cache_key()
+            )
             self.onnx_source = self.onnx.source
             logger.info(
                 "ONNX graph (%s) ready in %.2f s", self.onnx_source, time.perf_counter() - onnx_started
             )
+        else:
+            self.model  # noqa: B018 - on a GPU every forward pass runs the PyTorch module: build it now
         self.cls_id = self.tokenizer.cls_token_id
         self.sep_id = self.tokenizer.sep_token_id
         self.pad_id = self.tokenizer.pad_token_id
         self.load_seconds = time.perf_counter() - started
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The merged PyTorch classifier (gradients for explanations; every forward pass on a GPU)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = load_sentiment_model(self.bundle, self.device)
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
 
     # ---- tokens ---------------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[Encoded]:

@@ -6,6 +6,7 @@ encoder window is embedded window by window and the vectors averaged, weighted b
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +30,18 @@ class SentenceEmbedder:
     def __init__(self, classifier: SentimentClassifier):
         self._tokens = classifier
         self.device = classifier.device
-        self.encoder = load_encoder(self.device)
+        self._encoder: torch.nn.Module | None = None
+        self._encoder_lock = threading.Lock()
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The untouched base encoder, built on first use (or by the service's warm-up) so that it
+        does not lengthen the start."""
+        if self._encoder is None:
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = load_encoder(self.device)
+        return self._encoder
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, 384) L2-normalised embeddings."""

@@ -226,13 +226,19 @@ class NlpService(Service):
             "confidence": round(scored.probs[best], 4),
         }
 
+    def warm_up(self) -> None:
+        """Build the PyTorch classifier (explanations) and the base encoder (similarity, summaries)."""
+        self.classifier.model  # noqa: B018 - properties that build on first access
+        self.embedder.encoder  # noqa: B018
+
     # ---- facts --------------------------------------------------------------------------------
     def reference_model(self) -> torch.nn.Module:
         """The merged full-precision classifier, e.g. to compare with a Hugging Face pipeline."""
         return self.classifier.model
 
     def reference_tokenizer(self):
-        return self.classifier.tokenizer
+        """The Hugging Face tokenizer of the base model (the service itself reads tokenizer.json directly)."""
+        return self.bundle.get_tokenizer()
 
     def info(self) -> dict[str, Any]:
         """Card facts read from the loaded model, the weights' metadata, the training record and
