@@ -37,11 +37,31 @@ def test_batched_answers_equal_single_answers(service):
         assert abs(single["confidence"] - result["confidence"]) < 1e-4
 
 
-def test_length_batches_never_pad_on_cpu(service):
-    rows = [[1] * n for n in (5, 3, 5, 9, 3, 3)]
+def test_length_batches_bound_the_padding_on_cpu(service):
+    from services.nlp.classifier import PAD_SHARE
+
+    rows = [[1] * n for n in (5, 3, 5, 9, 3, 3, 30, 6, 40, 31)]
     groups = service.classifier._length_batches(rows)
     assert sorted(i for group in groups for i in group) == list(range(len(rows)))
-    assert all(len({len(rows[i]) for i in group}) == 1 for group in groups)
+    for group in groups:
+        lengths = [len(rows[i]) + 2 for i in group]
+        assert max(lengths) * len(lengths) - sum(lengths) <= PAD_SHARE * sum(lengths)
+    assert len(groups) < len({len(r) for r in rows})  # neighbouring lengths do share a call
+    assert [len(rows[i]) for i in groups[-1]] == [40]  # a long row is never padded far
+
+
+def test_identical_rows_are_run_once(service, monkeypatch):
+    classifier = service.classifier
+    rows = [e.ids for e in classifier.encode(["Good.", "Awful film.", "Good.", "Awful film.", "Fine"])]
+    seen = []
+    real = classifier._length_batches
+    monkeypatch.setattr(classifier, "_length_batches", lambda r: seen.append(len(r)) or real(r))
+    logits = classifier.logits(rows)
+    assert seen == [3]
+    assert torch.equal(logits[0], logits[2]) and torch.equal(logits[1], logits[3])
+    monkeypatch.undo()
+    alone = classifier.logits([rows[4]])
+    assert torch.allclose(logits[4], alone[0], atol=1e-4)
 
 
 # ---- the disk cache ----------------------------------------------------------------------------------

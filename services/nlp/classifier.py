@@ -24,6 +24,7 @@ from services.nlp.inputs import split_sentences
 logger = logging.getLogger(__name__)
 
 FORWARD_BATCH = 64  # sequences per forward pass
+PAD_SHARE = 0.15  # CPU: padded positions a length group may add, as a share of its real tokens
 ONNX_ENV = "DEMO_NLP_ONNX"  # "0" serves with PyTorch even on a CPU
 
 
@@ -166,34 +167,50 @@ class SentimentClassifier:
     def _length_batches(self, rows: Sequence[list[int]]) -> list[list[int]]:
         """Row indices grouped for forward passes, shortest first.
 
-        On the CPU (ONNX Runtime) cost grows with every padded position, so each group holds rows of
-        one length: no padding at all. On a GPU padding is nearly free and big batches win, so rows
-        are cut into FORWARD_BATCH groups of similar length.
+        On the CPU (ONNX Runtime) cost grows with every padded position, but each call also has a fixed
+        cost and tiny matrices multiply slowly: so rows of neighbouring lengths share a call while the
+        padding stays under PAD_SHARE of the group's real tokens. On a GPU padding is nearly free and big
+        batches win, so rows are cut into FORWARD_BATCH groups of similar length.
         """
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         if self.onnx is None:
             return [order[start : start + FORWARD_BATCH] for start in range(0, len(order), FORWARD_BATCH)]
         groups: list[list[int]] = []
+        real_tokens = 0
         for index in order:
-            if groups and len(rows[groups[-1][0]]) == len(rows[index]) and len(groups[-1]) < FORWARD_BATCH:
-                groups[-1].append(index)
-            else:
-                groups.append([index])
+            length = len(rows[index]) + 2
+            if groups and len(groups[-1]) < FORWARD_BATCH:
+                padded = length * (len(groups[-1]) + 1)  # sorted: this row is the group's longest
+                if padded - (real_tokens + length) <= PAD_SHARE * (real_tokens + length):
+                    groups[-1].append(index)
+                    real_tokens += length
+                    continue
+            groups.append([index])
+            real_tokens = length
         return groups
 
     def logits(self, rows: Sequence[list[int]]) -> torch.Tensor:
-        """Raw logits (N, C) for word-piece rows without special tokens, batched by length."""
+        """Raw logits (N, C) for word-piece rows without special tokens, batched by length.
+
+        Identical rows (a review pasted twice, a sentence repeated in a batch file) are run once."""
         out = torch.zeros((len(rows), len(self.labels)))
         if not rows:
             return out
+        first_of: dict[tuple[int, ...], int] = {}
+        owner = [first_of.setdefault(tuple(row), i) for i, row in enumerate(rows)]
+        unique = sorted(set(owner))
+        unique_rows = [rows[i] for i in unique]
+        unique_out = torch.zeros((len(unique), len(self.labels)))
         with inference_context(self.device):
-            for idx in self._length_batches(rows):
-                ids, mask = self.batch_ids([rows[i] for i in idx])
+            for idx in self._length_batches(unique_rows):
+                ids, mask = self.batch_ids([unique_rows[i] for i in idx])
                 if self.onnx is not None:
                     logits = self.onnx.logits(ids, mask)
                 else:
                     logits = self.model(input_ids=ids, attention_mask=mask).logits
-                out[idx] = logits.float().cpu()
+                unique_out[idx] = logits.float().cpu()
+        position = {row_index: k for k, row_index in enumerate(unique)}
+        out[:] = unique_out[[position[o] for o in owner]]
         return out
 
     def probabilities(self, rows: Sequence[list[int]]) -> torch.Tensor:
