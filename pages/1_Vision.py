@@ -291,6 +291,21 @@ with camera_tab:
     camera_section()
 
 
+def _clear_canvas() -> None:
+    # A new key mounts a fresh, empty canvas: the component keeps its strokes per key.
+    st.session_state["vision_canvas_rev"] = st.session_state.get("vision_canvas_rev", 0) + 1
+    st.session_state["vision_canvas_initial"] = None
+
+
+def _undo_stroke(drawing: dict) -> None:
+    # The canvas's own undo sits in a toolbar that phones show only on hover: redraw all but the
+    # last stroke instead, as the initial drawing of a freshly mounted canvas.
+    objects = list(drawing.get("objects") or [])
+    _clear_canvas()
+    if len(objects) > 1:
+        st.session_state["vision_canvas_initial"] = {**drawing, "objects": objects[:-1]}
+
+
 @st.fragment
 def draw_section() -> None:
     """Strokes rerun only this tab."""
@@ -313,9 +328,23 @@ def draw_section() -> None:
             width=width,
             drawing_mode="freedraw",
             return_image_data=True,
-            key=f"vision_canvas_{width}",
+            initial_drawing=st.session_state.get("vision_canvas_initial"),
+            key=f"vision_canvas_{width}_{st.session_state.get('vision_canvas_rev', 0)}",
         )
-        drawn = (canvas.json_data or {}).get("objects") if canvas is not None else None
+        drawing = (canvas.json_data if canvas is not None else None) or {}
+        drawn = drawing.get("objects")
+        clear_col, undo_col = st.columns(2)
+        clear_col.button(
+            "Clear canvas", icon=":material/delete:", on_click=_clear_canvas, key="vision_canvas_clear"
+        )
+        undo_col.button(
+            "Undo last stroke",
+            icon=":material/undo:",
+            on_click=_undo_stroke,
+            args=(drawing,),
+            disabled=not drawn,
+            key="vision_canvas_undo",
+        )
         if drawn and canvas.image_data is not None:
             with user_facing_errors("reading your drawing"):
                 result = cached_service("vision").predict_array(canvas.image_data, explain=True)

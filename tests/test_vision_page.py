@@ -136,3 +136,16 @@ def test_a_heic_phone_photo_is_read_and_shown(app):
     assert not app.exception
     assert "Predicted digit: 7" in _texts(app.subheader)
     assert any("HEIF" in c for c in _texts(app.caption))
+
+
+def test_canvas_clear_and_undo_are_plain_buttons(app):
+    """Always on screen (not the canvas toolbar's hover icons); Clear mounts a fresh canvas."""
+    clear = app.button(key="vision_canvas_clear")
+    undo = app.button(key="vision_canvas_undo")
+    assert clear.label == "Clear canvas" and undo.label == "Undo last stroke"
+    assert undo.disabled  # nothing drawn yet
+    revision = app.session_state["vision_canvas_rev"] if "vision_canvas_rev" in app.session_state else 0
+    clear.click().run()
+    assert not app.exception
+    assert app.session_state["vision_canvas_rev"] == revision + 1
+    assert app.session_state["vision_canvas_initial"] is None

@@ -69,10 +69,14 @@ def _border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:r].ravel(), a[-r:].ravel(), a[:, :r].ravel(), a[:, -r:].ravel()])
 
 
-def to_bright_ink(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Return (image with ink bright on dark, whether it was inverted)."""
+def to_bright_ink(gray: np.ndarray, stats_step: int = 1) -> tuple[np.ndarray, bool]:
+    """Return (image with ink bright on dark, whether it was inverted).
+
+    `stats_step` > 1 takes the extreme levels from every n-th row and column (see `ink_map`).
+    """
     paper = float(np.median(_border(gray)))
-    low, high = np.percentile(gray, [0.5, 99.5])
+    sample = gray[::stats_step, ::stats_step] if stats_step > 1 else gray
+    low, high = np.percentile(sample, [0.5, 99.5])
     dark_ink = (paper - low) > (high - paper)
     return (1.0 - gray if dark_ink else gray), bool(dark_ink)
 
@@ -137,8 +141,8 @@ def remove_rules(level: np.ndarray, span: float = 0.85, max_thickness: float = 0
         length = level.shape[axis]
         other = level.shape[1 - axis]
         run = max(15, int(span * length))
-        if run > length:
-            continue
+        if run > length or not (ink.sum(axis=axis) >= run).any():
+            continue  # no row (column) holds that much ink at all: no run that long either (cheap test)
         opened = ndimage.maximum_filter1d(ndimage.minimum_filter1d(ink, run, axis=axis), run, axis=axis)
         if not opened.any():
             continue
@@ -240,7 +244,7 @@ def ink_map(
     # Reduce first: clipping and NaN checks then run on the small picture (same result for the
     # [0, 1] images the decoder produces).
     work = np.nan_to_num(np.clip(reduce_to(gray, max_side or cfg.work_side), 0, 1))
-    ink, inverted = to_bright_ink(work)
+    ink, inverted = to_bright_ink(work, stats_step)
     ink = remove_background(ink)
 
     # Contrast: the brightest ink ignoring isolated hot pixels: the best pair of touching pixels
