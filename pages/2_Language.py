@@ -14,7 +14,7 @@ from pages.ui import (
     shared_input,
     user_facing_errors,
 )
-from pages.ui.language import domain_table, show_sentiment
+from pages.ui.language import batch_table, domain_table, show_sentiment
 from services import nlp
 
 setup_page(
@@ -57,7 +57,8 @@ with st.expander("About these models and their limits", icon=":material/info:"):
 - **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned windows and
   the probabilities are averaged weighted by length; the result says so.
 - **Word highlights** are integrated gradients on the word embeddings: green words pushed towards
-  *positive*, red towards *negative*; bold = strongest.
+  *positive*, red towards *negative*, in three steps of strength (coloured text, coloured background,
+  bold on a coloured background); the bars beside the text give each word's exact push.
 - **Limits:** {nlp.MAX_CHARS:,} characters per text; batch files up to {nlp.MAX_UPLOAD_BYTES / 1e6:.0f} MB and
   {nlp.MAX_BATCH_TEXTS:,} texts.
 """
@@ -183,26 +184,15 @@ def batch_section() -> None:
         with user_facing_errors("classifying the file"):
             texts = nlp.read_batch_file(data, name or "texts.txt")
             results = cached_call("nlp", "predict_batch", texts)
-            table = pd.DataFrame(
-                [
-                    {
-                        "text": text,
-                        "label": row.get("label", ""),
-                        "confidence": row.get("confidence"),
-                        "low_confidence": row.get("low_confidence"),
-                        "reading": row.get("reading", ""),
-                        "chunked": row.get("chunked"),
-                        "error": row.get("error", {}).get("message", ""),
-                    }
-                    for text, row in zip(texts, results, strict=True)
-                ]
-            )
-            counts = table["label"].value_counts()
-            mixed = int((table["reading"] == "mixed").sum())
+            # The user's own columns come back in their order, the model's columns after them.
+            table = batch_table(data, name or "texts.txt", texts, results)
+            labels = pd.Series([row.get("label", "") for row in results])
+            counts = labels.value_counts()
+            mixed = sum(row.get("reading") == "mixed" for row in results)
+            errors = sum(bool(row.get("error")) for row in results)
             st.success(
                 f"Classified {len(table)} texts: {counts.get('positive', 0)} positive, "
-                f"{counts.get('negative', 0)} negative ({mixed} of them mixed), "
-                f"{int((table['error'] != '').sum())} with errors.",
+                f"{counts.get('negative', 0)} negative ({mixed} of them mixed), {errors} with errors.",
                 icon=":material/check_circle:",
             )
             st.dataframe(table, hide_index=True, width="stretch")
