@@ -10,6 +10,7 @@ from pages.ui import (
     cached_service,
     latency_caption,
     result_actions,
+    scroll_into_view_on_phone,
     setup_page,
     shared_input,
     user_facing_errors,
@@ -103,11 +104,13 @@ def sentiment_section() -> None:
     opened_from_link = shared_text is not None and not st.session_state.get("nlp_link_answered")
     if submitted or opened_from_link:
         st.session_state.nlp_link_answered = True
-        with user_facing_errors("analysing the sentiment"):
+        with st.container(key="nlp_result"), user_facing_errors("analysing the sentiment"):
             result = cached_call("nlp", "predict", text, explain=explain)
             show_sentiment(result)
             latency_caption(result["latency_ms"])
             result_actions(result, {"text": text}, key="sentiment")
+            # On a phone the form fills the screen and the answer lands below it: bring it up.
+            scroll_into_view_on_phone("nlp_result", f"{explain}:{text}")
 
 
 with sentiment_tab:

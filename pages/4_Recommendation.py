@@ -13,6 +13,7 @@ from pages.ui import (
     cached_service,
     latency_caption,
     result_actions,
+    scroll_into_view_on_phone,
     setup_page,
     shared_input,
     user_facing_errors,
@@ -87,6 +88,7 @@ def change_rating(item_id: int) -> None:
 
 
 def load_example(ratings: dict[int, float]) -> None:
+    st.session_state.rec_examples_loaded = st.session_state.get("rec_examples_loaded", 0) + 1
     st.session_state.rec_ratings = {}
     for item_id, value in ratings.items():
         set_rating(item_id, int(value))
@@ -257,7 +259,10 @@ def reasons_text(because: list[dict]) -> str:
 
 
 recommended_ids: list[int] = []
-picks_tab, similar_tab, map_tab = st.tabs(["Recommended for you", "More like this", "Map of the films"])
+results_box = st.container(key="rec_result")
+picks_tab, similar_tab, map_tab = results_box.tabs(
+    ["Recommended for you", "More like this", "Map of the films"]
+)
 
 with picks_tab:
     if result is None:
@@ -289,6 +294,13 @@ with picks_tab:
         if "fold_in_ms" in result:
             st.caption(f"Fold-in (solving your taste vector): {result['fold_in_ms']:.2f} ms")
         result_actions(result, share=share, key="recommend")
+        # On a phone the search and the ratings fill the first screens: bring the picks up when they first
+        # appear and when an example profile is loaded, not on every star (that would pull the visitor
+        # away from the search while they rate a few films).
+        with results_box:
+            scroll_into_view_on_phone(
+                "rec_result", f"{mode}:{st.session_state.get('rec_examples_loaded', 0)}:{share is not None}"
+            )
 
 with similar_tab:
     options = list(items.index)

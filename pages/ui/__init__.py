@@ -255,3 +255,32 @@ def result_actions(result: dict, share: dict[str, str] | None = None, key: str =
             language="json",
             height=300,
         )
+
+
+PHONE_MAX_WIDTH_PX = 640  # Streamlit stacks columns below this width: the inputs then fill the first screen
+
+# A fixed script (nothing from the visitor is put into it): on a narrow screen, bring the element with
+# Streamlit's class for the container key into view. It runs in the component's iframe, which shares the
+# page's origin (st.iframe of an HTML string), so it can reach the page; on a wide screen it does nothing.
+_SCROLL_SCRIPT = """<script>
+const page = window.parent;
+if (page.innerWidth <= %(max_width)d) {
+  const target = page.document.querySelector(".st-key-%(key)s");
+  if (target) target.scrollIntoView({block: "start"});
+}
+</script><!-- %(token)s -->"""
+
+
+def scroll_into_view_on_phone(key: str, token: str) -> None:
+    """On a phone, scroll to the container made with `st.container(key=key)` once per new result.
+
+    Streamlit redraws a component only when its HTML changes, so `token` (something that identifies the
+    result, e.g. its input) makes a new result scroll once and a rerun of the same result stay put.
+    `key` is the page's own constant: letters, digits, '-' and '_' only.
+    """
+    import hashlib
+
+    if not key.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"container key {key!r} is not a plain name")
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+    st.iframe(_SCROLL_SCRIPT % {"max_width": PHONE_MAX_WIDTH_PX, "key": key, "token": digest}, height=1)
