@@ -97,12 +97,13 @@ def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
 
 
 CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
-AXES_AND_LEGEND_PX = 80  # Streamlit fits a chart's axes and legend inside the height it is given
+AXES_PX = 80  # Streamlit fits a chart's axes inside the height it is given
+LEGEND_BELOW_PX = 110  # a legend below the x axis title: measured 152 px for axes and legend together
 
 
 def chart_height(plot_px: int = CHART_MIN_HEIGHT, legend: bool = False) -> int:
     """The height to give a chart so that its plotting area is at least `plot_px` (and 120 px)."""
-    return max(plot_px, CHART_MIN_HEIGHT) + AXES_AND_LEGEND_PX + (60 if legend else 0)
+    return max(plot_px, CHART_MIN_HEIGHT) + AXES_PX + (LEGEND_BELOW_PX if legend else 0)
 
 
 PAGE_ICONS = {
