@@ -15,7 +15,7 @@ from pages.ui import (
     shared_input,
     user_facing_errors,
 )
-from pages.ui.language import batch_table, domain_table, show_sentiment
+from pages.ui.language import batch_table, domain_table, out_of_domain_summary, show_sentiment
 from services import nlp
 
 setup_page(
@@ -43,14 +43,16 @@ with st.expander("About these models and their limits", icon=":material/info:"):
     sources = (
         ", ".join(f"{name} ({count:,})" for name, count in rows.items()) if isinstance(rows, dict) else ""
     )
+    outside = out_of_domain_summary(metrics)
     st.markdown(
         f"""
 - **Sentiment model:** {info["architecture"]} ({info["parameters"]:,} parameters), with
   {info["fine_tuning"]}. Trained first on SST-2 movie-review phrases, then on a mixture of review sets
   open for training{f": {sources}" if sources else ""}; the weights are then moved part of the way back
   toward the SST-2 model (WiSE-FT). Inference: {info["runtime"]}.
-- **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the 872 SST-2 dev sentences, and on
-  sets the model never trained on (table below; the *Model cards* page has the details).
+- **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the {metrics.get("n", "")} {metrics.get("dataset", "SST-2 dev")}
+  sentences (the benchmark){outside}. Expect the lower figures on text unlike movie reviews (table below;
+  the *Model cards* page has the details).
 - **Labels:** positive or negative for the whole text. When its sentences (or the clauses of a single
   sentence, as in "great food, rude staff") confidently disagree, the reading is **mixed**. Answers below
   {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence; the confidence is calibrated

@@ -152,3 +152,13 @@ def test_highlights_are_graded_and_keep_punctuation_with_its_word():
     assert ":green-background[kind\\.]" in md  # medium: a background, not bold
     assert md.startswith("The soup")  # faint: left plain
     assert " ," not in md.replace("\\", "")
+
+
+def test_about_box_shows_the_out_of_domain_range_beside_the_benchmark():
+    import json
+
+    metrics = json.loads((REPO_ROOT / "models/nlp/metrics.json").read_text())
+    outside = [row["accuracy"] for key, row in metrics["test_sets"].items() if key != "sst2_dev"]
+    about = _all_markdown(_page())
+    assert f"{metrics['accuracy']:.1%} on the {metrics['n']} {metrics['dataset']}" in about
+    assert f"**{min(outside):.1%}–{max(outside):.1%}**" in about  # read from metrics.json, not typed

@@ -176,6 +176,23 @@ def show_sentiment(result: dict[str, Any]) -> None:
         )
 
 
+def out_of_domain_summary(metrics: dict[str, Any], benchmark: str = "sst2_dev") -> str:
+    """ ", and 70.4%–92.2% (mean 82.1%) on 6 sets it never trained on": the honest range beside the
+    benchmark, from metrics.json (empty when the file has no test-only sets)."""
+    scores = [
+        row["accuracy"]
+        for key, row in (metrics.get("test_sets") or {}).items()
+        if key != benchmark and isinstance(row.get("accuracy"), int | float)
+    ]
+    if not scores:
+        return ""
+    mean = metrics.get("test_sets_mean_accuracy", sum(scores) / len(scores))
+    return (
+        f", and **{min(scores):.1%}–{max(scores):.1%}** (mean {mean:.1%}) on {len(scores)} sets of other "
+        "reviews and posts it never trained on"
+    )
+
+
 def domain_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the accuracy/ECE table of every test-only set scored by `python -m models evaluate nlp`."""
     return [
