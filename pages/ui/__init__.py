@@ -267,7 +267,10 @@ _SCROLL_SCRIPT = """<script>
 const page = window.parent;
 if (page.innerWidth <= %(max_width)d) {
   const target = page.document.querySelector(".st-key-%(key)s");
-  if (target) target.scrollIntoView({block: "start"});
+  if (target) {
+    target.style.scrollMarginTop = "4rem";  // clear of Streamlit's fixed header bar
+    target.scrollIntoView({block: "start"});
+  }
 }
 </script><!-- %(token)s -->"""
 
