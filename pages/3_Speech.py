@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import altair as alt
@@ -16,6 +17,7 @@ from pages.ui import (
     confidence_bars,
     latency_caption,
     result_actions,
+    scroll_into_view_on_phone,
     setup_page,
     shared_input,
     user_facing_errors,
@@ -230,7 +232,7 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
     )
 
 
-with user_facing_errors("recognising the audio"):
+with st.container(key="speech_result"), user_facing_errors("recognising the audio"):
     service = cached_service("speech")
     with st.spinner("Listening…"):
         result = cached_call("speech", "predict", data, top_k=11, explain=True)
@@ -319,3 +321,5 @@ with user_facing_errors("recognising the audio"):
             ),
             hide_index=True,
         )
+    # On a phone the three ways to give audio fill the first screens: bring the answer up once per input.
+    scroll_into_view_on_phone("speech_result", hashlib.sha256(data).hexdigest())

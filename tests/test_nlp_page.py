@@ -109,3 +109,56 @@ def test_batch_upload_and_bad_file():
     at.file_uploader[0].set_value(("junk.txt", b"\x00\x01\x02\x03" * 100, "text/plain")).run()
     assert not at.exception
     assert any("binary" in w.value for w in at.warning)
+
+
+def test_batch_csv_keeps_the_users_other_columns():
+    at = _page()
+    csv = b'id,text,stars,label\n7,"Lovely film, truly.",5,pos\n\n9,Awful film.,1,neg\n'
+    at.file_uploader[0].set_value(("reviews.csv", csv, "text/csv")).run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "confidence" in df.value.columns)
+    # The user's columns first, in their order and untouched; the model's after them (its label renamed
+    # so the user's own `label` column survives).
+    assert list(table.columns[:5]) == ["id", "text", "stars", "label", "label (model)"]
+    assert table["id"].tolist() == ["7", "9"] and table["stars"].tolist() == ["5", "1"]
+    assert table["label"].tolist() == ["pos", "neg"]
+    assert table["label (model)"].tolist() == ["positive", "negative"]
+    assert "confidence" in table.columns
+
+
+def test_batch_txt_gets_a_text_column_and_the_predictions():
+    at = _page()
+    at.file_uploader[0].set_value(("reviews.txt", b"Lovely film.\nAwful film.\n", "text/plain")).run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "confidence" in df.value.columns)
+    assert list(table.columns[:3]) == ["text", "label", "confidence"]
+
+
+def test_highlights_are_graded_and_keep_punctuation_with_its_word():
+    from pages.ui.language import attribution_markdown
+
+    text = "The soup was cold, the waiter kind."
+    words = [  # word pieces as the service returns them: the comma and full stop are words of their own
+        {"start": 0, "end": 3, "score": 0.01},
+        {"start": 13, "end": 17, "score": -1.0},
+        {"start": 17, "end": 18, "score": -0.05},
+        {"start": 23, "end": 29, "score": 0.2},
+        {"start": 30, "end": 34, "score": 0.5},
+        {"start": 34, "end": 35, "score": 0.0},
+    ]
+    md = attribution_markdown(text, words)
+    assert ":red-background[**cold,**] the" in md  # strongest: bold on a background, comma kept with it
+    assert ":green[waiter]" in md  # weak: coloured text only
+    assert ":green-background[kind\\.]" in md  # medium: a background, not bold
+    assert md.startswith("The soup")  # faint: left plain
+    assert " ," not in md.replace("\\", "")
+
+
+def test_about_box_shows_the_out_of_domain_range_beside_the_benchmark():
+    import json
+
+    metrics = json.loads((REPO_ROOT / "models/nlp/metrics.json").read_text())
+    outside = [row["accuracy"] for key, row in metrics["test_sets"].items() if key != "sst2_dev"]
+    about = _all_markdown(_page())
+    assert f"{metrics['accuracy']:.1%} on the {metrics['n']} {metrics['dataset']}" in about
+    assert f"**{min(outside):.1%}–{max(outside):.1%}**" in about  # read from metrics.json, not typed

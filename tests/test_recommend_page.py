@@ -126,3 +126,19 @@ def test_existing_user_mode(app):
     text = _texts(app)
     assert "predicted" in text
     assert "Genre taste" in str(app) or "may not be redistributed" in text or "User 1:" in text
+
+
+def test_about_box_puts_the_figures_beside_their_baselines(app):
+    import json
+
+    metrics = json.loads((Path(PAGE).parents[1] / "models/recommend/metrics.json").read_text())
+    about = _texts(app)
+    for key in (
+        "rmse",
+        "ndcg@10",
+        "baseline_bias_rmse",
+        "baseline_global_mean_rmse",
+        "reference_popularity_ndcg@10",
+    ):
+        assert f"{metrics[key]:.3f}" in about, key  # read from metrics.json, not typed
+    assert "No test outside MovieLens-100K" in about

@@ -97,12 +97,13 @@ def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
 
 
 CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
-AXES_AND_LEGEND_PX = 80  # Streamlit fits a chart's axes and legend inside the height it is given
+AXES_PX = 80  # Streamlit fits a chart's axes inside the height it is given
+LEGEND_BELOW_PX = 110  # a legend below the x axis title: measured 152 px for axes and legend together
 
 
 def chart_height(plot_px: int = CHART_MIN_HEIGHT, legend: bool = False) -> int:
     """The height to give a chart so that its plotting area is at least `plot_px` (and 120 px)."""
-    return max(plot_px, CHART_MIN_HEIGHT) + AXES_AND_LEGEND_PX + (60 if legend else 0)
+    return max(plot_px, CHART_MIN_HEIGHT) + AXES_PX + (LEGEND_BELOW_PX if legend else 0)
 
 
 PAGE_ICONS = {
@@ -255,3 +256,35 @@ def result_actions(result: dict, share: dict[str, str] | None = None, key: str =
             language="json",
             height=300,
         )
+
+
+PHONE_MAX_WIDTH_PX = 640  # Streamlit stacks columns below this width: the inputs then fill the first screen
+
+# A fixed script (nothing from the visitor is put into it): on a narrow screen, bring the element with
+# Streamlit's class for the container key into view. It runs in the component's iframe, which shares the
+# page's origin (st.iframe of an HTML string), so it can reach the page; on a wide screen it does nothing.
+_SCROLL_SCRIPT = """<script>
+const page = window.parent;
+if (page.innerWidth <= %(max_width)d) {
+  const target = page.document.querySelector(".st-key-%(key)s");
+  if (target) {
+    target.style.scrollMarginTop = "4rem";  // clear of Streamlit's fixed header bar
+    target.scrollIntoView({block: "start"});
+  }
+}
+</script><!-- %(token)s -->"""
+
+
+def scroll_into_view_on_phone(key: str, token: str) -> None:
+    """On a phone, scroll to the container made with `st.container(key=key)` once per new result.
+
+    Streamlit redraws a component only when its HTML changes, so `token` (something that identifies the
+    result, e.g. its input) makes a new result scroll once and a rerun of the same result stay put.
+    `key` is the page's own constant: letters, digits, '-' and '_' only.
+    """
+    import hashlib
+
+    if not key.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"container key {key!r} is not a plain name")
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+    st.iframe(_SCROLL_SCRIPT % {"max_width": PHONE_MAX_WIDTH_PX, "key": key, "token": digest}, height=1)

@@ -21,26 +21,105 @@ def markdown_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~:$>])", r"\\\1", text).replace("\n", " ")
 
 
-def attribution_markdown(text: str, words: Sequence[dict]) -> str:
-    """Markdown with every word of `text` escaped and the influential ones on a coloured background.
+# Strength bands of a word's share of the strongest word's score: a faint word stays plain; then
+# coloured text, a coloured background, and a bold coloured background. Streamlit's Markdown has no
+# free colour shades (and raw HTML is off limits here), so the grade is carried by these three steps;
+# the bar chart beside the text gives the exact values.
+WEAK, MEDIUM, STRONG = 0.15, 0.4, 0.7
+POLARITY_COLOURS = {True: "green", False: "red"}  # score > 0 pushes towards positive
 
-    Green = pushes towards positive, red = towards negative; bold when strong. Safe for any user text.
+
+def display_words(text: str, words: Sequence[dict]) -> list[dict]:
+    """Tokenizer words joined into the words a reader sees: "cold" and "," with nothing between them
+    are one word "cold," (scores added). Highlighting the comma on its own put a padded box between
+    them, which read as "cold , the"."""
+    joined: list[dict] = []
+    for word in sorted(words, key=lambda w: w["start"]):
+        if joined and word["start"] == joined[-1]["end"] and not text[word["start"] : word["end"]].isspace():
+            joined[-1] = {**joined[-1], "end": word["end"], "score": joined[-1]["score"] + word["score"]}
+        else:
+            joined.append({"start": word["start"], "end": word["end"], "score": word["score"]})
+    for word in joined:
+        word["word"] = text[word["start"] : word["end"]]
+    return joined
+
+
+def strength_band(strength: float) -> int:
+    """0 (plain) to 3 (strongest) for |score| / peak."""
+    return sum(abs(strength) >= edge for edge in (WEAK, MEDIUM, STRONG))
+
+
+def highlight(token: str, band: int, positive: bool) -> str:
+    """`token` (already escaped) marked at strength `band` in its polarity's colour."""
+    colour = POLARITY_COLOURS[positive]
+    if band == 1:
+        return f":{colour}[{token}]"
+    if band == 2:
+        return f":{colour}-background[{token}]"
+    if band == 3:
+        return f":{colour}-background[**{token}**]"
+    return token
+
+
+def highlight_legend() -> str:
+    """The key to the highlights, strongest negative to strongest positive."""
+    negative = [highlight(name, band, False) for band, name in ((3, "strong"), (2, "medium"), (1, "weak"))]
+    positive = [highlight(name, band, True) for band, name in ((1, "weak"), (2, "medium"), (3, "strong"))]
+    return f"towards negative {' '.join(negative)} · neutral · {' '.join(positive)} towards positive"
+
+
+def attribution_markdown(text: str, words: Sequence[dict]) -> str:
+    """Markdown with every word of `text` escaped and the influential ones marked in graded steps.
+
+    Green = pushes towards positive, red = towards negative; the stronger the push, the heavier the
+    mark (see `highlight`). Safe for any user text.
     """
+    words = display_words(text, words)
     peak = max((abs(w["score"]) for w in words), default=0.0) or 1.0
     out: list[str] = []
     cursor = 0
     for word in words:
         if word["start"] > cursor:
             out.append(markdown_escape(text[cursor : word["start"]]))
-        token = markdown_escape(text[word["start"] : word["end"]])
         strength = word["score"] / peak
-        if abs(strength) >= 0.15:
-            colour = "green" if strength > 0 else "red"
-            token = f":{colour}-background[{'**' + token + '**' if abs(strength) >= 0.5 else token}]"
-        out.append(token)
+        out.append(highlight(markdown_escape(word["word"]), strength_band(strength), strength > 0))
         cursor = word["end"]
     out.append(markdown_escape(text[cursor:]))
     return "".join(out)
+
+
+def word_chart(text: str, words: Sequence[dict], top: int = 12):
+    """Bars of the strongest words' scores on one diverging scale (red negative, green positive), so
+    the exact strength of each word can be read off, not only its band."""
+    import altair as alt
+    import pandas as pd
+
+    from pages.ui import chart_height
+
+    shown = sorted(display_words(text, words), key=lambda w: abs(w["score"]), reverse=True)[:top]
+    if not shown:
+        return None
+    peak = max(abs(w["score"]) for w in shown) or 1.0
+    frame = pd.DataFrame(
+        {
+            "word": [f"{w['word']} ({i + 1})" if [x["word"] for x in shown].count(w["word"]) > 1 else w["word"]
+                     for i, w in enumerate(shown)],
+            "contribution": [w["score"] for w in shown],
+        }
+    )  # fmt: skip
+    return (
+        alt.Chart(frame)
+        .mark_bar(cornerRadiusEnd=3)
+        .encode(
+            x=alt.X("contribution:Q", title="push towards positive (logits)"),
+            y=alt.Y("word:N", sort=alt.EncodingSortField("contribution", order="descending"), title=None),
+            color=alt.Color(
+                "contribution:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[-peak, peak]), legend=None
+            ),
+            tooltip=["word", alt.Tooltip("contribution:Q", format="+.3f")],
+        )
+        .properties(height=chart_height(20 * len(frame)))
+    )
 
 
 def readings_markdown(parts: Sequence[dict]) -> str:
@@ -84,15 +163,34 @@ def show_sentiment(result: dict[str, Any]) -> None:
         with st.expander(f"The text was split into {result['n_chunks']} windows: results per window"):
             st.dataframe(pd.DataFrame(result["chunks"]), hide_index=True, width="stretch")
     if result.get("words"):
-        st.markdown(
-            "**Why:** :green-background[green] words pushed towards positive, "
-            ":red-background[red] towards negative (bold = strongest)."
-        )
-        with st.container(border=True):
+        st.markdown("**Why:** the words that pushed the answer, marked by how strongly they pushed.")
+        st.caption(highlight_legend())
+        text_col, chart_col = st.columns([3, 2])
+        with text_col, st.container(border=True):
             st.markdown(attribution_markdown(result["text"], result["words"]))
+        chart = word_chart(result["text"], result["words"])
+        if chart is not None:
+            chart_col.altair_chart(chart, width="stretch")
         st.caption(
             f"{result['attribution']['method']}; completeness gap {result['attribution']['delta']:+.3f} logits."
         )
+
+
+def out_of_domain_summary(metrics: dict[str, Any], benchmark: str = "sst2_dev") -> str:
+    """ ", and 70.4%–92.2% (mean 82.1%) on 6 sets it never trained on": the honest range beside the
+    benchmark, from metrics.json (empty when the file has no test-only sets)."""
+    scores = [
+        row["accuracy"]
+        for key, row in (metrics.get("test_sets") or {}).items()
+        if key != benchmark and isinstance(row.get("accuracy"), int | float)
+    ]
+    if not scores:
+        return ""
+    mean = metrics.get("test_sets_mean_accuracy", sum(scores) / len(scores))
+    return (
+        f", and **{min(scores):.1%}–{max(scores):.1%}** (mean {mean:.1%}) on {len(scores)} sets of other "
+        "reviews and posts it never trained on"
+    )
 
 
 def domain_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,3 +204,74 @@ def domain_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for key, row in (metrics.get("test_sets") or {}).items()
     ]
+
+
+PREDICTION_COLUMNS = ("label", "confidence", "low_confidence", "reading", "chunked", "error")
+
+
+def user_columns(data: bytes, filename: str, texts: Sequence[str]):
+    """The uploaded table's rows that hold `texts`, with every column the user sent, or None when
+    the file is plain text or its rows cannot be lined up with `texts` exactly.
+
+    services.nlp.read_batch_file has already checked size, encoding and the text column; this reads
+    the same file again as a table only to carry the user's other columns into the result.
+    """
+    import csv
+    import io
+
+    import pandas as pd
+
+    from services.nlp.inputs import TEXT_COLUMNS
+
+    lower = filename.lower()
+    if not lower.endswith((".csv", ".tsv")):
+        return None
+    tsv = lower.endswith(".tsv")
+    try:
+        table = pd.read_csv(
+            io.StringIO(data.decode("utf-8-sig")),
+            sep="\t" if tsv else ",",
+            quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+        )
+    except (ValueError, csv.Error, UnicodeDecodeError):
+        return None
+    names = {str(c).strip().lower(): c for c in table.columns}
+    column = next((names[n] for n in TEXT_COLUMNS if n in names), None)
+    if column is None:
+        return None
+    table = table[table[column].str.strip() != ""].reset_index(drop=True)
+    if table[column].tolist() != list(texts):
+        return None  # never misalign a prediction with someone else's row
+    return table
+
+
+def batch_table(data: bytes, filename: str, texts: Sequence[str], results: Sequence[dict]):
+    """The result table: the user's own columns in their order, then the model's columns after them.
+
+    A user column with the same name as a model column (say a hand-made `label`) is kept as it is and
+    the model's column is called `label (model)`.
+    """
+    import pandas as pd
+
+    predictions = pd.DataFrame(
+        [
+            {
+                "label": row.get("label", ""),
+                "confidence": row.get("confidence"),
+                "low_confidence": row.get("low_confidence"),
+                "reading": row.get("reading", ""),
+                "chunked": row.get("chunked"),
+                "error": row.get("error", {}).get("message", ""),
+            }
+            for row in results
+        ]
+    )
+    table = user_columns(data, filename, texts)
+    if table is None:
+        table = pd.DataFrame({"text": list(texts)})
+    taken = {str(c).strip().lower() for c in table.columns}
+    predictions.columns = [f"{c} (model)" if c in taken else c for c in predictions.columns]
+    return pd.concat([table, predictions], axis=1)

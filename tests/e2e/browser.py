@@ -19,3 +19,41 @@ def upload(page, path, index: int = 0) -> None:
     page.get_by_test_id("stFileUploaderDropzoneInput").nth(index).set_input_files(str(path))
     page.wait_for_timeout(300)
     wait_for_idle(page)
+
+
+PHONE = {"width": 390, "height": 844}
+
+# Elements wider than the screen, or scrolled sideways, anywhere on the page (not counting content
+# inside a box that scrolls on its own, such as a table). Same check as the Vision phone test's.
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrollers = [document.documentElement, document.body,
+    ...document.querySelectorAll('[data-testid="stAppViewContainer"], [data-testid="stMain"], section.main')];
+  const scrolled = scrollers.filter(e => e && e.scrollWidth > e.clientWidth + 1)
+    .map(e => (e.getAttribute('data-testid') || e.tagName) + ' ' + e.scrollWidth + '>' + e.clientWidth);
+  const wide = [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return false;
+    let p = e.parentElement;
+    while (p) { const s = getComputedStyle(p);
+      if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p.scrollWidth > p.clientWidth) return false;
+      p = p.parentElement; }
+    return r.right > width + 1 || r.left < -1;
+  }).slice(0, 5).map(e => e.tagName + '.' + (e.getAttribute('data-testid') || e.className));
+  return {scrolled, wide};
+}"""
+
+
+def assert_no_sideways_scroll(page) -> None:
+    found = page.evaluate(OVERFLOW_JS)
+    assert not found["scrolled"] and not found["wide"], found
+
+
+def in_viewport(page, selector: str, upper: float = 0.5) -> bool:
+    """Whether the top of the first element matching `selector` is in the upper `upper` share of the
+    screen: brought into view, not merely peeking in at the bottom."""
+    return page.evaluate(
+        """([sel, upper]) => { const e = document.querySelector(sel); if (!e) return false;
+                    const r = e.getBoundingClientRect(); return r.top >= -2 && r.top < upper * window.innerHeight; }""",
+        [selector, upper],
+    )

@@ -20,15 +20,26 @@ el => {
   svg.querySelectorAll('.role-mark').forEach(group => {
     if (!group.childElementCount || group.classList.contains('role-axis')) return;
     if (group.classList.contains('mark-text')) return;  // labels are not data
-    const box = group.getBBox();
+    // On-screen boxes: getBBox() is in each group's own coordinates, and Vega puts some marks (bars
+    // with rounded ends) in one translated group per bar, which all read y = 0 there.
+    const box = group.getBoundingClientRect();
     if (!box.height && !box.width) return;
     count += group.childElementCount;
-    top = Math.min(top, box.y);
-    bottom = Math.max(bottom, box.y + box.height);
+    top = Math.min(top, box.top);
+    bottom = Math.max(bottom, box.bottom);
   });
   return {plotHeight: plot.height, plotWidth: plot.width, marks: count, markSpan: count ? bottom - top : 0};
 }
 """
+
+
+def wait_for_charts(page, count: int, timeout_ms: int = 30_000) -> None:
+    """Wait until `count` charts have an SVG: Streamlit mounts them after the text around them."""
+    page.wait_for_function(
+        "n => document.querySelectorAll(\"[data-testid='stVegaLiteChart'] svg.marks\").length >= n",
+        arg=count,
+        timeout=timeout_ms,
+    )
 
 
 def measure_charts(page) -> list[dict]:

@@ -51,3 +51,25 @@ def test_batch_upload_shows_the_table(page, app_url):
     upload(page, REPO_ROOT / "models/nlp/examples/batch_reviews.csv")
     expect(page.get_by_text("Classified 6 texts")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("button", name="Download results (CSV)")).to_be_visible()
+
+
+def test_a_copied_link_reopens_the_same_text_with_its_answer(page, app_url, browser):
+    text = "Great food, rude staff."
+    open_page(page, app_url, "Language")
+    _analyse(page, text)
+    expect(page.get_by_text("Sentiment: mixed")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Copy link").click()
+    link = page.get_by_test_id("stPopoverBody").locator("code").first
+    expect(link).to_contain_text("?text=")
+    url = link.inner_text().strip()
+    assert url.startswith(app_url), url
+    # A second visitor (fresh context, no session) opens the link: same text, answered at once.
+    other = browser.new_context()
+    try:
+        visitor = other.new_page()
+        visitor.goto(url)
+        wait_for_idle(visitor)
+        expect(visitor.get_by_label("Text to analyse")).to_have_value(text, timeout=60_000)
+        expect(visitor.get_by_text("Sentiment: mixed")).to_be_visible(timeout=60_000)
+    finally:
+        other.close()

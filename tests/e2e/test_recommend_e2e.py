@@ -63,3 +63,34 @@ def test_example_profile_gives_picks_with_their_own_reasons(page, app_url):
     )
     print(f"recommendation page height with picks shown: {height} px")
     assert height < 2600, height
+
+
+def test_a_copied_link_reopens_the_same_ratings_and_picks(page, app_url, browser):
+    open_page(page, app_url, "Recommendation")
+    page.get_by_role("button", name="Drama lover").click()
+    wait_for_idle(page)
+    first_pick = page.get_by_text("Because you rated").first
+    expect(first_pick).to_be_visible(timeout=60_000)
+    picks = (
+        page.locator("[data-testid='stMarkdownContainer']")
+        .filter(has_text="Because you rated")
+        .last.inner_text()
+    )
+    page.get_by_role("button", name="Copy link").click()
+    link = page.get_by_test_id("stPopoverBody").locator("code").first
+    expect(link).to_contain_text("?ratings=")
+    other = browser.new_context()  # a second visitor, no session of the first
+    try:
+        visitor = other.new_page()
+        visitor.goto(link.inner_text().strip())
+        wait_for_idle(visitor)
+        expect(visitor.get_by_text("Because you rated").first).to_be_visible(timeout=60_000)
+        expect(visitor.get_by_text("None yet.")).to_have_count(0)
+        reopened = (
+            visitor.locator("[data-testid='stMarkdownContainer']")
+            .filter(has_text="Because you rated")
+            .last.inner_text()
+        )
+        assert reopened == picks  # same ratings, same picks, same reasons
+    finally:
+        other.close()

@@ -1,0 +1,46 @@
+"""On a 390×844 phone the answer comes into view by itself on Language and Recommendation (the Speech
+page has its own phone test), and neither page scrolls sideways."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser import PHONE, assert_no_sideways_scroll, in_viewport, open_page, wait_for_idle
+
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=1)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_language_answer_comes_into_view(phone, app_url):
+    page = phone
+    open_page(page, app_url, "Language")
+    assert_no_sideways_scroll(page)
+    page.get_by_label("Text to analyse").fill("The soup was cold, the waiter rude and the bill wrong.")
+    page.get_by_role("button", name="Analyse sentiment").tap()
+    wait_for_idle(page)
+    expect(page.get_by_text("Sentiment: negative")).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(800)  # the scroll runs once the result's frame has loaded
+    assert in_viewport(page, ".st-key-nlp_result")
+    assert_no_sideways_scroll(page)
+
+
+def test_recommendations_come_into_view(phone, app_url):
+    page = phone
+    open_page(page, app_url, "Recommendation")
+    assert_no_sideways_scroll(page)
+    example = page.get_by_role("button", name="Sci fi fan")
+    example.scroll_into_view_if_needed()
+    example.tap()
+    wait_for_idle(page)
+    expect(page.get_by_text("Because you rated").first).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(800)
+    assert in_viewport(page, ".st-key-rec_result")
+    assert_no_sideways_scroll(page)
