@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pages.ui import (
@@ -121,7 +122,7 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     """The number in large type, the boxes over the picture, and each digit's view on selection."""
     digits = result["digits"]
     kind = "digit" if len(digits) == 1 else f"number ({len(digits)} digits)"
-    st.subheader(f"Predicted {kind.split(' ')[0]}: {result['label']}")
+    st.subheader(f"Predicted {kind.split(' ')[0]}: {result['label']}", anchor=f"vision-result-{key}")
     # Large type for the number read, in Markdown (no raw HTML); a 12-digit number still fits a phone.
     st.markdown(f"# {' '.join(result['label']) if len(result['label']) > 8 else result['label']}")
     st.caption(f"Confidence of the whole {kind}: {result['confidence']:.1%}")
@@ -158,6 +159,36 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     polarity = "dark ink on light paper (inverted)" if result["inverted"] else "light ink on dark"
     source = "drawing" if result["format"] == "array" else result["format"]
     st.caption(f"Read as {polarity}; {source} {result['size'][0]}×{result['size'][1]}")
+
+
+# Static script, no user data in it (only a constant anchor and a counter): on a phone the example
+# gallery is taller than the screen, so the result rendered under it would stay out of sight. It
+# scrolls only when the result's heading is not already fully visible (desktops rarely need it),
+# and leaves room for Streamlit's fixed header.
+SCROLL_JS = """<script>/* {nonce} */
+(() => {{
+  let tries = 0;
+  const go = () => {{
+    const el = window.parent.document.getElementById("{anchor}");
+    if (!el) {{ if (++tries < 40) setTimeout(go, 100); return; }}
+    const r = el.getBoundingClientRect();
+    if (r.top < 64 || r.bottom > window.parent.innerHeight) {{
+      el.style.scrollMarginTop = "4.5rem";
+      el.scrollIntoView({{block: "start"}});
+    }}
+  }};
+  go();
+}})();
+</script>"""
+
+
+def scroll_to_result(key: str, nonce: int) -> None:
+    """Bring show_result's heading for `key` into view; runs again only when `nonce` changes.
+
+    A components.html iframe with the same content is not reloaded on reruns, so the page does not
+    jump back to the result when the user scrolls away and touches another control.
+    """
+    components.html(SCROLL_JS.format(anchor=f"vision-result-{key}", nonce=int(nonce)), height=0)
 
 
 def read_upload(data: bytes, key: str) -> None:
@@ -291,19 +322,44 @@ with camera_tab:
     camera_section()
 
 
-def _clear_canvas() -> None:
-    # A new key mounts a fresh, empty canvas: the component keeps its strokes per key.
+MAX_SNAPSHOTS = 64  # strokes of one drawing whose pictures are kept for Undo (a few kB each, PNG)
+
+
+def _remount_canvas() -> None:
+    # A new key mounts a fresh canvas: the component keeps its strokes per key.
     st.session_state["vision_canvas_rev"] = st.session_state.get("vision_canvas_rev", 0) + 1
     st.session_state["vision_canvas_initial"] = None
+
+
+def _clear_canvas() -> None:
+    _remount_canvas()
+    st.session_state["vision_canvas_snapshots"] = {}
 
 
 def _undo_stroke(drawing: dict) -> None:
     # The canvas's own undo sits in a toolbar that phones show only on hover: redraw all but the
     # last stroke instead, as the initial drawing of a freshly mounted canvas.
     objects = list(drawing.get("objects") or [])
-    _clear_canvas()
-    if len(objects) > 1:
-        st.session_state["vision_canvas_initial"] = {**drawing, "objects": objects[:-1]}
+    if len(objects) <= 1:
+        _clear_canvas()
+        return
+    _remount_canvas()
+    st.session_state["vision_canvas_initial"] = {**drawing, "objects": objects[:-1]}
+
+
+def _remember(count: int, image: np.ndarray) -> None:
+    """Keep the picture the canvas sent with `count` strokes, for an Undo back to that many."""
+    snapshots = st.session_state.setdefault("vision_canvas_snapshots", {})
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")  # lossless
+    snapshots[count] = buffer.getvalue()
+    for stale in sorted(snapshots)[:-MAX_SNAPSHOTS]:
+        del snapshots[stale]
+
+
+def _recalled(count: int) -> np.ndarray | None:
+    data = st.session_state.get("vision_canvas_snapshots", {}).get(count)
+    return None if data is None else np.asarray(Image.open(io.BytesIO(data)))
 
 
 @st.fragment
@@ -333,6 +389,18 @@ def draw_section() -> None:
         )
         drawing = (canvas.json_data if canvas is not None else None) or {}
         drawn = drawing.get("objects")
+        picture = canvas.image_data if canvas is not None and drawn else None
+        initial = st.session_state.get("vision_canvas_initial")
+        if drawn and picture is not None:
+            _remember(len(drawn), picture)
+        elif initial and initial.get("objects"):
+            # After Undo the remounted canvas shows the remaining strokes, and lists them, but sends
+            # no picture until the next stroke (seen in Chromium): read the picture it sent when it
+            # last held that many strokes, which were these very strokes (Undo only ever takes the
+            # last one away).
+            if not drawn:
+                drawing, drawn = initial, initial["objects"]
+            picture = _recalled(len(drawn))
         clear_col, undo_col = st.columns(2)
         clear_col.button(
             "Clear canvas", icon=":material/delete:", on_click=_clear_canvas, key="vision_canvas_clear"
@@ -345,10 +413,12 @@ def draw_section() -> None:
             disabled=not drawn,
             key="vision_canvas_undo",
         )
-        if drawn and canvas.image_data is not None:
+        if drawn and picture is not None:
             with user_facing_errors("reading your drawing"):
-                result = cached_service("vision").predict_array(canvas.image_data, explain=True)
-                show_result(result, _canvas_picture(canvas.image_data), key="canvas")
+                result = cached_service("vision").predict_array(picture, explain=True)
+                show_result(result, _canvas_picture(picture), key="canvas")
+        elif drawn:  # strokes on screen whose picture was not kept (over MAX_SNAPSHOTS undone)
+            st.info("Add a stroke to read the drawing again.", icon=":material/draw:")
         else:
             st.info("Nothing drawn yet.", icon=":material/draw:")
 
@@ -378,6 +448,9 @@ def examples_section() -> None:
                     width="stretch",
                 ):
                     st.session_state["vision_example"] = example["name"]
+                    st.session_state["vision_example_clicks"] = (
+                        st.session_state.get("vision_example_clicks", 0) + 1
+                    )
     chosen = st.session_state.get("vision_example") or shared_input("example")
     match = [e for e in examples if e["name"] == chosen]
     if match:
@@ -390,6 +463,7 @@ def examples_section() -> None:
             result = cached_call("vision", "predict", data, explain=True)
             show_result(result, preview_rgb(data), key="example")
             result_actions(result, share={"example": example["name"]}, key="example")
+        scroll_to_result("example", st.session_state.get("vision_example_clicks", 0))
 
 
 with examples_tab:

@@ -69,7 +69,13 @@ class SegmentConfig:
     split_log_price: float = -0.35  # log-score price of each extra piece (cut only when clearly better)
     wide_piece: float = 1.6  # pieces wider than this × the typical digit width ...
     wide_log_price: float = -3.0  # ... pay this log-score per typical width beyond it
-    single_aspect: float = 1.0  # parts spanning no more than this × their height may be one digit
+    single_aspect: float = 1.0  # parts spanning no more than this × their height may be one digit ...
+    # ... unless every part is at least this × their joint height and reads at `sure_pieces`: then
+    # they are digits side by side (a "1" beside a 2 spans less than a digit's height, and the CNN
+    # still reads the squeezed pair as a 2). A broken digit has a shorter part (the top of a 5, the
+    # bar of a 7). Chosen on numbers and single digits composed from MNIST train digits: 0.7-0.8
+    # gave the same decisions there, 0.85 already kept pairs like "11" together.
+    separate_height: float = 0.75
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
 
 
@@ -471,11 +477,19 @@ def _whole_if_one_digit(
     level: np.ndarray, groups: list[_Group], scorer: Scorer, pre: PreprocessConfig, cfg: SegmentConfig
 ) -> list[_Group]:
     """Parts that together are no wider than one digit may be one digit cut apart (a tight crop's
-    0 whose sides were taken for ruled lines, a 4 written in two strokes): the CNN decides."""
+    0 whose sides were taken for ruled lines, a 4 written in two strokes): the CNN decides.
+
+    Not when every part is about as tall as the whole and reads clearly on its own: that is a
+    narrow number such as "12", and the CNN's confident reading of the pair squeezed into one
+    28×28 (often just the 2) must not swallow the 1.
+    """
     whole = _union(level, groups)
     if whole is None or whole.width > cfg.single_aspect * whole.height:
         return groups
     confidence = np.clip(scorer(np.stack([_crop(level, g, pre) for g in [whole, *groups]])), 1e-6, 1.0)
+    full_height = all(g.height >= cfg.separate_height * whole.height for g in groups)
+    if full_height and float(confidence[1:].min()) >= cfg.sure_pieces:
+        return groups
     parts_score = float(np.log(confidence[1:]).sum()) + cfg.split_log_price * (len(groups) - 1)
     return [whole] if float(np.log(confidence[0])) >= parts_score else groups
 

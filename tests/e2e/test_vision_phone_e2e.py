@@ -48,6 +48,20 @@ def phone(browser):
 def _no_sideways_scroll(page) -> None:
     found = page.evaluate(OVERFLOW_JS)
     assert not found["scrolled"] and not found["wide"], found
+    # The plain measure a phone user feels: the document cannot be dragged sideways.
+    widths = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths
+
+
+def _stroke(page, x: float, top: float, height: float) -> None:
+    """A slightly slanted vertical stroke (a 1), drawn with the mouse, released to send it."""
+    page.mouse.move(x, top + height * 0.15)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + step * 0.5, top + height * (0.15 + 0.07 * step))
+    page.mouse.up()
+    page.wait_for_timeout(400)
+    wait_for_idle(page)
 
 
 def test_phone_reads_a_number_without_sideways_scrolling(phone, app_url):
@@ -93,3 +107,53 @@ def test_phone_reaches_every_tab_and_the_camera(phone, app_url):
     box = canvas.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
     _no_sideways_scroll(page)
+
+
+def test_phone_example_result_is_in_view(phone, app_url):
+    """The gallery is taller than a phone screen: the result of a click must not be left below it."""
+    page = phone
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Examples")).click()
+    wait_for_idle(page)
+    tile = page.get_by_role("button", name="Digit 7").first
+    tile.scroll_into_view_if_needed()
+    tile.click()
+    wait_for_idle(page)
+    heading = page.get_by_text("Predicted digit: 7")
+    expect(heading).to_be_visible(timeout=TIMEOUT_MS)
+    expect(heading).to_be_in_viewport(timeout=10_000)
+    _no_sideways_scroll(page)
+
+
+def test_phone_canvas_buttons_and_undo(phone, app_url):
+    """Clear and Undo are plain buttons a finger can reach (no hover toolbar); Undo takes back a stroke."""
+    page = phone
+    open_page(page, app_url, "Vision")
+    page.get_by_role("tab", name=re.compile("Draw")).click()
+    wait_for_idle(page)
+    canvas = page.locator("canvas").last
+    canvas.wait_for(timeout=TIMEOUT_MS)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    _stroke(page, box["x"] + box["width"] * 0.3, box["y"], box["height"])
+    _stroke(page, box["x"] + box["width"] * 0.65, box["y"], box["height"])
+    expect(page.get_by_text("Predicted number: 11")).to_be_visible(timeout=TIMEOUT_MS)
+    clear = page.get_by_role("button", name=re.compile("Clear canvas"))
+    undo = page.get_by_role("button", name=re.compile("Undo last stroke"))
+    for button in (clear, undo):
+        button.scroll_into_view_if_needed()
+        expect(button).to_be_visible()
+        expect(button).to_be_enabled()
+        found = button.bounding_box()
+        assert found is not None and found["x"] >= 0 and found["x"] + found["width"] <= PHONE["width"], found
+    _no_sideways_scroll(page)
+    undo.click()
+    wait_for_idle(page)
+    expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Predicted number: 11")).to_have_count(0)
+    expect(page.get_by_text("Nothing drawn yet.")).to_have_count(0)
+    clear.click()
+    wait_for_idle(page)
+    expect(page.get_by_text("Nothing drawn yet.")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_text(re.compile("Predicted (digit|number)"))).to_have_count(0)
