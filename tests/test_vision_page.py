@@ -149,3 +149,15 @@ def test_canvas_clear_and_undo_are_plain_buttons(app):
     assert not app.exception
     assert app.session_state["vision_canvas_rev"] == revision + 1
     assert app.session_state["vision_canvas_initial"] is None
+
+
+def test_about_box_shows_the_whole_number_figures_beside_mnist(app):
+    import json
+
+    metrics = json.loads((REPO_ROOT / "models" / "vision" / "metrics.json").read_text())
+    about = " ".join(_texts(app.markdown))
+    assert f"{metrics['accuracy']:.2%}" in about
+    for kind in ("handwritten_photo", "printed_photo", "canvas"):
+        figures = metrics["numbers"][kind]
+        assert f"{figures['exact_match']:.1%} of {figures['n']} {kind.replace('_', ' ')}s" in about
+    assert "MiB" not in about
