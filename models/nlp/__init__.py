@@ -204,11 +204,22 @@ def _mean_pooled_classifier_class():
 
 def _pretrained_classifier(settings: FineTuneSettings, num_labels: int) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as transformers_logging
 
     model_class = (
         _mean_pooled_classifier_class() if settings.pooling == "mean" else AutoModelForSequenceClassification
     )
-    base = model_class.from_pretrained(base_model_path(), num_labels=num_labels)
+    # The base checkpoint has a pooler and no classifier head, as expected for a new head: without this
+    # transformers prints a "LOAD REPORT" table of those keys into every server log and CLI output.
+    previous, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        base = model_class.from_pretrained(base_model_path(), num_labels=num_labels)
+    finally:
+        transformers_logging.set_verbosity(previous)
+        if bars:
+            transformers_logging.enable_progress_bar()
     base.config.id2label = dict(enumerate(LABELS))
     base.config.label2id = {label: i for i, label in enumerate(LABELS)}
     return base
