@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run api serve serve-stop loadtest loadtest-ui system-deps-train test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api serve serve-stop loadtest loadtest-ui screenshots system-deps-train test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ api: install system-deps
 
 test: install-dev system-deps-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+screenshots: install-dev system-deps-test
+	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots_e2e.py
 
 test-fast: install-dev
 	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -55,7 +55,8 @@ with st.expander("About this model and its limits", icon=":material/info:"):
         (kind, numbers[kind]) for kind in ("handwritten_photo", "printed_photo", "canvas") if kind in numbers
     ]
     number_line = ", ".join(
-        f"{figures['exact_match']:.1%} of {figures['n']} {kind.replace('_', ' ')}s" for kind, figures in number_kinds
+        f"{figures['exact_match']:.1%} of {figures['n']} {kind.replace('_', ' ')}s"
+        for kind, figures in number_kinds
     )
     st.markdown(
         f"""

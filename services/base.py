@@ -86,7 +86,7 @@ class Service(ABC):
     def self_test(self) -> dict[str, Any]:
         """Answer a bundled example: {"input", "output", "latency_ms"} for the home page."""
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 - an optional hook: most services defer nothing
         """Build what a service defers to keep its start short (nothing by default).
 
         Called in the background once every model answers, so that the first request which needs

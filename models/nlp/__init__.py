@@ -341,7 +341,9 @@ class OnnxSentimentClassifier:
         def model_logits() -> list:
             nonlocal reference
             with torch.no_grad():
-                logits = build_model().cpu()(input_ids=example_ids, attention_mask=torch.ones_like(example_ids))
+                logits = build_model().cpu()(
+                    input_ids=example_ids, attention_mask=torch.ones_like(example_ids)
+                )
             reference = logits.logits.tolist()
             return reference
 

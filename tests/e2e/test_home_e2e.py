@@ -27,9 +27,7 @@ def test_home_page_shows_all_four_self_tests(page, app_url):
 
 
 def _background_luminance(page) -> float:
-    rgb = page.evaluate(
-        "getComputedStyle(document.querySelector(\"[data-testid='stApp']\")).backgroundColor"
-    )
+    rgb = page.evaluate("getComputedStyle(document.querySelector(\"[data-testid='stApp']\")).backgroundColor")
     red, green, blue = (int(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
