@@ -24,7 +24,7 @@ def upload(page, path, index: int = 0) -> None:
 PHONE = {"width": 390, "height": 844}
 
 # Elements wider than the screen, or scrolled sideways, anywhere on the page (not counting content
-# inside a box that scrolls on its own, such as a table). Same check as the Vision phone test's.
+# inside a box that scrolls on its own, such as a table). The phone tests of every page use it.
 OVERFLOW_JS = """() => {
   const width = document.documentElement.clientWidth;
   const scrollers = [document.documentElement, document.body,

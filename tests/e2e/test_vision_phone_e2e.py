@@ -10,31 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from models.vision import EXAMPLES_DIR
-from tests.e2e.browser import open_page, upload, wait_for_idle
+from tests.e2e.browser import OVERFLOW_JS, PHONE, open_page, upload, wait_for_idle
 
-PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 90_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
-
-# Elements wider than the screen, or scrolled sideways, anywhere on the page (not counting content
-# inside a box that scrolls on its own, such as a table).
-OVERFLOW_JS = """() => {
-  const width = document.documentElement.clientWidth;
-  const scrollers = [document.documentElement, document.body,
-    ...document.querySelectorAll('[data-testid="stAppViewContainer"], [data-testid="stMain"], section.main')];
-  const scrolled = scrollers.filter(e => e && e.scrollWidth > e.clientWidth + 1)
-    .map(e => (e.getAttribute('data-testid') || e.tagName) + ' ' + e.scrollWidth + '>' + e.clientWidth);
-  const wide = [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {
-    const r = e.getBoundingClientRect();
-    if (r.width === 0 || r.height === 0) return false;
-    let p = e.parentElement;
-    while (p) { const s = getComputedStyle(p);
-      if (['auto', 'scroll', 'hidden'].includes(s.overflowX) && p.scrollWidth > p.clientWidth) return false;
-      p = p.parentElement; }
-    return r.right > width + 1 || r.left < -1;
-  }).slice(0, 5).map(e => e.tagName + '.' + (e.getAttribute('data-testid') || e.className));
-  return {scrolled, wide};
-}"""
 
 
 @pytest.fixture
