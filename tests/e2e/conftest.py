@@ -57,3 +57,14 @@ def app_url() -> str:
         pytest.fail(f"{err}:\n{log.read()[-3000:]}", pytrace=False)
     yield url
     stop_app(server)
+
+
+@pytest.fixture
+def phone(browser):
+    """A page in a fresh 390×844 touch context, as a phone shows the app (retina scale for screenshots)."""
+    from tests.e2e.browser import PHONE
+
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    yield page
+    context.close()

@@ -3,20 +3,11 @@ page has its own phone test), and neither page scrolls sideways."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import PHONE, assert_no_sideways_scroll, in_viewport, open_page, wait_for_idle
+from tests.e2e.browser import assert_no_sideways_scroll, in_viewport, open_page, wait_for_idle
 
 TIMEOUT_MS = 90_000
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=1)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def test_language_answer_comes_into_view(phone, app_url):

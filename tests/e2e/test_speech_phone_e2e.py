@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import PHONE, assert_no_sideways_scroll, in_viewport, open_page, wait_for_idle
 
 TIMEOUT_MS = 90_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def test_speech_on_a_phone(phone, app_url):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import expect
 
 from models.vision import EXAMPLES_DIR
@@ -14,14 +13,6 @@ from tests.e2e.browser import OVERFLOW_JS, PHONE, open_page, upload, wait_for_id
 
 TIMEOUT_MS = 90_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
-
-
-@pytest.fixture
-def phone(browser):
-    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _no_sideways_scroll(page) -> None:
