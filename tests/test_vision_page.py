@@ -31,11 +31,33 @@ def _texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
-def test_page_renders_with_tabs_and_gallery(app):
+def open_tab(app: AppTest, name: str) -> AppTest:
+    """Select a tab as a click does (the tabs rerun the page and run only the open one)."""
+    (label,) = [t.label for t in app.tabs if t.label.endswith(f" {name}")]
+    app.session_state["vision_tab"] = label
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_page_renders_with_tabs_and_only_the_open_one_runs(app):
     assert "Vision" in app.title[0].value
     assert [t.label.split(" ", 1)[-1] for t in app.tabs] == ["Upload", "Camera", "Draw", "Examples"]
-    assert any(b.label.startswith("Digit ") for b in app.button)
+    assert app.file_uploader  # Upload is open first
+    assert not any(b.label.startswith("Digit ") for b in app.button)  # the gallery is not built yet
     assert not app.subheader  # no result before any input
+    open_tab(app, "Examples")
+    assert any(b.label.startswith("Digit ") for b in app.button)
+    assert not app.file_uploader
+
+
+def test_a_shared_example_link_opens_on_the_gallery():
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120)
+    at.switch_page(PAGE)
+    at.query_params["example"] = "mnist_test_0001.png"
+    at.run()
+    assert not at.exception, at.exception
+    assert "Predicted digit: 2" in _texts(at.subheader)
 
 
 def test_single_upload_shows_the_prediction(app):
@@ -71,7 +93,7 @@ def test_many_uploads_give_a_table_and_csv(app):
 
 def test_clicking_an_example_recognises_it(app):
     name = "mnist_test_0001.png"  # a 2
-    app.button(key=f"example_{name}").click().run()
+    open_tab(app, "Examples").button(key=f"example_{name}").click().run()
     assert not app.exception
     assert "Predicted digit: 2" in _texts(app.subheader)
     assert any("true digit: 2" in m for m in _texts(app.markdown))
@@ -113,6 +135,7 @@ def test_a_whole_number_is_read_with_a_view_per_digit(app):
 
 
 def test_the_camera_is_offered_behind_a_switch(app):
+    open_tab(app, "Camera")
     assert not app.get("camera_input")
     app.toggle(key="vision_camera_on").set_value(True).run()
     assert not app.exception
@@ -121,7 +144,7 @@ def test_the_camera_is_offered_behind_a_switch(app):
 
 
 def test_the_canvas_comes_in_a_phone_and_a_wide_size(app):
-    sizes = app.radio(key="vision_canvas_size")
+    sizes = open_tab(app, "Draw").radio(key="vision_canvas_size")
     assert list(sizes.options) == ["Phone width", "Wide"]
     sizes.set_value("Wide").run()
     assert not app.exception
@@ -140,7 +163,7 @@ def test_a_heic_phone_photo_is_read_and_shown(app):
 
 def test_canvas_clear_and_undo_are_plain_buttons(app):
     """Always on screen (not the canvas toolbar's hover icons); Clear mounts a fresh canvas."""
-    clear = app.button(key="vision_canvas_clear")
+    clear = open_tab(app, "Draw").button(key="vision_canvas_clear")
     undo = app.button(key="vision_canvas_undo")
     assert clear.label == "Clear canvas" and undo.label == "Undo last stroke"
     assert undo.disabled  # nothing drawn yet
