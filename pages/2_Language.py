@@ -15,7 +15,7 @@ from pages.ui import (
     shared_input,
     user_facing_errors,
 )
-from pages.ui.language import batch_table, domain_table, out_of_domain_summary, show_sentiment
+from pages.ui.language import batch_table, domain_table_markdown, out_of_domain_summary, show_sentiment
 from services import nlp
 
 setup_page(
@@ -66,18 +66,21 @@ with st.expander("About these models and their limits", icon=":material/info:"):
   {nlp.MAX_BATCH_TEXTS:,} texts.
 """
     )
-    table = domain_table(metrics)
+    table = domain_table_markdown(metrics)
     if table:
-        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.markdown(table)
         st.caption(f"Measured by `{metrics.get('command', 'python -m models evaluate nlp')}`.")
 
+# Only the open tab runs (and only its widgets' scripts reach a first-time visitor's browser).
 sentiment_tab, similarity_tab, summary_tab, batch_tab = st.tabs(
     [
         ":material/mood: Sentiment",
         ":material/compare_arrows: Similarity",
         ":material/summarize: Summary",
         ":material/table_view: Batch",
-    ]
+    ],
+    on_change="rerun",
+    key="nlp_tab",
 )
 
 
@@ -115,8 +118,9 @@ def sentiment_section() -> None:
             scroll_into_view_on_phone("nlp_result", f"{explain}:{text}")
 
 
-with sentiment_tab:
-    sentiment_section()
+if sentiment_tab.open:
+    with sentiment_tab:
+        sentiment_section()
 
 
 # ---- similarity ----------------------------------------------------------------------------------
@@ -139,8 +143,9 @@ def similarity_section() -> None:
             latency_caption(sim["latency_ms"])
 
 
-with similarity_tab:
-    similarity_section()
+if similarity_tab.open:
+    with similarity_tab:
+        similarity_section()
 
 
 # ---- summary -------------------------------------------------------------------------------------
@@ -167,8 +172,9 @@ def summary_section() -> None:
             latency_caption(summary["latency_ms"])
 
 
-with summary_tab:
-    summary_section()
+if summary_tab.open:
+    with summary_tab:
+        summary_section()
 
 
 # ---- batch ---------------------------------------------------------------------------------------
@@ -211,5 +217,6 @@ def batch_section() -> None:
             latency_caption(sum(r.get("latency_ms", 0.0) for r in results))
 
 
-with batch_tab:
-    batch_section()
+if batch_tab.open:
+    with batch_tab:
+        batch_section()

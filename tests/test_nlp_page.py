@@ -3,6 +3,8 @@ summary, batch upload, the per-domain table."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,6 +17,15 @@ pytestmark = pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="co
 
 def _page() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _open_tab(at: AppTest, name: str) -> AppTest:
+    """Select a tab as a click does (the tabs rerun the page and run only the open one)."""
+    (label,) = [t.label for t in at.tabs if t.label.endswith(f" {name}")]
+    at.session_state["nlp_tab"] = label
+    at.run()
     assert not at.exception, at.exception
     return at
 
@@ -82,26 +93,26 @@ def test_several_sentences_get_one_reading_each():
 
 def test_about_box_shows_the_test_only_table():
     at = _page()
-    frames = [df.value for df in at.dataframe]
-    table = next((f for f in frames if "test-only set" in f.columns), None)
-    assert table is not None
-    assert {"accuracy", "ECE"} <= set(table.columns)
-    assert "opener_en_hotels" in set(table["test-only set"])
+    metrics = json.loads((REPO_ROOT / "models" / "nlp" / "metrics.json").read_text())
+    (table,) = [m.value for m in at.markdown if str(m.value).startswith("| test-only set |")]
+    assert "| accuracy | ECE |" in table
+    hotels = metrics["test_sets"]["opener_en_hotels"]
+    assert f"| opener en hotels | {hotels['n']:,} | {hotels['accuracy']:.1%} | {hotels['ece']:.3f} |" in table
 
 
 def test_similarity_and_summary_tabs():
-    at = _page()
-    at.button[1].click().run()  # Compare (bundled pair)
+    at = _open_tab(_page(), "Similarity")
+    at.button[0].click().run()  # Compare (bundled pair)
     assert not at.exception
     assert any(m.label == "Cosine similarity" for m in at.metric)
-    at.button[2].click().run()  # Summarise (bundled article)
+    _open_tab(at, "Summary").button[0].click().run()  # Summarise (bundled article)
     assert not at.exception
     assert "Summary" in _all_markdown(at)
     assert len(at.text) == 3
 
 
 def test_batch_upload_and_bad_file():
-    at = _page()
+    at = _open_tab(_page(), "Batch")
     at.file_uploader[0].set_value(("reviews.csv", b"text\nLovely film.\nAwful film.\n\n", "text/csv")).run()
     assert not at.exception
     assert any("Classified 2 texts: 1 positive, 1 negative" in s.value for s in at.success)
@@ -112,7 +123,7 @@ def test_batch_upload_and_bad_file():
 
 
 def test_batch_csv_keeps_the_users_other_columns():
-    at = _page()
+    at = _open_tab(_page(), "Batch")
     csv = b'id,text,stars,label\n7,"Lovely film, truly.",5,pos\n\n9,Awful film.,1,neg\n'
     at.file_uploader[0].set_value(("reviews.csv", csv, "text/csv")).run()
     assert not at.exception
@@ -127,7 +138,7 @@ def test_batch_csv_keeps_the_users_other_columns():
 
 
 def test_batch_txt_gets_a_text_column_and_the_predictions():
-    at = _page()
+    at = _open_tab(_page(), "Batch")
     at.file_uploader[0].set_value(("reviews.txt", b"Lovely film.\nAwful film.\n", "text/plain")).run()
     assert not at.exception
     table = next(df.value for df in at.dataframe if "confidence" in df.value.columns)

@@ -206,6 +206,26 @@ def domain_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def domain_table_markdown(metrics: dict[str, Any]) -> str:
+    """The same rows as a Markdown table ("" when nothing was scored): a static table needs none of
+    the interactive grid's scripts, which a first visit would otherwise download to show six rows."""
+    rows = domain_table(metrics)
+    if not rows:
+        return ""
+
+    def cell(value: Any, pattern: str) -> str:
+        return pattern.format(value) if isinstance(value, int | float) else "–"
+
+    lines = ["| test-only set | sentences | accuracy | ECE |", "|---|--:|--:|--:|"]
+    lines += [
+        # spaces, not underscores, so that a long set name wraps on a phone instead of widening the page
+        f"| {row['test-only set'].replace('_', ' ')} | {cell(row['sentences'], '{:,}')} | {cell(row['accuracy'], '{:.1%}')} "
+        f"| {cell(row['ECE'], '{:.3f}')} |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
 PREDICTION_COLUMNS = ("label", "confidence", "low_confidence", "reading", "chunked", "error")
 
 
