@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,10 @@ def camera_section() -> None:
     if st.toggle("Use the camera", key="vision_camera_on", help="Phones use the back or front camera"):
         shot = st.camera_input("Take a photo", key="vision_camera")
         if shot is not None:
-            read_upload(shot.getvalue(), key="camera")
+            photo = shot.getvalue()
+            read_upload(photo, key="camera")
+            # The answer lands below the camera's viewfinder, off a phone's screen: bring it up, once per photo.
+            scroll_to_result("camera", zlib.crc32(photo))
         else:
             st.caption("Hold the number flat and fill the frame with it, then take the photo.")
     else:
