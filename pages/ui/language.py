@@ -88,38 +88,48 @@ def attribution_markdown(text: str, words: Sequence[dict]) -> str:
     return "".join(out)
 
 
-def word_chart(text: str, words: Sequence[dict], top: int = 12):
-    """Bars of the strongest words' scores on one diverging scale (red negative, green positive), so
-    the exact strength of each word can be read off, not only its band."""
-    import altair as alt
-    import pandas as pd
-
+def word_chart(text: str, words: Sequence[dict], top: int = 12) -> dict | None:
+    """A Vega-Lite spec (plain data, see confidence_bars) of the strongest words' scores on one diverging
+    scale (red negative, green positive), so the exact strength of each word can be read off, not only
+    its band."""
     from pages.ui import chart_height
 
     shown = sorted(display_words(text, words), key=lambda w: abs(w["score"]), reverse=True)[:top]
     if not shown:
         return None
     peak = max(abs(w["score"]) for w in shown) or 1.0
-    frame = pd.DataFrame(
+    names = [w["word"] for w in shown]
+    rows = [
         {
-            "word": [f"{w['word']} ({i + 1})" if [x["word"] for x in shown].count(w["word"]) > 1 else w["word"]
-                     for i, w in enumerate(shown)],
-            "contribution": [w["score"] for w in shown],
+            "word": f"{w['word']} ({i + 1})" if names.count(w["word"]) > 1 else w["word"],
+            "contribution": w["score"],
         }
-    )  # fmt: skip
-    return (
-        alt.Chart(frame)
-        .mark_bar(cornerRadiusEnd=3)
-        .encode(
-            x=alt.X("contribution:Q", title="push towards positive (logits)"),
-            y=alt.Y("word:N", sort=alt.EncodingSortField("contribution", order="descending"), title=None),
-            color=alt.Color(
-                "contribution:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[-peak, peak]), legend=None
-            ),
-            tooltip=["word", alt.Tooltip("contribution:Q", format="+.3f")],
-        )
-        .properties(height=chart_height(20 * len(frame)))
-    )
+        for i, w in enumerate(shown)
+    ]
+    return {
+        "data": {"values": rows},
+        "mark": {"type": "bar", "cornerRadiusEnd": 3},
+        "encoding": {
+            "x": {"field": "contribution", "type": "quantitative", "title": "push towards positive (logits)"},
+            "y": {
+                "field": "word",
+                "type": "nominal",
+                "sort": {"field": "contribution", "order": "descending"},
+                "title": None,
+            },
+            "color": {
+                "field": "contribution",
+                "type": "quantitative",
+                "scale": {"scheme": "redyellowgreen", "domain": [-peak, peak]},
+                "legend": None,
+            },
+            "tooltip": [
+                {"field": "word", "type": "nominal"},
+                {"field": "contribution", "type": "quantitative", "format": "+.3f"},
+            ],
+        },
+        "height": chart_height(20 * len(rows)),
+    }
 
 
 def readings_markdown(parts: Sequence[dict]) -> str:
@@ -170,7 +180,7 @@ def show_sentiment(result: dict[str, Any]) -> None:
             st.markdown(attribution_markdown(result["text"], result["words"]))
         chart = word_chart(result["text"], result["words"])
         if chart is not None:
-            chart_col.altair_chart(chart, width="stretch")
+            chart_col.vega_lite_chart(spec=chart, width="stretch")
         st.caption(
             f"{result['attribution']['method']}; completeness gap {result['attribution']['delta']:+.3f} logits."
         )
