@@ -4,7 +4,9 @@ from the moment the server starts rather than at the first visit.
 `make run` and the browser tests start the app this way. Loading holds Python's lock for seconds
 (importing torch alone is ~3 s), which starves the web server if it runs while the first visitor's
 page is being served: so the home page starts the loading once it has rendered, and this launcher
-starts it a few seconds after the server is up when nobody has visited yet.
+starts it a few seconds after the server is up when nobody has visited yet. It also spares the
+server two costs Streamlit pays for every visitor: polling the config files, and reading each of the
+frontend's files from disk on every request (issue 15, `make loadtest-ui`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,53 @@ def _no_config_polling() -> None:
         bootstrap._install_config_watchers = lambda *args, **kwargs: None
 
 
+def _static_assets_from_memory() -> None:
+    """Serve the frontend's hashed scripts, styles and fonts from memory after their first read.
+
+    A first visit fetches about 80 of them; Starlette opens, stats and reads each file through worker
+    threads on every request, which was most of the server's CPU per new visitor (py-spy). The files
+    are content-hashed and never change while the server runs, so one read each is enough; anything
+    else (index.html, the manifest, 404s) goes through Streamlit's handler as before.
+    """
+    import mimetypes
+
+    from starlette.responses import Response
+    from streamlit.web.server.starlette import starlette_static_routes as routes
+
+    create_handler = routes.create_streamlit_static_handler
+
+    def create_memory_handler(directory: str, base_url: str | None):
+        handler = create_handler(directory, base_url)
+        original_get_response = handler.get_response
+        kept: dict[str, tuple[bytes, str, str]] = {}  # path -> (body, media type, Cache-Control)
+
+        async def get_response(path: str, scope):
+            hit = kept.get(path) if scope.get("method") == "GET" else None
+            if hit is not None:
+                body, media_type, cache_control = hit
+                return Response(body, media_type=media_type, headers={"Cache-Control": cache_control})
+            response = await original_get_response(path, scope)
+            cache_control = response.headers.get("Cache-Control", "")
+            file_path = getattr(response, "path", None)
+            if response.status_code == 200 and "immutable" in cache_control and file_path:
+                with open(file_path, "rb") as asset:
+                    body = asset.read()
+                media_type = (
+                    response.media_type or mimetypes.guess_type(file_path)[0] or "application/octet-stream"
+                )
+                kept[path] = (body, media_type, cache_control)
+            return response
+
+        handler.get_response = get_response
+        return handler
+
+    routes.create_streamlit_static_handler = create_memory_handler
+
+
 def main() -> None:
     threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
     _no_config_polling()
+    _static_assets_from_memory()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
