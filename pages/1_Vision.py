@@ -290,8 +290,8 @@ TAB_LABELS = (
     ":material/photo_library: Examples",
 )
 # Only the open tab runs: the drawing canvas (a component the browser must fetch) and the gallery's
-# thumbnails are sent only to visitors who open those tabs: the server's CPU per visitor flow (make
-# loadtest-ui) fell from about 0.93 to 0.67 s. A shared link to an example opens on the gallery.
+# thumbnails are sent only to visitors who open those tabs, which cut the server's CPU per visitor
+# flow by about a quarter (make loadtest-ui). A shared link to an example opens on the gallery.
 upload_tab, camera_tab, draw_tab, examples_tab = st.tabs(
     list(TAB_LABELS),
     default=TAB_LABELS[3] if shared_input("example") else None,
