@@ -37,7 +37,7 @@ from models.vision import PreprocessConfig
 from models.vision.preprocess import NoInkFound, ink_map, normalise_crop
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-Scorer = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) → (N,) top class probability
+Scorer = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) → (N, 10) class probabilities
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class SegmentConfig:
 class DigitCut:
     image: np.ndarray  # (28, 28) float32, ink = 1: what the network sees for this digit
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in input pixels
+    probs: np.ndarray | None = None  # (10,) the scorer's reading of `image`, when segmentation asked it
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Segmentation:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False)  # compared and hashed by identity: _Reader keeps a group's crop and reading
 class _Group:
     mask: np.ndarray  # bool, (y1 - y0, x1 - x0): the group's own ink inside its box
     x0: int
@@ -110,6 +111,43 @@ class _Group:
     @property
     def height(self) -> int:
         return self.y1 - self.y0
+
+
+class _Reader:
+    """The level ink, each group's 28×28 cut from it, and the classifier's readings, each made once.
+
+    Segmentation asks the classifier about candidate digits, and most of them are the final digits:
+    keeping their crops and readings spares cutting them again and a second forward pass for the
+    answer (the service takes `DigitCut.probs`).
+    """
+
+    def __init__(self, level: np.ndarray, pre: PreprocessConfig, scorer: Scorer | None):
+        self.level = level
+        self.pre = pre
+        self.scorer = scorer
+        self._crops: dict[_Group, np.ndarray] = {}
+        self._probs: dict[_Group, np.ndarray] = {}
+
+    def crop(self, g: _Group) -> np.ndarray:
+        if g not in self._crops:
+            ink = np.where(g.mask, self.level[g.y0 : g.y1, g.x0 : g.x1], 0).astype(np.float32)
+            self._crops[g] = normalise_crop(ink, self.pre)[0]
+        return self._crops[g]
+
+    def probs(self, groups: Sequence[_Group]) -> np.ndarray:
+        """(N, 10) class probabilities; the groups not read yet go through the scorer in one batch."""
+        new = list({g: None for g in groups if g not in self._probs})  # unique, in order
+        if new:
+            for g, row in zip(new, self.scorer(np.stack([self.crop(g) for g in new])), strict=True):
+                self._probs[g] = row
+        return np.stack([self._probs[g] for g in groups])
+
+    def confidence(self, groups: Sequence[_Group]) -> np.ndarray:
+        """(N,) top class probability, clipped for logs; float32 as the thresholds were tuned on."""
+        return np.clip(self.probs(groups).max(1).astype(np.float32), 1e-6, 1.0)
+
+    def known_probs(self, g: _Group) -> np.ndarray | None:
+        return self._probs.get(g)
 
 
 def _components(level: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]], np.ndarray]:
@@ -297,9 +335,8 @@ def _cut_options(level: np.ndarray, group: _Group, typical_w: float, cfg: Segmen
     return options
 
 
-def _digit_groups(
-    level: np.ndarray, cfg: SegmentConfig, scorer: Scorer | None, pre: PreprocessConfig
-) -> list[_Group]:
+def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> list[_Group]:
+    scorer = reader.scorer
     groups = _group(level, cfg)
     # A margin or a ruled line that runs across the whole picture is paper, not a 1 or a 7's bar.
     h, w = level.shape
@@ -333,7 +370,9 @@ def _digit_groups(
         else:
             unsure.append((g, peer_w))
     if unsure:  # worth cutting only if the CNN is unsure of the whole: ask it first, in one batch
-        whole = scorer(np.stack([_crop(level, g, pre) for g, _ in unsure]))
+        # The plain digits found so far ride along in the same batch: the answer needs their reading.
+        reader.probs([g for g, _ in unsure] + out)
+        whole = reader.confidence([g for g, _ in unsure])
         for (g, peer_w), confidence in zip(unsure, whole, strict=True):
             if confidence < cfg.unsure_whole:
                 candidates.append((g, False, peer_w))
@@ -350,7 +389,7 @@ def _digit_groups(
         else:
             ambiguous.append((g, wide, peer_w, options))
     if ambiguous:
-        out.extend(_choose_splits(level, ambiguous, scorer, pre, cfg, typical_w))
+        out.extend(_choose_splits(ambiguous, reader, cfg, typical_w))
     return sorted(out, key=lambda g: (g.x0 + g.x1) / 2)
 
 
@@ -377,10 +416,8 @@ def _absorb_fragments(
 
 
 def _choose_splits(
-    level: np.ndarray,
-    ambiguous: list[tuple[_Group, bool, list[list[_Group]]]],
-    scorer: Scorer,
-    pre: PreprocessConfig,
+    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]],
+    reader: _Reader,
     cfg: SegmentConfig,
     typical_w: float,
 ) -> list[_Group]:
@@ -392,13 +429,13 @@ def _choose_splits(
     pieces read clearly and either it is much wider than the other digits of the number or the
     CNN is unsure what it is as a whole.
     """
-    crops, spans = [], []
+    pieces, spans = [], []
     for g, _, _, options in ambiguous:
         for candidate in [[g], *options]:
-            start = len(crops)
-            crops.extend(_crop(level, piece, pre) for piece in candidate)
-            spans.append((start, len(crops)))
-    confidence = np.clip(scorer(np.stack(crops)), 1e-6, 1.0)
+            start = len(pieces)
+            pieces.extend(candidate)
+            spans.append((start, len(pieces)))
+    confidence = reader.confidence(pieces)
     log_conf = np.log(confidence)
     out, index = [], 0
     for g, wide, peer_w, options in ambiguous:
@@ -427,11 +464,6 @@ def _choose_splits(
     return out
 
 
-def _crop(level: np.ndarray, g: _Group, pre: PreprocessConfig) -> np.ndarray:
-    crop = np.where(g.mask, level[g.y0 : g.y1, g.x0 : g.x1], 0).astype(np.float32)
-    return normalise_crop(crop, pre)[0]
-
-
 def segment_digits(
     gray: np.ndarray,
     cfg: PreprocessConfig | None = None,
@@ -440,8 +472,9 @@ def segment_digits(
 ) -> Segmentation:
     """(H, W) grey image in [0, 1], any polarity → the digits in reading order, each as a 28×28.
 
-    `scorer` maps (N, 28, 28) images to the classifier's top probability for each; with it,
-    touching digits are cut where the pieces read best, without it by the vertical projection only.
+    `scorer` maps (N, 28, 28) images to the classifier's class probabilities; with it, touching
+    digits are cut where the pieces read best, without it by the vertical projection only. The
+    digits it has read carry those probabilities (`DigitCut.probs`), so they need no second pass.
     Raises NoInkFound when nothing digit-like is there.
     """
     cfg = cfg or PreprocessConfig()
@@ -457,24 +490,29 @@ def segment_digits(
         notes.append(f"the number was tilted by {angle:+.0f}° and was straightened")
     else:
         angle = 0.0
-    groups = _digit_groups(level, seg, scorer, cfg)
+    reader = _Reader(level, cfg, scorer)
+    groups = _digit_groups(level, seg, reader)
     groups = [g for g in groups if max(g.width, g.height) >= cfg.min_ink_side]
     if len(groups) > 1 and scorer is not None:
-        groups = _whole_if_one_digit(level, groups, scorer, cfg, seg)
+        groups = _whole_if_one_digit(level, groups, reader, seg)
     if not groups:
         raise NoInkFound("no digit found (only a few stray marks)")
     if len(groups) > seg.max_digits:
         notes.append(f"found {len(groups)} marks; only the {seg.max_digits} largest were read as digits")
         groups = sorted(sorted(groups, key=lambda g: -g.mass)[: seg.max_digits], key=lambda g: g.x0)
     digits = [
-        DigitCut(image=_crop(level, g, cfg), box=_box_in_input(g, back, ink.scale, gray.shape))
+        DigitCut(
+            image=reader.crop(g),
+            box=_box_in_input(g, back, ink.scale, gray.shape),
+            probs=reader.known_probs(g),
+        )
         for g in groups
     ]
     return Segmentation(digits, ink.inverted, ink.contrast, round(angle, 2), tuple(notes))
 
 
 def _whole_if_one_digit(
-    level: np.ndarray, groups: list[_Group], scorer: Scorer, pre: PreprocessConfig, cfg: SegmentConfig
+    level: np.ndarray, groups: list[_Group], reader: _Reader, cfg: SegmentConfig
 ) -> list[_Group]:
     """Parts that together are no wider than one digit may be one digit cut apart (a tight crop's
     0 whose sides were taken for ruled lines, a 4 written in two strokes): the CNN decides.
@@ -486,7 +524,7 @@ def _whole_if_one_digit(
     whole = _union(level, groups)
     if whole is None or whole.width > cfg.single_aspect * whole.height:
         return groups
-    confidence = np.clip(scorer(np.stack([_crop(level, g, pre) for g in [whole, *groups]])), 1e-6, 1.0)
+    confidence = reader.confidence([whole, *groups])
     full_height = all(g.height >= cfg.separate_height * whole.height for g in groups)
     if full_height and float(confidence[1:].min()) >= cfg.sure_pieces:
         return groups
