@@ -209,8 +209,10 @@ def _centre_by_mass(patch: np.ndarray, canvas: int) -> np.ndarray:
     total = float(patch.sum())
     if total <= 0:
         cy, cx = (h - 1) / 2, (w - 1) / 2
-    else:
-        cy, cx = ndimage.center_of_mass(patch)
+    else:  # ndimage.center_of_mass's own sums, without its per-call label bookkeeping
+        normaliser = patch.sum()
+        cy = float((patch * np.arange(h, dtype=np.float64)[:, None]).sum() / normaliser)
+        cx = float((patch * np.arange(w, dtype=np.float64)[None, :]).sum() / normaliser)
     centre = (canvas - 1) / 2
     top = int(np.clip(round(centre - cy), 0, canvas - h))
     left = int(np.clip(round(centre - cx), 0, canvas - w))
@@ -256,8 +258,9 @@ def ink_map(
     # Noise floor: well above the paper texture / JPEG noise, well below the ink.
     sample = ink[::stats_step, ::stats_step] if stats_step > 1 else ink
     paper = sample[sample < 0.5 * contrast]
-    noise = 1.4826 * float(np.median(np.abs(paper - np.median(paper)))) if paper.size else 0.0
-    floor = max(0.2 * contrast, float(np.median(paper)) + 4 * noise if paper.size else 0.0)
+    paper_median = np.median(paper) if paper.size else 0.0
+    noise = 1.4826 * float(np.median(np.abs(paper - paper_median))) if paper.size else 0.0
+    floor = max(0.2 * contrast, float(paper_median) + 4 * noise if paper.size else 0.0)
     floor = min(floor, 0.6 * contrast)
     level = np.clip((ink - floor) / max(0.85 * contrast - floor, 1e-6), 0, 1)
     level = remove_rules(level)

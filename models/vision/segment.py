@@ -155,7 +155,8 @@ def _components(level: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]
     if count == 0:
         raise NoInkFound("no digit found")
     slices = ndimage.find_objects(labels)
-    mass = np.asarray(ndimage.sum_labels(level, labels, index=np.arange(1, count + 1)), dtype=np.float64)
+    # The ink of each component; bincount is what ndimage.sum_labels runs, without its relabelling.
+    mass = np.bincount(labels.ravel(), weights=level.ravel(), minlength=count + 1)[1:]
     return labels, slices, mass
 
 
