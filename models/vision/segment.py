@@ -84,6 +84,8 @@ class SegmentConfig:
     # gave the same decisions there, 0.85 already kept pairs like "11" together.
     separate_height: float = 0.75
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
+    max_valleys: int = 8  # deepest projection valleys tried as the ends of pieces (CNN-read, in one batch)
+    valley_spacing: float = 0.15  # ... at least this × the typical digit width apart
 
 
 @dataclass(frozen=True)
@@ -294,30 +296,89 @@ def _union(level: np.ndarray, groups: Sequence[_Group]) -> _Group | None:
     return _make(level, mask, x0, y0)
 
 
+def _piece(level: np.ndarray, group: _Group, start: int, stop: int) -> _Group | None:
+    """The group's ink between two columns (relative to its left edge); None for a stub of a line."""
+    piece = np.zeros_like(group.mask)
+    piece[:, start:stop] = group.mask[:, start:stop]
+    # A cut can leave a sliver of the neighbour's stroke: keep the piece's main parts only.
+    labels, count = ndimage.label(piece, structure=EIGHT_CONNECTED)
+    if count > 1:
+        local_level = level[group.y0 : group.y1, group.x0 : group.x1]
+        mass = ndimage.sum_labels(local_level, labels, index=np.arange(1, count + 1))
+        piece = np.isin(labels, np.flatnonzero(mass >= 0.15 * mass.max()) + 1)
+    shrunk = _make(level, piece, group.x0, group.y0)
+    return shrunk if shrunk is not None and shrunk.height >= 0.5 * group.height else None
+
+
 def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group]:
     """Cut a group at the given columns (relative to its left edge) into pieces, left to right."""
     bounds = [0, *cuts, group.width]
-    out = []
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        piece = np.zeros_like(group.mask)
-        piece[:, start:stop] = group.mask[:, start:stop]
-        # A cut can leave a sliver of the neighbour's stroke: keep the piece's main parts only.
-        labels, count = ndimage.label(piece, structure=EIGHT_CONNECTED)
-        if count > 1:
-            local_level = level[group.y0 : group.y1, group.x0 : group.x1]
-            mass = ndimage.sum_labels(local_level, labels, index=np.arange(1, count + 1))
-            piece = np.isin(labels, np.flatnonzero(mass >= 0.15 * mass.max()) + 1)
-        shrunk = _make(level, piece, group.x0, group.y0)
-        if shrunk is not None and shrunk.height >= 0.5 * group.height:  # a stub of a line is no digit
-            out.append(shrunk)
-    return out
+    pieces = (_piece(level, group, start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True))
+    return [piece for piece in pieces if piece is not None]
+
+
+def _projection(level: np.ndarray, group: _Group) -> np.ndarray:
+    """The group's ink summed down each column, lightly smoothed: low where digits meet."""
+    ink = np.where(group.mask, level[group.y0 : group.y1, group.x0 : group.x1], 0)
+    return ndimage.uniform_filter1d(ink.sum(0), size=3, mode="nearest")
+
+
+def _valley_splits(
+    level: np.ndarray, group: _Group, typical_w: float, reader: _Reader, cfg: SegmentConfig
+) -> list[list[_Group]]:
+    """For each number of pieces, the cuts through valleys of the projection whose pieces the CNN
+    reads best, found by dynamic programming over the deepest valleys.
+
+    Evenly spaced cuts miss the joints beside a narrow 1 ("011" is not three equal thirds); here
+    any valley may end a piece, so the pieces keep their own widths.
+    """
+    profile = _projection(level, group)
+    width = group.width
+    inner = np.arange(2, width - 2)
+    if inner.size == 0:
+        return []
+    minima = inner[(profile[inner] <= profile[inner - 1]) & (profile[inner] <= profile[inner + 1])]
+    spacing = max(2.0, cfg.valley_spacing * typical_w)
+    valleys: list[int] = []
+    for column in minima[np.argsort(profile[minima], kind="stable")]:
+        if all(abs(int(column) - v) >= spacing for v in valleys):
+            valleys.append(int(column))
+        if len(valleys) == cfg.max_valleys:
+            break
+    bounds = [0, *sorted(valleys), width]
+    widest = cfg.wide_piece * typical_w
+    spans = {
+        (i, j): piece
+        for i in range(len(bounds) - 1)
+        for j in range(i + 1, len(bounds))
+        if bounds[j] - bounds[i] <= widest or (i, j) == (0, len(bounds) - 1)
+        for piece in [_piece(level, group, bounds[i], bounds[j])]
+        if piece is not None
+    }
+    spans.pop((0, len(bounds) - 1), None)  # the whole group is not a split
+    if not spans:
+        return []
+    log_conf = dict(zip(spans, np.log(reader.confidence(list(spans.values()))), strict=True))
+    # best[n][j]: (score, pieces) of the best way to cover columns up to bounds[j] with n pieces.
+    best: list[dict[int, tuple[float, list[_Group]]]] = [{0: (0.0, [])}]
+    for _ in range(min(cfg.max_digits, len(bounds) - 1)):
+        step: dict[int, tuple[float, list[_Group]]] = {}
+        for (i, j), piece in spans.items():
+            if i in best[-1]:
+                score = best[-1][i][0] + float(log_conf[(i, j)])
+                if j not in step or score > step[j][0]:
+                    step[j] = (score, [*best[-1][i][1], piece])
+        if not step:
+            break
+        best.append(step)
+    end = len(bounds) - 1
+    return [layer[end][1] for layer in best[2:] if end in layer]
 
 
 def _cut_options(level: np.ndarray, group: _Group, typical_w: float, cfg: SegmentConfig) -> list[list[int]]:
     """Candidate cut sets: for each plausible number of pieces, the emptiest columns near the even
     positions; for two pieces also the other deep valleys of the vertical projection."""
-    ink = np.where(group.mask, level[group.y0 : group.y1, group.x0 : group.x1], 0)
-    profile = ndimage.uniform_filter1d(ink.sum(0), size=3, mode="nearest")
+    profile = _projection(level, group)
     width = group.width
     estimate = width / typical_w
     options: list[list[int]] = []
@@ -389,6 +450,8 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
     ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
     for g, wide, peer_w in candidates:
         options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
+        if scorer is not None:
+            options += _valley_splits(level, g, typical_w, reader, cfg)
         options = [o for o in options if len(o) > 1]
         if not options:
             out.append(g)
