@@ -131,6 +131,19 @@ def test_touching_digits_are_split(service):
     assert result["label"] == "7204"
 
 
+@pytest.mark.parametrize(
+    ("label", "overlap"),
+    [
+        ("210", 4),  # the squeezed "10" reads as a 0 at 0.6-0.99: doubt enough to try the cut
+        ("104", 8),  # evenly spaced cuts land inside the 0; the valleys beside the 1 do not
+        ("01", 8),
+    ],
+)
+def test_touching_pairs_with_a_one_are_split(service, label, overlap):
+    """Neighbours pushed into each other by `overlap` px (at 84 px high), so the strokes meet."""
+    assert service.predict(_paper(_row(label, gaps=[-overlap] * len(label))))["label"] == label
+
+
 def test_a_broken_stroke_stays_one_digit(service):
     row = _row("74")
     row[28:31, :] = 0  # a horizontal gap cuts the 7's stem and the 4 in two

@@ -450,9 +450,13 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
     ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
     for g, wide, peer_w in candidates:
         options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
-        if scorer is not None:
-            options += _valley_splits(level, g, typical_w, reader, cfg)
         options = [o for o in options if len(o) > 1]
+        # Only when no evenly spaced cut gives pieces that all read surely: the valley search
+        # also finds cuts that shave a 1-like sliver off a round digit (a printed "40" as "41").
+        if scorer is not None and not any(
+            reader.confidence(o).min() >= cfg.cut_piece_confidence for o in options
+        ):
+            options += [o for o in _valley_splits(level, g, typical_w, reader, cfg) if len(o) > 1]
         if not options:
             out.append(g)
         elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
