@@ -164,8 +164,10 @@ def _components(level: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]
     if count == 0:
         raise NoInkFound("no digit found")
     slices = ndimage.find_objects(labels)
-    # The ink of each component; bincount is what ndimage.sum_labels runs, without its relabelling.
-    mass = np.bincount(labels.ravel(), weights=level.ravel(), minlength=count + 1)[1:]
+    # The ink of each component: bincount is what ndimage.sum_labels runs, here without its
+    # relabelling and over the inked pixels only (a few percent of the picture), in the same order.
+    inked = np.flatnonzero(labels)
+    mass = np.bincount(labels.ravel()[inked], weights=level.ravel()[inked], minlength=count + 1)[1:]
     return labels, slices, mass
 
 
