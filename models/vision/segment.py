@@ -13,14 +13,19 @@ same polarity, background and noise steps as single digits (`preprocess.ink_map`
 4. parts too short to be a digit join the nearest digit when they touch its box (the tail of a 2),
    and are dropped otherwise (dots, a minus sign, an underline);
 5. touching digits are split: for a group wider than a digit, candidate cuts (the emptiest columns
-   of the vertical projection near evenly spaced positions, and its other deep valleys) are scored by
-   the CNN itself, which reads the pieces of every candidate in one batch; the best-read candidate
-   wins, with a price per extra piece so a wide 0 is not cut in two. Without the CNN the evenly
-   spaced cut for the typical digit width is taken;
+   of the vertical projection near evenly spaced positions, and its other deep valleys; when none
+   of those reads surely, the best-read sequence of cuts through any of its deepest valleys, for
+   each piece count) are scored by the CNN itself, which reads the pieces of every candidate in one
+   batch; the best-read candidate wins, with a price per extra piece so a wide 0 is not cut in two.
+   A group that could be one digit is cut only when every full-height piece reads with next to no
+   doubt and the whole leaves some. Without the CNN the evenly spaced cut for the typical digit
+   width is taken;
 6. reading order is left to right; each group's ink alone (its neighbours masked out) goes through
    `preprocess.normalise_crop`.
 
-Pure numpy / scipy: no torch, no I/O. Boxes come back in the input image's pixel coordinates.
+Pure numpy / scipy: no torch, no I/O. Boxes come back in the input image's pixel coordinates, and
+each digit the CNN already read on the way (most of them) carries that reading, so the service
+needs no second pass for it.
 """
 
 from __future__ import annotations
