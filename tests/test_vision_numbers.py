@@ -15,6 +15,7 @@ from models.vision import EXAMPLES_DIR, MNIST_CNN
 from models.vision.number_images import KINDS, _photograph, canvas, compose_handwritten, generate, load_pool
 from models.vision.photo_digits import find_fonts
 from models.vision.preprocess import preprocess_gray
+from models.vision.segment import SegmentConfig, segment_digits
 from services.image_io import decode_image
 from services.vision import MAX_BATCH, MAX_DIGITS, best_strings, example_inputs, load_service
 from tests.conftest import dataset_dir
@@ -130,6 +131,19 @@ def test_touching_digits_are_split(service):
     assert result["label"] == "7204"
 
 
+@pytest.mark.parametrize(
+    ("label", "overlap"),
+    [
+        ("210", 4),  # the squeezed "10" reads as a 0 at 0.6-0.99: doubt enough to try the cut
+        ("104", 8),  # evenly spaced cuts land inside the 0; the valleys beside the 1 do not
+        ("01", 8),
+    ],
+)
+def test_touching_pairs_with_a_one_are_split(service, label, overlap):
+    """Neighbours pushed into each other by `overlap` px (at 84 px high), so the strokes meet."""
+    assert service.predict(_paper(_row(label, gaps=[-overlap] * len(label))))["label"] == label
+
+
 def test_a_broken_stroke_stays_one_digit(service):
     row = _row("74")
     row[28:31, :] = 0  # a horizontal gap cuts the 7's stem and the 4 in two
@@ -174,20 +188,43 @@ def test_canvas_drawings_of_several_digits(service):
     assert service.predict_array(rgba)["label"] == sample.label
 
 
-def test_all_digits_of_a_batch_go_through_one_forward(service, monkeypatch):
-    calls = []
-    original = type(service.model).forward
+def test_digits_segmentation_has_not_read_go_through_one_forward(service, monkeypatch):
+    model_calls: list[tuple[str, int]] = []  # (stage, batch size)
+    stage = ["preprocess"]
+    unread_per_forward = []
+    original_model_forward = type(service.model).forward
+    original_forward = type(service)._forward
 
     def counting(self, x):
-        calls.append(x.shape[0])
-        return original(self, x)
+        model_calls.append((stage[0], x.shape[0]))
+        return original_model_forward(self, x)
+
+    def forwarding(self, prepared, **options):
+        stage[0] = "forward"
+        unread_per_forward.append(sum(row is None for p in prepared for row in p.known_probs))
+        return original_forward(self, prepared, **options)
 
     monkeypatch.setattr(type(service.model), "forward", counting)
+    monkeypatch.setattr(type(service), "_forward", forwarding)
     payloads = [_paper(_row("72")), _paper(_row("104")), _paper(_row("9"))]
     results = service.predict_batch(payloads)
     assert [r["label"] for r in results] == ["72", "104", "9"]
-    assert calls[-1] == 6  # the classifying pass: every digit of every image at once
-    # (earlier calls, if any, are the segmenter scoring candidate cuts of touching digits)
+    # Segmentation hands on the readings it made while scoring candidates; every other digit of
+    # every image is read in one classifying pass, and none twice.
+    (unread,) = unread_per_forward
+    assert [size for where, size in model_calls if where == "forward"] == ([unread] if unread else [])
+
+
+def test_segmentation_readings_match_a_fresh_forward(service):
+    """Readings reused from segmentation are the ones a separate forward pass would give."""
+    photo = EXAMPLES_DIR / "number_photo_4233.jpg"
+    gray = decode_image(photo.read_bytes()).gray
+    found = segment_digits(gray, service.bundle.preprocess, SegmentConfig(), service._probabilities)
+    read = [(d.image, d.probs) for d in found.digits if d.probs is not None]
+    # One of its digits is wide enough to ask the CNN about: the others ride along in that batch.
+    assert len(read) == len(found.digits) == 4
+    fresh = service._probabilities(np.stack([image for image, _ in read]))
+    np.testing.assert_allclose(np.stack([probs for _, probs in read]), fresh, atol=1e-5)
 
 
 def test_best_strings_are_the_most_probable_numbers():

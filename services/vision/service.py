@@ -5,7 +5,8 @@ orientation) → find the digits (models.vision.segment: components, broken stro
 digits split, specks and lines dropped, slant corrected) → one 28×28 per digit. An image holding a
 single digit goes through exactly the single-digit preprocessing it always had, so its answer is
 unchanged.
-_forward: every digit of every image through the CNN in one batch (plus Grad-CAM when asked).
+_forward: the digits segmentation has not read yet (it scores candidate digits with this same CNN
+and hands those readings on), of every image, through the CNN in one batch (plus Grad-CAM when asked).
 postprocess: per digit a label, confidence, top_k and box; the number is the digits in reading
 order, its confidence the product of theirs, its top_k the most probable whole strings.
 """
@@ -59,6 +60,7 @@ class Prepared:
     boxes: list[tuple[int, int, int, int]]  # per digit, in upright image pixels
     inverted: bool
     notes: tuple[str, ...]
+    known_probs: tuple[np.ndarray | None, ...]  # per digit, (10,) when segmentation already read it
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Output:
 
 
 def _read_digits(decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer) -> Prepared:
+    """Find and cut the digits; `scorer` is the CNN, which segmentation asks about candidate cuts."""
     gray = decoded.gray
     try:
         found = segment_digits(gray, bundle.preprocess, SEGMENTATION, scorer)
@@ -79,10 +82,12 @@ def _read_digits(decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer) -> 
             images = single.image[None]
             boxes = [(x0, y0, min(x1, gray.shape[1]), min(y1, gray.shape[0]))]
             inverted = single.inverted
+            known_probs: tuple[np.ndarray | None, ...] = (None,)  # another crop than segmentation's
         else:
             images = np.stack([d.image for d in found.digits])
             boxes = [d.box for d in found.digits]
             inverted = found.inverted
+            known_probs = tuple(d.probs for d in found.digits)
     except NoInkFound as err:
         raise NothingFoundError(
             f"{err}: the image looks blank. Send digits that are dark on light or light on dark."
@@ -94,7 +99,7 @@ def _read_digits(decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer) -> 
         (int(x0 * sx), int(y0 * sy), min(width, math.ceil(x1 * sx)), min(height, math.ceil(y1 * sy)))
         for x0, y0, x1, y1 in boxes
     ]
-    return Prepared(decoded, images.astype(np.float32), boxes, inverted, tuple(notes))
+    return Prepared(decoded, images.astype(np.float32), boxes, inverted, tuple(notes), known_probs)
 
 
 def best_strings(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
@@ -164,22 +169,29 @@ class VisionService(Service):
             decoded = decode_array(item)
         else:
             raise UnsupportedFormatError(f"expected image bytes ({FORMAT_NAMES}) or a picture array")
-        return _read_digits(decoded, self.bundle, self._top_probability)
+        return _read_digits(decoded, self.bundle, self._probabilities)
 
-    def _top_probability(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) → (N,) the CNN's top class probability: how segmentation scores candidate cuts."""
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) → (N, 10) float64 class probabilities; also how segmentation scores cuts."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
         with inference_context(self.device):
-            logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).amax(1).cpu().numpy()
+            logits = self.model(x)  # (N, 10)
+        return torch.softmax(logits.float(), dim=1).cpu().double().numpy()
 
     def _forward(self, prepared: Sequence[Prepared], explain: bool = False, **_: Any) -> list[Output]:
         images = np.concatenate([p.images for p in prepared])  # (sum of digits, 28, 28)
-        x = torch.from_numpy(images).unsqueeze(1).to(self.device)  # (B, 1, 28, 28)
-        with inference_context(self.device):
-            logits = self.model(x)
-        probs = torch.softmax(logits.float(), dim=1).cpu().double().numpy()
-        cams = self._grad_cam(x, probs.argmax(1).tolist()) if explain else None
+        known = [row for p in prepared for row in p.known_probs]
+        unread = [i for i, row in enumerate(known) if row is None]
+        probs = np.empty((len(images), len(self.bundle.labels)), dtype=np.float64)
+        if unread:
+            probs[unread] = self._probabilities(images[unread])
+        for i, row in enumerate(known):
+            if row is not None:
+                probs[i] = row
+        cams = None
+        if explain:
+            x = torch.from_numpy(images).unsqueeze(1).to(self.device)  # (B, 1, 28, 28)
+            cams = self._grad_cam(x, probs.argmax(1).tolist())
         outputs, start = [], 0
         for p in prepared:
             stop = start + len(p.images)
