@@ -55,6 +55,7 @@ def _static_assets_from_memory() -> None:
     """
     import mimetypes
 
+    import anyio
     from starlette.responses import Response
     from streamlit.web.server.starlette import starlette_static_routes as routes
 
@@ -66,21 +67,22 @@ def _static_assets_from_memory() -> None:
         kept: dict[str, tuple[bytes, str, str]] = {}  # path -> (body, media type, Cache-Control)
 
         async def get_response(path: str, scope):
-            hit = kept.get(path) if scope.get("method") == "GET" else None
-            if hit is not None:
-                body, media_type, cache_control = hit
-                return Response(body, media_type=media_type, headers={"Cache-Control": cache_control})
-            response = await original_get_response(path, scope)
-            cache_control = response.headers.get("Cache-Control", "")
-            file_path = getattr(response, "path", None)
-            if response.status_code == 200 and "immutable" in cache_control and file_path:
-                with open(file_path, "rb") as asset:
-                    body = asset.read()
+            if scope.get("method") != "GET":
+                return await original_get_response(path, scope)
+            if path not in kept:
+                response = await original_get_response(path, scope)
+                cache_control = response.headers.get("Cache-Control", "")
+                file_path = getattr(response, "path", None)
+                if response.status_code != 200 or "immutable" not in cache_control or not file_path:
+                    return response
+                # Read once, in a worker thread, and answer this request from memory too.
+                body = await anyio.to_thread.run_sync(Path(file_path).read_bytes)
                 media_type = (
                     response.media_type or mimetypes.guess_type(file_path)[0] or "application/octet-stream"
                 )
                 kept[path] = (body, media_type, cache_control)
-            return response
+            body, media_type, cache_control = kept[path]
+            return Response(body, media_type=media_type, headers={"Cache-Control": cache_control})
 
         handler.get_response = get_response
         return handler
