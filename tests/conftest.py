@@ -21,6 +21,16 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def open_tab(at, key: str, name: str):
+    """Select the tab whose label ends with `name` in the lazy tabs keyed `key`, as a click does (the
+    page reruns and only that tab's content runs); returns the AppTest for chaining."""
+    (label,) = [t.label for t in at.tabs if t.label.endswith(f" {name}")]
+    at.session_state[key] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def dataset_dir(name: str, required_file: str) -> Path:
     """The folder of a real dataset, or a clean skip when it is not on this machine."""
     folder = SHARED_DATA / name

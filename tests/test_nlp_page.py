@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from models.nlp import SST2_SENTIMENT
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, open_tab
 
 PAGE = str(REPO_ROOT / "pages/2_Language.py")
 pytestmark = pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="committed NLP weights missing")
@@ -17,15 +17,6 @@ pytestmark = pytest.mark.skipif(not SST2_SENTIMENT.weights.is_file(), reason="co
 
 def _page() -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=120).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _open_tab(at: AppTest, name: str) -> AppTest:
-    """Select a tab as a click does (the tabs rerun the page and run only the open one)."""
-    (label,) = [t.label for t in at.tabs if t.label.endswith(f" {name}")]
-    at.session_state["nlp_tab"] = label
-    at.run()
     assert not at.exception, at.exception
     return at
 
@@ -101,18 +92,18 @@ def test_about_box_shows_the_test_only_table():
 
 
 def test_similarity_and_summary_tabs():
-    at = _open_tab(_page(), "Similarity")
+    at = open_tab(_page(), "nlp_tab", "Similarity")
     at.button[0].click().run()  # Compare (bundled pair)
     assert not at.exception
     assert any(m.label == "Cosine similarity" for m in at.metric)
-    _open_tab(at, "Summary").button[0].click().run()  # Summarise (bundled article)
+    open_tab(at, "nlp_tab", "Summary").button[0].click().run()  # Summarise (bundled article)
     assert not at.exception
     assert "Summary" in _all_markdown(at)
     assert len(at.text) == 3
 
 
 def test_batch_upload_and_bad_file():
-    at = _open_tab(_page(), "Batch")
+    at = open_tab(_page(), "nlp_tab", "Batch")
     at.file_uploader[0].set_value(("reviews.csv", b"text\nLovely film.\nAwful film.\n\n", "text/csv")).run()
     assert not at.exception
     assert any("Classified 2 texts: 1 positive, 1 negative" in s.value for s in at.success)
@@ -123,7 +114,7 @@ def test_batch_upload_and_bad_file():
 
 
 def test_batch_csv_keeps_the_users_other_columns():
-    at = _open_tab(_page(), "Batch")
+    at = open_tab(_page(), "nlp_tab", "Batch")
     csv = b'id,text,stars,label\n7,"Lovely film, truly.",5,pos\n\n9,Awful film.,1,neg\n'
     at.file_uploader[0].set_value(("reviews.csv", csv, "text/csv")).run()
     assert not at.exception
@@ -138,7 +129,7 @@ def test_batch_csv_keeps_the_users_other_columns():
 
 
 def test_batch_txt_gets_a_text_column_and_the_predictions():
-    at = _open_tab(_page(), "Batch")
+    at = open_tab(_page(), "nlp_tab", "Batch")
     at.file_uploader[0].set_value(("reviews.txt", b"Lovely film.\nAwful film.\n", "text/plain")).run()
     assert not at.exception
     table = next(df.value for df in at.dataframe if "confidence" in df.value.columns)

@@ -11,7 +11,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from models.vision import EXAMPLES_DIR
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, open_tab
 
 PAGE = "pages/1_Vision.py"
 SEVEN = (EXAMPLES_DIR / "mnist_test_0000.png").read_bytes()
@@ -31,22 +31,13 @@ def _texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
-def open_tab(app: AppTest, name: str) -> AppTest:
-    """Select a tab as a click does (the tabs rerun the page and run only the open one)."""
-    (label,) = [t.label for t in app.tabs if t.label.endswith(f" {name}")]
-    app.session_state["vision_tab"] = label
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
 def test_page_renders_with_tabs_and_only_the_open_one_runs(app):
     assert "Vision" in app.title[0].value
     assert [t.label.split(" ", 1)[-1] for t in app.tabs] == ["Upload", "Camera", "Draw", "Examples"]
     assert app.file_uploader  # Upload is open first
     assert not any(b.label.startswith("Digit ") for b in app.button)  # the gallery is not built yet
     assert not app.subheader  # no result before any input
-    open_tab(app, "Examples")
+    open_tab(app, "vision_tab", "Examples")
     assert any(b.label.startswith("Digit ") for b in app.button)
     assert not app.file_uploader
 
@@ -93,7 +84,7 @@ def test_many_uploads_give_a_table_and_csv(app):
 
 def test_clicking_an_example_recognises_it(app):
     name = "mnist_test_0001.png"  # a 2
-    open_tab(app, "Examples").button(key=f"example_{name}").click().run()
+    open_tab(app, "vision_tab", "Examples").button(key=f"example_{name}").click().run()
     assert not app.exception
     assert "Predicted digit: 2" in _texts(app.subheader)
     assert any("true digit: 2" in m for m in _texts(app.markdown))
@@ -135,7 +126,7 @@ def test_a_whole_number_is_read_with_a_view_per_digit(app):
 
 
 def test_the_camera_is_offered_behind_a_switch(app):
-    open_tab(app, "Camera")
+    open_tab(app, "vision_tab", "Camera")
     assert not app.get("camera_input")
     app.toggle(key="vision_camera_on").set_value(True).run()
     assert not app.exception
@@ -144,7 +135,7 @@ def test_the_camera_is_offered_behind_a_switch(app):
 
 
 def test_the_canvas_comes_in_a_phone_and_a_wide_size(app):
-    sizes = open_tab(app, "Draw").radio(key="vision_canvas_size")
+    sizes = open_tab(app, "vision_tab", "Draw").radio(key="vision_canvas_size")
     assert list(sizes.options) == ["Phone width", "Wide"]
     sizes.set_value("Wide").run()
     assert not app.exception
@@ -163,7 +154,7 @@ def test_a_heic_phone_photo_is_read_and_shown(app):
 
 def test_canvas_clear_and_undo_are_plain_buttons(app):
     """Always on screen (not the canvas toolbar's hover icons); Clear mounts a fresh canvas."""
-    clear = open_tab(app, "Draw").button(key="vision_canvas_clear")
+    clear = open_tab(app, "vision_tab", "Draw").button(key="vision_canvas_clear")
     undo = app.button(key="vision_canvas_undo")
     assert clear.label == "Clear canvas" and undo.label == "Undo last stroke"
     assert undo.disabled  # nothing drawn yet

@@ -57,3 +57,14 @@ def in_viewport(page, selector: str, upper: float = 0.5) -> bool:
                     const r = e.getBoundingClientRect(); return r.top >= -2 && r.top < upper * window.innerHeight; }""",
         [selector, upper],
     )
+
+
+def draw_one(page, left: float, top: float, height: float) -> None:
+    """A slightly slanted vertical stroke (a 1) drawn with the mouse at x = `left` on a canvas whose
+    top and height are given, then released so the canvas sends it."""
+    page.mouse.move(left, top + height * 0.15)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(left + step * 0.5, top + height * (0.15 + 0.07 * step))
+    page.mouse.up()
+    page.wait_for_timeout(400)

@@ -7,7 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from models.vision import EXAMPLES_DIR
-from tests.e2e.browser import open_page, upload, wait_for_idle
+from tests.e2e.browser import draw_one, open_page, upload, wait_for_idle
 
 TIMEOUT_MS = 60_000
 
@@ -38,16 +38,6 @@ def test_click_an_example(page, app_url):
     expect(page.get_by_text("Predicted digit: 2")).to_be_visible(timeout=TIMEOUT_MS)
 
 
-def _stroke_down(page, left: float, top: float, height: float) -> None:
-    """A slightly slanted vertical stroke: a 1."""
-    page.mouse.move(left, top + height * 0.15)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(left + step * 0.5, top + height * (0.15 + 0.07 * step))
-    page.mouse.up()
-    page.wait_for_timeout(400)
-
-
 def _canvas_box(page) -> dict:
     """The drawing area: the component's last <canvas> (fabric.js draws on the upper of two)."""
     canvas = page.locator("canvas").last
@@ -63,7 +53,7 @@ def test_draw_a_one_on_the_canvas(page, app_url):
     page.get_by_role("tab", name=re.compile("Draw")).click()
     wait_for_idle(page)
     box = _canvas_box(page)
-    _stroke_down(page, box["x"] + box["width"] * 0.5, box["y"], box["height"])
+    draw_one(page, box["x"] + box["width"] * 0.5, box["y"], box["height"])
     wait_for_idle(page)
     expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)
 
@@ -76,7 +66,7 @@ def test_write_a_number_on_the_wide_canvas(page, app_url):
     box = _canvas_box(page)
     assert box["width"] >= 600  # the wide canvas
     for left in (0.2, 0.45, 0.7):  # three 1s, side by side
-        _stroke_down(page, box["x"] + box["width"] * left, box["y"], box["height"])
+        draw_one(page, box["x"] + box["width"] * left, box["y"], box["height"])
     wait_for_idle(page)
     expect(page.get_by_text("Predicted number: 111")).to_be_visible(timeout=TIMEOUT_MS)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from models.vision import EXAMPLES_DIR
-from tests.e2e.browser import OVERFLOW_JS, PHONE, open_page, upload, wait_for_idle
+from tests.e2e.browser import OVERFLOW_JS, PHONE, draw_one, open_page, upload, wait_for_idle
 
 TIMEOUT_MS = 90_000
 SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
@@ -21,17 +21,6 @@ def _no_sideways_scroll(page) -> None:
     # The plain measure a phone user feels: the document cannot be dragged sideways.
     widths = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], widths
-
-
-def _stroke(page, x: float, top: float, height: float) -> None:
-    """A slightly slanted vertical stroke (a 1), drawn with the mouse, released to send it."""
-    page.mouse.move(x, top + height * 0.15)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(x + step * 0.5, top + height * (0.15 + 0.07 * step))
-    page.mouse.up()
-    page.wait_for_timeout(400)
-    wait_for_idle(page)
 
 
 def test_phone_reads_a_number_without_sideways_scrolling(phone, app_url):
@@ -106,8 +95,10 @@ def test_phone_canvas_buttons_and_undo(phone, app_url):
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box is not None
-    _stroke(page, box["x"] + box["width"] * 0.3, box["y"], box["height"])
-    _stroke(page, box["x"] + box["width"] * 0.65, box["y"], box["height"])
+    draw_one(page, box["x"] + box["width"] * 0.3, box["y"], box["height"])
+    wait_for_idle(page)
+    draw_one(page, box["x"] + box["width"] * 0.65, box["y"], box["height"])
+    wait_for_idle(page)
     expect(page.get_by_text("Predicted number: 11")).to_be_visible(timeout=TIMEOUT_MS)
     clear = page.get_by_role("button", name=re.compile("Clear canvas"))
     undo = page.get_by_role("button", name=re.compile("Undo last stroke"))
