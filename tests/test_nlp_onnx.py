@@ -1,4 +1,4 @@
-"""The ONNX Runtime path serves the same model as PyTorch, length batching changes no answer, and the
+"""The ONNX Runtime path serves the same model as PyTorch, packing texts together changes no answer, and the
 exported graph is cached on disk (rebuilt when missing or corrupt)."""
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ def service() -> nlp.NlpService:
 def test_onnx_logits_match_pytorch(service):
     classifier = service.classifier
     assert classifier.onnx is not None, "on CPU the service should serve through ONNX Runtime"
-    rows = [e.ids for e in classifier.encode(["A superb film.", "Dull and far too long, sadly."])]
+    texts = ["A superb film.", "Dull and far too long, sadly.", "Meh."]
+    rows = [e.ids for e in classifier.encode(texts)]
     ids, mask = classifier.batch_ids(rows)
     with torch.inference_mode():
         expected = service.reference_model()(input_ids=ids, attention_mask=mask).logits
-    assert torch.allclose(classifier.onnx.logits(ids, mask), expected, atol=1e-3)
+    packed = classifier.onnx.logits([[classifier.cls_id, *row, classifier.sep_id] for row in rows])
+    assert torch.allclose(packed, expected, atol=1e-3)  # three texts share one packed row
 
 
 def test_batched_answers_equal_single_answers(service):
@@ -37,25 +39,39 @@ def test_batched_answers_equal_single_answers(service):
         assert abs(single["confidence"] - result["confidence"]) < 1e-4
 
 
-def test_length_batches_bound_the_padding_on_cpu(service):
-    from services.nlp.classifier import PAD_SHARE
+def test_a_batch_larger_than_one_pass_keeps_every_answer_in_its_slot(service, monkeypatch):
+    import models.nlp
 
-    rows = [[1] * n for n in (5, 3, 5, 9, 3, 3, 30, 6, 40, 31)]
-    groups = service.classifier._length_batches(rows)
-    assert sorted(i for group in groups for i in group) == list(range(len(rows)))
-    for group in groups:
-        lengths = [len(rows[i]) + 2 for i in group]
-        assert max(lengths) * len(lengths) - sum(lengths) <= PAD_SHARE * sum(lengths)
-    assert len(groups) < len({len(r) for r in rows})  # neighbouring lengths do share a call
-    assert [len(rows[i]) for i in groups[-1]] == [40]  # a long row is never padded far
+    texts = [
+        f"The {part} was {verdict}."
+        for part in ("food", "room", "staff", "view")
+        for verdict in ("great", "awful")
+    ]
+    expected = [service.predict(text)["confidence"] for text in texts]
+    passes = []
+
+    def few_texts_per_pass(sequences, pooling):
+        batches = real_pack(
+            sequences, pooling, width=8, max_positions=24
+        )  # a text per row, three rows a pass
+        passes.extend(batches)
+        return batches
+
+    real_pack = models.nlp.pack_sequences
+    monkeypatch.setattr(models.nlp, "pack_sequences", few_texts_per_pass)
+    got = [r["confidence"] for r in service.predict_batch(texts)]
+    assert len(passes) > 2
+    assert got == pytest.approx(expected, abs=1e-4)
 
 
 def test_identical_rows_are_run_once(service, monkeypatch):
     classifier = service.classifier
     rows = [e.ids for e in classifier.encode(["Good.", "Awful film.", "Good.", "Awful film.", "Fine"])]
     seen = []
-    real = classifier._length_batches
-    monkeypatch.setattr(classifier, "_length_batches", lambda r: seen.append(len(r)) or real(r))
+    real = classifier.onnx.logits
+    monkeypatch.setattr(
+        classifier.onnx, "logits", lambda sequences: seen.append(len(sequences)) or real(sequences)
+    )
     logits = classifier.logits(rows)
     assert seen == [3]
     assert torch.equal(logits[0], logits[2]) and torch.equal(logits[1], logits[3])
@@ -140,19 +156,20 @@ def test_real_onnx_graph_round_trips_through_the_cache(cache_folder):
     model = _tiny_classifier()
     first = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
     assert first.source == "exported"
+    assert not model.training  # the export leaves the shared module's dropout off
     second = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
     assert second.source == "cache"
     ids = torch.tensor([[101, 7, 8, 9, 102]])
     mask = torch.ones_like(ids)
     with torch.inference_mode():
         expected = model(input_ids=ids, attention_mask=mask).logits
-    assert torch.allclose(second.logits(ids, mask), expected, atol=1e-4)
+    assert torch.allclose(second.logits(ids.tolist()), expected, atol=1e-4)
     # garbage in the file (not a graph at all): rebuilt, and the answers are right again
     graph = cache_folder / "tiny.onnx"
     graph.write_bytes(os.urandom(graph.stat().st_size))
     third = OnnxSentimentClassifier(model, threads=1, cache_key="tiny")
     assert third.source == "rebuilt"
-    assert torch.allclose(third.logits(ids, mask), expected, atol=1e-4)
+    assert torch.allclose(third.logits(ids.tolist()), expected, atol=1e-4)
 
 
 def test_cache_key_is_the_weights_hash(tmp_path):
@@ -187,7 +204,7 @@ def test_a_cached_graph_with_its_reference_needs_no_pytorch_model(cache_folder):
     ids = torch.tensor([[101, 7, 8, 102]])
     with torch.inference_mode():
         expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-    assert torch.allclose(warm.logits(ids, torch.ones_like(ids)), expected, atol=1e-4)
+    assert torch.allclose(warm.logits(ids.tolist()), expected, atol=1e-4)
 
 
 def test_a_wrong_reference_record_rebuilds_the_graph(cache_folder):
@@ -217,3 +234,15 @@ def test_serving_tokenizer_matches_the_hugging_face_tokenizer(service):
     assert len(ours["input_ids"][3]) > 128
     single = service.classifier.tokenizer(texts[0], add_special_tokens=False)
     assert single.word_ids() == load_tokenizer()(texts[0], add_special_tokens=False).word_ids()
+
+
+def test_a_model_first_built_inside_inference_mode_still_explains():
+    from services.nlp.classifier import SentimentClassifier
+    from services.nlp.explain import integrated_gradients
+
+    classifier = SentimentClassifier()
+    assert not classifier.model_loaded  # served from the graph; the module is built on first use
+    with torch.inference_mode():
+        classifier.model  # noqa: B018 - that first use happens inside a caller's inference mode
+    words, _ = integrated_gradients(classifier, "A superb film.", steps=4)
+    assert [w.word for w in words] == ["A", "superb", "film", "."]

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 CACHE_ENV = "DEMO_CACHE_DIR"
 APP_FOLDER = "multitask-ai-demo"
 # Bump when the export itself changes (opset, input names, exporter), so old graphs are not reused.
-EXPORT_VERSION = "sentiment-onnx-v1-opset17"
+EXPORT_VERSION = "sentiment-onnx-v2-packed-opset17"
 
 
 def cache_dir() -> Path:

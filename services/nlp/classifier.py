@@ -23,8 +23,7 @@ from services.nlp.inputs import split_sentences
 
 logger = logging.getLogger(__name__)
 
-FORWARD_BATCH = 64  # sequences per forward pass
-PAD_SHARE = 0.15  # CPU: padded positions a length group may add, as a share of its real tokens
+FORWARD_BATCH = 64  # sequences per padded forward pass (GPU)
 ONNX_ENV = "DEMO_NLP_ONNX"  # "0" serves with PyTorch even on a CPU
 
 
@@ -90,7 +89,10 @@ class SentimentClassifier:
         if self._model is None:
             with self._model_lock:
                 if self._model is None:
-                    self._model = load_sentiment_model(self.bundle, self.device)
+                    # built outside any caller's inference mode: weights made inside it could never
+                    # take part in the gradients that explanations need
+                    with torch.inference_mode(False):
+                        self._model = load_sentiment_model(self.bundle, self.device)
         return self._model
 
     @property
@@ -165,34 +167,17 @@ class SentimentClassifier:
         return ids.to(self.device), mask.to(self.device)
 
     def _length_batches(self, rows: Sequence[list[int]]) -> list[list[int]]:
-        """Row indices grouped for forward passes, shortest first.
-
-        On the CPU (ONNX Runtime) cost grows with every padded position, but each call also has a fixed
-        cost and tiny matrices multiply slowly: so rows of neighbouring lengths share a call while the
-        padding stays under PAD_SHARE of the group's real tokens. On a GPU padding is nearly free and big
-        batches win, so rows are cut into FORWARD_BATCH groups of similar length.
-        """
+        """Row indices in FORWARD_BATCH groups of similar length, for padded passes on a GPU (where
+        padding is nearly free and big batches win)."""
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        if self.onnx is None:
-            return [order[start : start + FORWARD_BATCH] for start in range(0, len(order), FORWARD_BATCH)]
-        groups: list[list[int]] = []
-        real_tokens = 0
-        for index in order:
-            length = len(rows[index]) + 2
-            if groups and len(groups[-1]) < FORWARD_BATCH:
-                padded = length * (len(groups[-1]) + 1)  # sorted: this row is the group's longest
-                if padded - (real_tokens + length) <= PAD_SHARE * (real_tokens + length):
-                    groups[-1].append(index)
-                    real_tokens += length
-                    continue
-            groups.append([index])
-            real_tokens = length
-        return groups
+        return [order[start : start + FORWARD_BATCH] for start in range(0, len(order), FORWARD_BATCH)]
 
     def logits(self, rows: Sequence[list[int]]) -> torch.Tensor:
-        """Raw logits (N, C) for word-piece rows without special tokens, batched by length.
+        """Raw logits (N, C) for word-piece rows without special tokens.
 
-        Identical rows (a review pasted twice, a sentence repeated in a batch file) are run once."""
+        Identical rows (a review pasted twice, a sentence repeated in a batch file) are run once. On the
+        CPU the rows are packed end to end without padding (models.nlp.packing); on a GPU they run in
+        padded groups of similar length."""
         out = torch.zeros((len(rows), len(self.labels)))
         if not rows:
             return out
@@ -200,15 +185,14 @@ class SentimentClassifier:
         owner = [first_of.setdefault(tuple(row), i) for i, row in enumerate(rows)]
         unique = sorted(set(owner))
         unique_rows = [rows[i] for i in unique]
-        unique_out = torch.zeros((len(unique), len(self.labels)))
-        with inference_context(self.device):
-            for idx in self._length_batches(unique_rows):
-                ids, mask = self.batch_ids([unique_rows[i] for i in idx])
-                if self.onnx is not None:
-                    logits = self.onnx.logits(ids, mask)
-                else:
-                    logits = self.model(input_ids=ids, attention_mask=mask).logits
-                unique_out[idx] = logits.float().cpu()
+        if self.onnx is not None:
+            unique_out = self.onnx.logits([[self.cls_id, *row, self.sep_id] for row in unique_rows]).float()
+        else:
+            unique_out = torch.zeros((len(unique), len(self.labels)))
+            with inference_context(self.device):
+                for idx in self._length_batches(unique_rows):
+                    ids, mask = self.batch_ids([unique_rows[i] for i in idx])
+                    unique_out[idx] = self.model(input_ids=ids, attention_mask=mask).logits.float().cpu()
         position = {row_index: k for k, row_index in enumerate(unique)}
         out[:] = unique_out[[position[o] for o in owner]]
         return out
