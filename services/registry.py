@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -27,5 +28,12 @@ def load(task: str) -> Any:
 
 
 def is_loaded(task: str) -> bool:
-    loader = task_module(task).load_service
+    """Whether the task's service exists in this process, without importing anything.
+
+    The home page asks this on every render: importing a task module pulls in torch (over a second on
+    two cores), and one still being imported by the loading thread would make the page wait for it.
+    """
+    if task not in TASK_MODULES:
+        raise KeyError(f"unknown task {task!r}; expected one of {', '.join(TASK_MODULES)}")
+    loader = getattr(sys.modules.get(TASK_MODULES[task]), "load_service", None)
     return bool(getattr(loader, "is_loaded", lambda: False)())

@@ -29,6 +29,8 @@ def test_the_first_page_needs_no_torch():
     code = (
         "import sys; import pages.ui, services.preload, services.client, services.device; "
         "from services.device import device_summary; device_summary(); "
+        "states = [services.client.task_status(t) for t in services.preload.LOAD_ORDER]; "  # the cards
+        "assert all(s['state'] == 'waiting' for s in states), states; "
         "assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)

@@ -6,7 +6,8 @@ from the moment the server starts rather than at the first visit.
 page is being served: so the home page starts the loading once it has rendered, and this launcher
 starts it a few seconds after the server is up when nobody has visited yet. It also spares the
 server two costs Streamlit pays for every visitor: polling the config files, and reading each of the
-frontend's files from disk on every request (issue 15, `make loadtest-ui`).
+frontend's files from disk on every request (issue 15, `make loadtest-ui`); and, at start, reading the
+metadata of every installed package in search of custom components.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 APP = Path(__file__).resolve().parents[2] / "app.py"
 SERVER_WAIT_S = 15.0  # load anyway after this long, e.g. if Streamlit's runtime API changes
 IDLE_START_S = 3.0  # with no visitor yet, start loading this long after the server is up
+COMPONENT_PACKAGE_PREFIXES = ("streamlit", "st_")  # normalised names of packages that may hold components
 
 
 def _load_when_server_is_up() -> None:
@@ -43,6 +45,33 @@ def _no_config_polling() -> None:
 
     if hasattr(bootstrap, "_install_config_watchers"):
         bootstrap._install_config_watchers = lambda *args, **kwargs: None
+
+
+def _component_scan_by_name() -> None:
+    """At start Streamlit looks for installed "v2" custom components by reading the metadata of every
+    installed package (its name, summary and requirements), which was a third of this app's server
+    start on two cores (py-spy: ~0.5 s for the ~250 packages that torch, transformers and Ray bring).
+    Such component packages are named after Streamlit ("streamlit-…", "st-…"); this app uses none
+    beyond its pinned requirements, so only packages with such names are looked into."""
+    import importlib.metadata
+
+    from streamlit.components.v2 import manifest_scanner as scanner
+
+    if not hasattr(scanner, "scan_component_manifests") or not hasattr(scanner, "_process_single_package"):
+        return
+
+    def scan_named_packages(max_workers: int | None = None) -> list:
+        found = []
+        for dist in importlib.metadata.distributions():
+            # the name from the dist-info folder, without parsing its metadata file
+            name = (getattr(dist, "_normalized_name", None) or dist.name or "").lower().replace("-", "_")
+            if name.startswith(COMPONENT_PACKAGE_PREFIXES):
+                manifest = scanner._process_single_package(dist)
+                if manifest:
+                    found.append(manifest)
+        return found
+
+    scanner.scan_component_manifests = scan_named_packages
 
 
 def _static_assets_from_memory() -> None:
@@ -93,6 +122,7 @@ def _static_assets_from_memory() -> None:
 def main() -> None:
     threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
     _no_config_polling()
+    _component_scan_by_name()
     _static_assets_from_memory()
     from streamlit.web import cli
 

@@ -1,0 +1,26 @@
+"""The launcher's start-up shortcuts keep Streamlit's behaviour: the component scan finds what
+Streamlit's own scan finds (the drawing canvas is a packaged component)."""
+
+from __future__ import annotations
+
+from streamlit.components.v2 import manifest_scanner
+
+from pages.ui import launch
+
+
+def test_component_scan_by_name_finds_what_the_full_scan_finds(monkeypatch):
+    monkeypatch.setattr(
+        manifest_scanner, "scan_component_manifests", manifest_scanner.scan_component_manifests
+    )
+    everything = manifest_scanner.scan_component_manifests()
+    launch._component_scan_by_name()
+    looked_into = []
+    real = manifest_scanner._process_single_package
+    monkeypatch.setattr(
+        manifest_scanner, "_process_single_package", lambda dist: looked_into.append(dist) or real(dist)
+    )
+    named = manifest_scanner.scan_component_manifests()
+    key = sorted((manifest.name, str(root)) for manifest, root in named)
+    assert key == sorted((manifest.name, str(root)) for manifest, root in everything)
+    assert "streamlit-drawable-canvas" in [name for name, _ in key]
+    assert 0 < len(looked_into) <= 5  # Streamlit and its component packages, not every dependency
