@@ -37,3 +37,28 @@ def test_hashed_assets_are_the_files_with_their_headers_every_time(app_url):
 def test_an_unknown_static_path_still_gets_the_app_page(app_url):
     status, headers, body = _get(app_url + "/static/js/no-such-file.0000.js")
     assert status == 200 and b"<html" in body.lower() and "no-cache" in headers["cache-control"]
+
+
+def test_scripts_are_sent_gzipped_to_browsers_that_accept_it(app_url):
+    import gzip
+    import time
+
+    _, _, index = _get(app_url + "/")
+    script = re.findall(r'src="\.?/?(static/js/[^"]+\.js)"', index.decode())[0]
+    on_disk = (Path(streamlit.__file__).parent / "static" / script).read_bytes()
+    _get(f"{app_url}/{script}")  # the first read; the compressed copy is made in the background
+    for _ in range(50):
+        request = urllib.request.Request(f"{app_url}/{script}", headers={"Accept-Encoding": "gzip, br"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            body = response.read()
+        if headers.get("content-encoding") == "gzip":
+            break
+        time.sleep(0.1)
+    assert headers.get("content-encoding") == "gzip", headers
+    assert gzip.decompress(body) == on_disk
+    assert len(body) < len(on_disk) / 2
+    assert headers["vary"] == "Accept-Encoding" and "immutable" in headers["cache-control"]
+    refused = urllib.request.Request(f"{app_url}/{script}", headers={"Accept-Encoding": "gzip;q=0"})
+    with urllib.request.urlopen(refused, timeout=30) as response:
+        assert "content-encoding" not in {k.lower() for k in response.headers} and response.read() == on_disk
