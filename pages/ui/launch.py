@@ -91,6 +91,13 @@ def _accepts_gzip(scope) -> bool:
     return False
 
 
+def _asset_headers(path: str, cache_control: str) -> dict[str, str]:
+    headers = {"Cache-Control": cache_control}
+    if path.lower().endswith(COMPRESSIBLE_ASSET_SUFFIXES):
+        headers["Vary"] = "Accept-Encoding"  # on every answer, compressed yet or not
+    return headers
+
+
 def _static_assets_from_memory() -> None:
     """Serve the frontend's hashed scripts, styles and fonts from memory after their first read.
 
@@ -99,8 +106,8 @@ def _static_assets_from_memory() -> None:
     are content-hashed and never change while the server runs, so one read each is enough; anything
     else (index.html, the manifest, 404s) goes through Streamlit's handler as before.
 
-    Scripts, styles and other text assets are also gzipped once, in the background after that first
-    read, and later requests from browsers that accept it get them compressed: a visit then downloads
+    Scripts, styles and other text assets are also gzipped once, in the background, when they are
+    asked for a second time, and later requests from browsers that accept it get them compressed: a visit then downloads
     about 1 MB instead of 2.6 MB (most of it the frontend's JavaScript), which matters on a phone.
     Streamlit itself sends them uncompressed, as compressing on every request would cost CPU each time.
     """
@@ -123,6 +130,7 @@ def _static_assets_from_memory() -> None:
         original_get_response = handler.get_response
         # path -> (body, gzipped body or None, media type, Cache-Control)
         kept: dict[str, tuple[bytes, bytes | None, str, str]] = {}
+        compressing: set[str] = set()
 
         async def get_response(path: str, scope):
             if scope.get("method") != "GET":
@@ -139,20 +147,25 @@ def _static_assets_from_memory() -> None:
                     response.media_type or mimetypes.guess_type(file_path)[0] or "application/octet-stream"
                 )
                 kept[path] = (body, None, media_type, cache_control)
-                if Path(file_path).suffix.lower() in COMPRESSIBLE_ASSET_SUFFIXES:
-                    # Compressed off the request's path: this visit gets the plain bytes at once,
-                    # later visits the gzipped ones (a replaced tuple is seen whole by readers).
-                    def compress(path: str = path, body: bytes = body) -> None:
-                        kept[path] = (body, gzipped(body), media_type, cache_control)
-
-                    asyncio.get_running_loop().run_in_executor(None, compress)
+                return Response(body, media_type=media_type, headers=_asset_headers(path, cache_control))
             body, compressed, media_type, cache_control = kept[path]
-            headers = {"Cache-Control": cache_control}
-            if path.lower().endswith(COMPRESSIBLE_ASSET_SUFFIXES):
-                headers["Vary"] = "Accept-Encoding"  # on every answer, compressed yet or not
-                if compressed is not None and _accepts_gzip(scope):
-                    headers["Content-Encoding"] = "gzip"
-                    return Response(compressed, media_type=media_type, headers=headers)
+            if (
+                compressed is None
+                and path not in compressing
+                and path.lower().endswith(COMPRESSIBLE_ASSET_SUFFIXES)
+            ):
+                # Compressed when a file is asked for a second time (a later visit), in the background:
+                # the first visit after a start, the one a demo opens with, pays nothing for it.
+                compressing.add(path)
+
+                def compress(path: str = path, entry: tuple = kept[path]) -> None:
+                    kept[path] = (entry[0], gzipped(entry[0]), *entry[2:])
+
+                asyncio.get_running_loop().run_in_executor(None, compress)
+            headers = _asset_headers(path, cache_control)
+            if compressed is not None and _accepts_gzip(scope):
+                headers["Content-Encoding"] = "gzip"
+                return Response(compressed, media_type=media_type, headers=headers)
             return Response(body, media_type=media_type, headers=headers)
 
         handler.get_response = get_response

@@ -46,7 +46,7 @@ def test_scripts_are_sent_gzipped_to_browsers_that_accept_it(app_url):
     _, _, index = _get(app_url + "/")
     script = re.findall(r'src="\.?/?(static/js/[^"]+\.js)"', index.decode())[0]
     on_disk = (Path(streamlit.__file__).parent / "static" / script).read_bytes()
-    _get(f"{app_url}/{script}")  # the first read; the compressed copy is made in the background
+    _get(f"{app_url}/{script}")  # the first read; a second request has the copy made, in the background
     for _ in range(50):
         request = urllib.request.Request(f"{app_url}/{script}", headers={"Accept-Encoding": "gzip, br"})
         with urllib.request.urlopen(request, timeout=30) as response:
