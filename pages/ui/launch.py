@@ -76,18 +76,20 @@ def _component_scan_by_name() -> None:
 
 
 def _accepts_gzip(scope) -> bool:
-    """Whether the request's Accept-Encoding lists gzip (without "q=0")."""
+    """Whether the request's Accept-Encoding lists gzip (or "*") with a quality above zero."""
     for name, value in scope.get("headers", []):
-        if name.lower() == b"accept-encoding":
-            for coding in value.decode("latin-1").lower().split(","):
-                token, _, params = coding.strip().partition(";")
-                if token.strip() in ("gzip", "*") and params.replace(" ", "") not in (
-                    "q=0",
-                    "q=0.0",
-                    "q=0.00",
-                    "q=0.000",
-                ):
+        if name.lower() != b"accept-encoding":
+            continue
+        for coding in value.decode("latin-1").lower().split(","):
+            token, _, params = coding.partition(";")
+            if token.strip() not in ("gzip", "*"):
+                continue
+            quality = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
+            try:
+                if float(quality) > 0:
                     return True
+            except ValueError:  # a malformed weight: read as the default, 1
+                return True
     return False
 
 
