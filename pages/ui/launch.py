@@ -109,9 +109,9 @@ def _static_assets_from_memory() -> None:
     else (index.html, the manifest, 404s) goes through Streamlit's handler as before.
 
     Scripts, styles and other text assets are also gzipped once, in the background, when they are
-    asked for a second time, and later requests from browsers that accept it get them compressed: a visit then downloads
-    about 1 MB instead of 2.6 MB (most of it the frontend's JavaScript), which matters on a phone.
-    Streamlit itself sends them uncompressed, as compressing on every request would cost CPU each time.
+    asked for a second time; later requests from browsers that accept gzip get them compressed, so a
+    visit downloads about 1 MB instead of 2.6 MB (most of it the frontend's JavaScript), which matters
+    on a phone. Streamlit itself sends them uncompressed, as compressing on every request costs CPU.
     """
     import asyncio
     import gzip
