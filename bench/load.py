@@ -47,7 +47,7 @@ BATCHED = ("vision", "speech", "nlp")
 KINDS = ("image", "clip", "sentence", "recommend")
 
 IMAGES = ["drawn_3.png", "print_5.jpg", "photo_8.jpg", "mnist_test_0000.png"]
-CLIPS = ["2_jackson_0.wav", "4_nicolas_1.wav", "6_theo_2.wav", "9_lucas_4.wav"]
+CLIPS = ["2_jackson_0.wav", "4_nicolas_3.wav", "6_theo_2.wav", "9_lucas_4.wav"]
 SENTENCES = [
     "What a wonderful, heartfelt and funny film.",
     "Dull, predictable and far too long.",

@@ -82,8 +82,8 @@ ROWS = (
         "Speech",
         "record with the microphone, upload WAV/FLAC/OGG/MP3/M4A, click examples; digit strings; "
         '"not a digit" for other words; waveform, features and frame importance',
-        "two bidirectional GRUs with attention pooling on torchaudio log-mel features, averaged",
-        "FSDD train (clips 5–49)",
+        "a bidirectional GRU with attention pooling on torchaudio log-mel features, digits 0–9 and “other”",
+        "FSDD train (clips 5–46), the Speech Commands digits train split, espeak-ng voices",
         (
             Figure("accuracy", "FSDD test accuracy", 3),
             Figure("test_sets.speech_commands_subset_digits.accuracy", "Speech Commands digits", 3),

@@ -119,7 +119,8 @@ def test_committed_weights_reach_the_target_on_fsdd_test():
         FSDD_DIGITS_GRU.get_model(), [data.clips[i] for i in test], FSDD_DIGITS_GRU.features
     )
     accuracy = float((probs[:, :10].argmax(1) == data.digits[test]).mean())
-    assert accuracy >= 0.98
+    # A floor under the shipped figure: the model trained for strangers gave up some of FSDD's six voices.
+    assert accuracy >= 0.97
     reported = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
     assert reported["accuracy_model_only"] == pytest.approx(accuracy, abs=1e-4)
     assert np.array(reported["confusion_matrix"]).sum() == 300
@@ -246,11 +247,6 @@ def test_rejection_threshold_keeps_false_rejects_under_the_budget():
     assert rejection_threshold(probs, labels, max_false_reject=0.3) > threshold
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped weights predate the recorded-command CLI (retrained candidate not shipped); "
-    "this turns into a failure, to be un-marked, once weights from `python -m models train speech` ship",
-)
 def test_weights_record_the_command_that_made_them():
     """The shipped file carries the command line, data and seeds, and they match the CLI today."""
     import shlex
@@ -281,6 +277,7 @@ def test_weights_record_the_command_that_made_them():
     assert training["augment"] == json.loads(json.dumps(asdict(AugmentConfig())))
     assert set(training["data"]) >= {"fsdd_train", "extra_train", "synth_train", "real_other_train"}
     assert 0.0 <= float(metadata["reject_threshold"]) < 1.0
+    assert training["threshold_set_on"] == ["fsdd_val", "extra_val"]  # real voices only
 
 
 @pytest.mark.slow
@@ -333,3 +330,39 @@ def test_card_table_is_rendered_from_the_metrics_file():
     block = card[card.index(TABLE_START) + len(TABLE_START) : card.index(TABLE_END)].strip("\n")
     metrics = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
     assert block == render_test_sets(metrics), "run `python -m models evaluate speech`"
+
+
+def test_card_training_block_is_rendered_from_the_weights_record():
+    from models.speech import read_metadata
+    from models.speech.cli import CARD_PATH, TRAINING_END, TRAINING_START, render_training
+
+    card = CARD_PATH.read_text(encoding="utf-8")
+    block = card[card.index(TRAINING_START) + len(TRAINING_START) : card.index(TRAINING_END)].strip("\n")
+    metrics = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
+    assert (
+        metrics["training"]["command"]
+        == json.loads(read_metadata(FSDD_DIGITS_GRU.weights_path)["training"])["command"]
+    )
+    assert block == render_training(metrics), "run `python -m models evaluate speech`"
+    assert "real_other_val" in metrics["training"]["validation"]
+
+
+def test_training_block_names_the_threshold_rule():
+    from models.speech.cli import render_training
+
+    metrics = {
+        "reject_threshold": 0.4,
+        "training": {
+            "command": "python -m models train speech",
+            "data": {"fsdd_train": 10},
+            "validation": {"extra_val": {"digit_accuracy": 0.9, "digit_false_reject": 0.05}},
+            "max_false_reject": 0.03,
+            "threshold_set_on": ["fsdd_val", "extra_val"],
+            "train_wall_s": 120.0,
+            "device": "CPU",
+        },
+    }
+    text = render_training(metrics)
+    assert "0.40" in text and "3%" in text and "fsdd_val and extra_val" in text
+    assert "| 0.900 | 0.050 | – |" in text
+    assert render_training({}) == "The shipped weights carry no training record."

@@ -27,9 +27,9 @@ from tests.conftest import REPO_ROOT, dataset_dir
 
 SINGLES = [e for e in speech.example_inputs() if e["kind"] == "digit"]
 STRING = next(e for e in speech.example_inputs() if e["kind"] == "string")
-# The shipped FSDD-only model (2 × 10-class GRUs, no "other" class) measured on strangers' voices; the
-# retrained 11-class candidate was not better on every held-out set, so it is not shipped (see the card).
-FLOORS = {"subset_digits": 0.85, "extra_test": 0.92, "non_digit_rejected": 0.0}
+OTHERS = [e for e in speech.example_inputs() if e["kind"] == "other"]
+# Floors just under what the shipped 11-class model measured on strangers' voices (metrics.json).
+FLOORS = {"subset_digits": 0.85, "extra_test": 0.92, "non_digit_rejected": 0.6}
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,16 @@ def reencode(path: str, fmt: str, rate: int, channels: int, subtype: str | None 
 
 
 def test_examples_are_listed_with_attribution():
-    assert len(SINGLES) == 5
+    assert len(SINGLES) == 5 and len(OTHERS) == 1
     assert all(Path(e["path"]).is_file() for e in speech.example_inputs())
-    assert "CC BY-SA 4.0" in speech.attribution()
+    assert "CC BY-SA 4.0" in speech.attribution() and "CC BY 4.0" in speech.attribution()
+
+
+@pytest.mark.parametrize("example", OTHERS, ids=lambda e: e["name"])
+def test_the_bundled_non_digit_word_is_answered_not_a_digit(service, example):
+    result = service.predict(Path(example["path"]).read_bytes())
+    assert result["label"] is None and result["reason"] == "not a digit"
+    assert result["top_k"][0]["label"] == "other"
 
 
 @pytest.mark.parametrize("example", SINGLES, ids=lambda e: e["name"])
@@ -239,7 +246,7 @@ def test_fsdd_test_split_through_the_full_audio_path(service):
     for start in range(0, len(items), speech.MAX_BATCH):
         labels += [r["label"] for r in service.predict_batch(items[start : start + speech.MAX_BATCH])]
     accuracy = np.mean([label == str(data.digits[i]) for label, i in zip(labels, test, strict=True)])
-    assert accuracy >= 0.98
+    assert accuracy >= 0.965  # a "not a digit" answer counts as wrong here
 
 
 # ---- "not a digit" ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Spoken-digit recognition: a log-mel front end and small bidirectional GRUs with attention pooling.
+"""Spoken-digit recognition: a log-mel front end and a small bidirectional GRU with attention pooling.
 
 The shipped checkpoint is `FSDD_DIGITS_GRU`: a `SpeechBundle` that carries the weights path, the
 sample rate, the feature parameters and the labels, so callers never need to know any of them.
@@ -6,10 +6,10 @@ sample rate, the feature parameters and the labels, so callers never need to kno
     bundle = FSDD_DIGITS_GRU
     frontend, model = bundle.get_frontend(), bundle.get_model()
     features, frames = frontend(waves, lengths)      # waves (B, N) float at bundle.sample_rate
-    logits, attention = model(features, frames)      # (B, 10) log-probabilities, (B, T')
+    logits, attention = model(features, frames)      # (B, 11) log-probabilities, (B, T')
 
-The checkpoint holds two GRUs trained with different seeds; `DigitEnsemble` averages their
-probabilities.
+The classes are the digits 0–9 and "other" (speech that is not a digit). `DigitEnsemble` averages the
+probabilities of its members; the shipped checkpoint has one (`--members` trains more).
 """
 
 from __future__ import annotations

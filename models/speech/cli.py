@@ -53,7 +53,10 @@ DOWNLOAD_HINT = (
 DEFAULT_WEIGHTS = FSDD_DIGITS_GRU.weights_path  # the file the service loads
 FSDD_VALIDATION_INDICES = (47, 48, 49)  # of the training recordings 5–49: validation only
 VALIDATION_SPEAKER_SHARE = 0.2  # of speech_commands_digits_extra's train speakers
-MAX_FALSE_REJECT = 0.03  # the threshold keeps validation digits wrongly rejected at or below this
+MAX_FALSE_REJECT = 0.03  # the threshold keeps real-voice validation digits wrongly rejected at or below this
+# The threshold is set on real voices only: espeak-ng digits are clear and sure, so pooled with them a
+# threshold that cost 3 % of all validation digits rejected 12–14 % of the real Speech Commands ones.
+REAL_VALIDATION_SETS = ("fsdd_val", "extra_val")
 STRING_SEED = 12  # the three-digit test strings
 N_STRINGS = 120
 STRING_PAUSE_S = (0.3, 0.6)
@@ -82,13 +85,13 @@ def _parser(action: str) -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="CPU threads for torch (the reference run used 1)"
     )
     if action == "train":
-        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--lr", type=float, default=TrainConfig.lr)
         parser.add_argument("--seed", type=int, default=0, help="training seed (member k uses seed + k)")
         parser.add_argument("--members", type=int, default=1)
-        # Smaller than the FSDD-only pair (96/96 × 2): three times the data had to fit the same CPU hour.
-        parser.add_argument("--hidden", type=int, default=80)
-        parser.add_argument("--conv-channels", type=int, default=64)
+        # One network instead of the FSDD-only pair (96/96 × 2): three times the data in the same CPU hour.
+        parser.add_argument("--hidden", type=int, default=112)
+        parser.add_argument("--conv-channels", type=int, default=96)
         parser.add_argument(
             "--synth-digit-voices", type=int, default=250, help="espeak-ng voices × 10 digits"
         )
@@ -267,7 +270,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     wall = time.perf_counter() - started
 
     val_probs = predict_clips(model, val_clips, features)
-    threshold = rejection_threshold(val_probs, val_labels, MAX_FALSE_REJECT)
+    real_parts = [(sets[k], 1) for k in REAL_VALIDATION_SETS if k in sets]
+    real_clips, real_labels = _concat(real_parts)
+    threshold = rejection_threshold(predict_clips(model, real_clips, features), real_labels, MAX_FALSE_REJECT)
     validation = {
         name: decision_report(predict_clips(model, sets[name].clips, features), sets[name].labels, threshold)
         for name in ("fsdd_val", "extra_val", "synth_val", "real_other_val")
@@ -285,6 +290,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         "extra_repeat": extra_repeat,
         "validation": validation,
         "max_false_reject": MAX_FALSE_REJECT,
+        "threshold_set_on": [k for k in REAL_VALIDATION_SETS if k in sets],
         "train_wall_s": round(wall, 1),
         "device": describe_device(device)["name"],
     }
@@ -432,6 +438,7 @@ def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
         "test_sets": test_sets,
         "reject_threshold": bundle.reject_threshold,
         "trained_on": _trained_on(bundle),
+        "training": _training_summary(bundle),
         "held_out": "FSDD recordings 0–4, all of speech_commands_subset, the test split of speech_commands_digits_extra",
         "command": "python -m models evaluate speech " + shlex.join(argv),
         "device": describe_device(device)["name"],
@@ -441,6 +448,7 @@ def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     args.metrics_out.write_text(json.dumps(metrics, indent=2) + "\n")
     if args.metrics_out.resolve() == (PACKAGE_DIR / "metrics.json").resolve():
         update_card_table(metrics)
+        update_card_training(metrics)
     logger.info("per-speaker accuracy (FSDD, model only): %s", report["per_speaker_accuracy"])
     summary = {"task": "speech", "accuracy": fsdd_accuracy}
     for key, entry in test_sets.items():
@@ -480,6 +488,69 @@ def update_card_table(metrics: dict, card: Path = CARD_PATH) -> None:
         return
     card.write_text(
         text[: start + len(TABLE_START)] + "\n" + render_test_sets(metrics) + "\n" + text[end:],
+        encoding="utf-8",
+    )
+
+
+TRAINING_START, TRAINING_END = "<!-- training:start -->", "<!-- training:end -->"
+VALIDATION_NAMES = {
+    "fsdd_val": "FSDD recordings 47–49 (the six training speakers)",
+    "extra_val": "speech_commands_digits_extra, a fifth of its train split's speakers, held out from training",
+    "synth_val": "espeak-ng voices and non-digit words kept out of training",
+    "real_other_val": "non-digit sounds cut from the validation clips",
+    "all": "all validation clips",
+}
+
+
+def _training_summary(bundle: SpeechBundle) -> dict:
+    """What the weights say about the run that made them (empty for a checkpoint without a record)."""
+    training = bundle.training
+    if not training:
+        return {}
+    keys = (
+        "command",
+        "seeds",
+        "data",
+        "validation",
+        "max_false_reject",
+        "threshold_set_on",
+        "train_wall_s",
+        "device",
+    )
+    return {key: training[key] for key in keys if key in training}
+
+
+def render_training(metrics: dict) -> str:
+    """The card's training-run block, from the record the training CLI wrote into the weights."""
+    training = metrics.get("training") or {}
+    if not training:
+        return "The shipped weights carry no training record."
+    data = ", ".join(f"{name} {count:,}" for name, count in training.get("data", {}).items())
+    lines = [
+        f"- Command: `{training['command']}` (seeds: {json.dumps(training.get('seeds', {}))}).",
+        f"- Clips per source: {data}.",
+        f"- Wall time: {training.get('train_wall_s', float('nan')) / 60:.1f} min on {training.get('device', '?')}.",
+        f"- “Not a digit” threshold on the best digit's probability: {metrics.get('reject_threshold', 0.0):.2f}, "
+        f"the highest that rejects at most {training.get('max_false_reject', 0.0):.0%} of the validation "
+        f"digits of {' and '.join(training.get('threshold_set_on', [])) or 'all validation sets'}.",
+        "",
+        "| validation set (carved from the training data) | digit accuracy | digits rejected | non-digits rejected |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, report in training.get("validation", {}).items():
+        cells = [report.get(k) for k in ("digit_accuracy", "digit_false_reject", "other_rejected")]
+        text = " | ".join("–" if value is None else f"{value:.3f}" for value in cells)
+        lines.append(f"| {VALIDATION_NAMES.get(name, name)} | {text} |")
+    return "\n".join(lines)
+
+
+def update_card_training(metrics: dict, card: Path = CARD_PATH) -> None:
+    text = card.read_text(encoding="utf-8")
+    start, end = text.find(TRAINING_START), text.find(TRAINING_END)
+    if start < 0 or end < 0:
+        return
+    card.write_text(
+        text[: start + len(TRAINING_START)] + "\n" + render_training(metrics) + "\n" + text[end:],
         encoding="utf-8",
     )
 
