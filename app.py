@@ -25,7 +25,7 @@ TASKS = [
     ("nlp", "pages/2_Language.py", "Language", "💬", "MiniLM fine-tuned for sentiment, with word-level "
      "explanations, similarity and summaries."),
     ("speech", "pages/3_Speech.py", "Speech", "🎙️", "A recurrent network recognises spoken digits "
-     "and digit strings."),
+     "and digit strings, and says so when a word is not a digit."),
     ("recommend", "pages/4_Recommendation.py", "Recommendation", "🎬", "Matrix factorization on "
      "MovieLens-100K recommends films from a handful of your ratings."),
 ]  # fmt: skip

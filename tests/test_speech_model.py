@@ -120,7 +120,7 @@ def test_committed_weights_reach_the_target_on_fsdd_test():
     )
     accuracy = float((probs[:, :10].argmax(1) == data.digits[test]).mean())
     # A floor under the shipped figure: the model trained for strangers gave up some of FSDD's six voices.
-    assert accuracy >= 0.97
+    assert accuracy >= 0.96
     reported = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
     assert reported["accuracy_model_only"] == pytest.approx(accuracy, abs=1e-4)
     assert np.array(reported["confusion_matrix"]).sum() == 300

@@ -100,7 +100,7 @@ def _parser(action: str) -> argparse.ArgumentParser:
             "--real-other", type=int, default=800, help="non-digit clips cut from real speech"
         )
         parser.add_argument(
-            "--extra-repeat", type=int, default=4, help="copies of each real Speech Commands clip"
+            "--extra-repeat", type=int, default=8, help="copies of each real Speech Commands clip"
         )
         parser.add_argument("--data-seed", type=int, default=0, help="seed of the espeak-ng recipe and cuts")
         parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="espeak-ng audio cache")
@@ -511,6 +511,7 @@ def _training_summary(bundle: SpeechBundle) -> dict:
         "command",
         "seeds",
         "data",
+        "extra_repeat",
         "validation",
         "max_false_reject",
         "threshold_set_on",
@@ -528,7 +529,8 @@ def render_training(metrics: dict) -> str:
     data = ", ".join(f"{name} {count:,}" for name, count in training.get("data", {}).items())
     lines = [
         f"- Command: `{training['command']}` (seeds: {json.dumps(training.get('seeds', {}))}).",
-        f"- Clips per source: {data}.",
+        f"- Clips per source: {data}; each Speech Commands training clip is seen "
+        f"{training.get('extra_repeat', 1)} times per epoch (differently augmented each time).",
         f"- Wall time: {training.get('train_wall_s', float('nan')) / 60:.1f} min on {training.get('device', '?')}.",
         f"- “Not a digit” threshold on the best digit's probability: {metrics.get('reject_threshold', 0.0):.2f}, "
         f"the highest that rejects at most {training.get('max_false_reject', 0.0):.0%} of the validation "
