@@ -481,15 +481,17 @@ def render_test_sets(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def update_card_table(metrics: dict, card: Path = CARD_PATH) -> None:
+def _replace_card_block(card: Path, start_marker: str, end_marker: str, body: str) -> None:
+    """Put `body` between the card's two markers (a card without them is left alone)."""
     text = card.read_text(encoding="utf-8")
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < 0:
         return
-    card.write_text(
-        text[: start + len(TABLE_START)] + "\n" + render_test_sets(metrics) + "\n" + text[end:],
-        encoding="utf-8",
-    )
+    card.write_text(text[: start + len(start_marker)] + "\n" + body + "\n" + text[end:], encoding="utf-8")
+
+
+def update_card_table(metrics: dict, card: Path = CARD_PATH) -> None:
+    _replace_card_block(card, TABLE_START, TABLE_END, render_test_sets(metrics))
 
 
 TRAINING_START, TRAINING_END = "<!-- training:start -->", "<!-- training:end -->"
@@ -547,14 +549,7 @@ def render_training(metrics: dict) -> str:
 
 
 def update_card_training(metrics: dict, card: Path = CARD_PATH) -> None:
-    text = card.read_text(encoding="utf-8")
-    start, end = text.find(TRAINING_START), text.find(TRAINING_END)
-    if start < 0 or end < 0:
-        return
-    card.write_text(
-        text[: start + len(TRAINING_START)] + "\n" + render_training(metrics) + "\n" + text[end:],
-        encoding="utf-8",
-    )
+    _replace_card_block(card, TRAINING_START, TRAINING_END, render_training(metrics))
 
 
 def _rate(flags: list[bool]) -> float:
