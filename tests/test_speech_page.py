@@ -74,6 +74,15 @@ def test_example_button_shows_a_digit_string(app):
     assert len(app.tabs) == 3
 
 
+def test_the_non_digit_example_is_answered_not_a_digit(app):
+    # No mock: the shipped model's own answer to the bundled "yes".
+    button = next(b for b in app.button if str(b.label) == "“yes”")
+    button.click().run()
+    assert not app.exception and not app.warning
+    assert "Heard speech, but not a digit" in markdown_text(app)
+    assert "Heard “" not in markdown_text(app)
+
+
 def test_bad_upload_shows_a_warning_not_a_traceback(app):
     app.file_uploader[0].set_value(("song.mp3", b"definitely not audio" * 50, "audio/mpeg"))
     app.run()

@@ -58,8 +58,10 @@ def test_vision_catalogue(name):
 def test_speech_catalogue(name):
     data, expectation = audio_cases()[name]
     result = check("speech", name, lambda: speech.load_service().predict(data), expectation)
-    if result is not None:
-        assert str(result["label"]).isdigit()
+    if result is not None:  # digits, or "not a digit" for a sound the model does not take for one
+        assert str(result["label"]).isdigit() or (
+            result["label"] is None and result["reason"] == "not a digit"
+        )
         assert 0.0 <= result["confidence"] <= 1.0
 
 
