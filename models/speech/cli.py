@@ -56,6 +56,7 @@ VALIDATION_SPEAKER_SHARE = 0.2  # of speech_commands_digits_extra's train speake
 MAX_FALSE_REJECT = 0.03  # the threshold keeps real-voice validation digits wrongly rejected at or below this
 # The threshold is set on real voices only: espeak-ng digits are clear and sure, so pooled with them a
 # threshold that cost 3 % of all validation digits rejected 12–14 % of the real Speech Commands ones.
+VALIDATION_SETS = ("fsdd_val", "extra_val", "synth_val", "real_other_val")
 REAL_VALIDATION_SETS = ("fsdd_val", "extra_val")
 STRING_SEED = 12  # the three-digit test strings
 N_STRINGS = 120
@@ -229,7 +230,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     train_parts = [(sets["fsdd_train"], 1), (sets["synth_train"], 1), (sets["real_other_train"], 1)]
     if extra_repeat:
         train_parts.append((sets["extra_train"], extra_repeat))
-    val_parts = [(sets[k], 1) for k in ("fsdd_val", "extra_val", "synth_val", "real_other_val") if k in sets]
+    val_parts = [(sets[k], 1) for k in VALIDATION_SETS if k in sets]
     train_clips, train_labels = _concat(train_parts)
     val_clips, val_labels = _concat(val_parts)
     logger.info("training clips %d (%s), validation clips %d",
@@ -269,16 +270,19 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     model = DigitEnsemble.from_members(members).eval()
     wall = time.perf_counter() - started
 
-    val_probs = predict_clips(model, val_clips, features)
-    real_parts = [(sets[k], 1) for k in REAL_VALIDATION_SETS if k in sets]
-    real_clips, real_labels = _concat(real_parts)
-    threshold = rejection_threshold(predict_clips(model, real_clips, features), real_labels, MAX_FALSE_REJECT)
-    validation = {
-        name: decision_report(predict_clips(model, sets[name].clips, features), sets[name].labels, threshold)
-        for name in ("fsdd_val", "extra_val", "synth_val", "real_other_val")
-        if name in sets
+    set_probs = {
+        name: predict_clips(model, sets[name].clips, features) for name in VALIDATION_SETS if name in sets
     }
-    validation["all"] = decision_report(val_probs, val_labels, threshold)
+    real = [name for name in REAL_VALIDATION_SETS if name in set_probs]
+    threshold = rejection_threshold(
+        np.concatenate([set_probs[name] for name in real]),
+        np.concatenate([sets[name].labels for name in real]),
+        MAX_FALSE_REJECT,
+    )
+    validation = {
+        name: decision_report(probs, sets[name].labels, threshold) for name, probs in set_probs.items()
+    }
+    validation["all"] = decision_report(np.concatenate(list(set_probs.values())), val_labels, threshold)
     training = {
         "command": "python -m models train speech " + shlex.join(argv),
         "argv": argv,
@@ -290,7 +294,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         "extra_repeat": extra_repeat,
         "validation": validation,
         "max_false_reject": MAX_FALSE_REJECT,
-        "threshold_set_on": [k for k in REAL_VALIDATION_SETS if k in sets],
+        "threshold_set_on": real,
         "train_wall_s": round(wall, 1),
         "device": describe_device(device)["name"],
     }
