@@ -50,7 +50,8 @@ ROWS = (
         "Vision",
         "upload photos, scans or phone pictures (HEIC too), take one with the camera, draw on a canvas; "
         "single digits and whole numbers, with boxes, the 28×28 the model saw and Grad-CAM",
-        "CNN, Conv32-64-64 → Dense64 → Dense10 (batch norm, dropout)",
+        "CNN, Conv32-64-64 → Dense64 → Dense10 (batch norm, dropout); for numbers, the same network "
+        "trained to tell one digit from several or part of one decides the cuts (`count.safetensors`)",
         "MNIST train (60k)",
         (
             Figure("accuracy", "MNIST test accuracy", 4),

@@ -144,6 +144,31 @@ def test_touching_pairs_with_a_one_are_split(service, label, overlap):
     assert service.predict(_paper(_row(label, gaps=[-overlap] * len(label))))["label"] == label
 
 
+@pytest.mark.parametrize(
+    ("label", "overlap"),
+    [("41", 6), ("12", 6), ("17", 6), ("90", 12), ("07", 12), ("94", 18)],
+)
+def test_pairs_the_cnn_reads_as_one_digit_are_split_by_the_counting_network(service, label, overlap):
+    """Pushed into each other, each pair reads as one sure digit to the CNN ("41" as 4, "90" as 8);
+    the counting network sees several digits, and its cut gives two pieces that are one digit each."""
+    payload = _paper(_row(label, gaps=[0, -overlap]))
+    assert service.predict(payload)["label"] == label
+    without_counting = segment_digits(
+        decode_image(payload).gray, service.bundle.preprocess, SegmentConfig(), service._probabilities
+    )
+    assert len(without_counting.digits) == 1  # what the reader did before it could ask
+
+
+def test_a_digit_cut_in_two_is_joined_again(service):
+    """Two strokes that are each part of a digit for the counting network, close together, become the
+    one digit the CNN reads in their union (a narrow 0 drawn as two arcs was read as "17")."""
+    zero = _row("0")
+    middle = zero.shape[1] // 2
+    split = np.hstack([zero[:, :middle], np.zeros((zero.shape[0], 3), np.float32), zero[:, middle:]])
+    row = np.hstack([_row("7"), np.zeros((zero.shape[0], 20), np.float32), split])
+    assert service.predict(_paper(row))["label"] == "70"
+
+
 def test_a_broken_stroke_stays_one_digit(service):
     row = _row("74")
     row[28:31, :] = 0  # a horizontal gap cuts the 7's stem and the 4 in two

@@ -10,7 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from models.vision import MNIST_CNN, DigitBundle, DigitCNN
+from models.vision import cli as vision_cli
 from models.vision.augment import AugmentConfig, augment_batch, dilate, erode
+from models.vision.count import DIGIT_COUNT, ONE, SEVERAL, CountDataConfig, compose_cutout, compose_dataset
 from models.vision.train import TrainConfig, classification_metrics, predict_tensor, to_tensor, train
 from tests.conftest import dataset_dir
 
@@ -106,3 +108,51 @@ def test_metrics_json_matches_the_card():
     assert metrics["labels"] == list(MNIST_CNN.labels)
     assert np.array(metrics["confusion_matrix"]).shape == (10, 10)
     assert np.array(metrics["confusion_matrix"]).sum() == 10000
+
+
+# ---- the counting network (one digit, several, part of one) ---------------------------------------
+
+
+def test_counting_network_is_the_same_cnn_with_three_answers():
+    state = load_file(str(DIGIT_COUNT.weights))
+    assert set(state) == set(DIGIT_COUNT.build().state_dict())
+    model = DIGIT_COUNT.get_model("cpu")
+    assert model(torch.rand(4, 1, 28, 28)).shape == (4, 3)
+    assert DIGIT_COUNT.labels == ("one digit", "several digits", "part of a digit")
+    assert DIGIT_COUNT.weights.stat().st_size < 2_000_000
+
+
+def test_cutouts_are_seeded_and_shaped_like_the_readers_crops():
+    digits = _toy_data(64)["x_train"]
+    a = compose_dataset(digits, CountDataConfig(samples=30, seed=4))
+    b = compose_dataset(digits, CountDataConfig(samples=30, seed=4))
+    assert np.array_equal(a["x_train"], b["x_train"]) and np.array_equal(a["y_train"], b["y_train"])
+    assert a["x_train"].shape == (30, 28, 28) and a["x_train"].dtype == np.uint8
+    assert np.bincount(a["y_train"]).tolist() == [10, 10, 10]
+    assert all(image.max() > 100 for image in a["x_train"])  # every cut-out holds ink
+    rng = np.random.default_rng(0)
+    several = [compose_cutout(digits, SEVERAL, rng, CountDataConfig()) for _ in range(20)]
+    one = [compose_cutout(digits, ONE, rng, CountDataConfig()) for _ in range(20)]
+    # Two digits fitted into the same 20×20 box are smaller each: their ink spreads over more columns.
+    assert np.mean([(s.max(0) > 0.3).sum() for s in several]) > np.mean([(o.max(0) > 0.3).sum() for o in one])
+
+
+def test_tiny_counting_run_through_the_cli_writes_weights_and_record(tmp_path):
+    folder = dataset_dir("mnist", "mnist.npz")
+    out = tmp_path / "count.safetensors"
+    code = vision_cli.main(
+        "train",
+        ["--data-dir", str(folder), "--model", "count", "--limit", "300", "--count-samples", "300",
+         "--count-epochs", "1", "--count-out", str(out)],
+    )  # fmt: skip
+    assert code == 0 and out.is_file()
+    record = json.loads(out.with_suffix(".train.json").read_text())
+    assert record["data"]["per_class"] == {"one digit": 100, "several digits": 100, "part of a digit": 100}
+    assert 0 <= record["validation"]["accuracy"] <= 1 and record["validation"]["n"] == 3000
+
+
+def test_committed_counting_record_matches_the_committed_weights():
+    record = json.loads(DIGIT_COUNT.weights.with_suffix(".train.json").read_text())
+    assert record["command"].startswith("python -m models train vision")
+    assert record["data"]["samples"] == CountDataConfig().samples
+    assert record["validation"]["accuracy"] >= 0.95

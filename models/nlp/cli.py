@@ -92,6 +92,12 @@ def _train(argv: list[str]) -> int:
     )
     parser.add_argument("--domain-epochs", type=int, default=None, help="stage-2 epochs per run")
     parser.add_argument(
+        "--domain-train-layers-from",
+        type=int,
+        default=None,
+        help="stage 2 trains encoder layers from this one up (0: every layer; default: DomainConfig)",
+    )
+    parser.add_argument(
         "--limit-rows", type=int, default=None, help="stage 2: cap every source's rows (smoke runs)"
     )
     parser.add_argument(
@@ -183,6 +189,8 @@ def _train_domains(args, data_dir: Path, init_weights: Path, settings) -> dict:
         config = replace(config, lrs=tuple(args.domain_lrs))
     if args.domain_epochs:
         config = replace(config, epochs=args.domain_epochs)
+    if args.domain_train_layers_from is not None:
+        config = replace(config, train_layers_from=args.domain_train_layers_from)
     # the other sets sit beside the SST-2 folder (../shared/data/sst2 -> ../shared/data)
     return train_multi_domain(data_dir.parent, init_weights, args.out, config, settings, args.ingredients_dir)
 

@@ -7,6 +7,7 @@ import json
 import logging
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +17,23 @@ from models.vision import MNIST_CNN, PACKAGE_DIR
 logger = logging.getLogger(__name__)
 
 DEFAULT_METRICS = PACKAGE_DIR / "metrics.json"
+COUNT_EPOCHS = 4  # the counting network's task is coarser than reading the digit: fewer epochs suffice
 
 
 def _train(argv: list[str]) -> int:
+    from models.vision.count import DIGIT_COUNT, CountDataConfig, train_count_model, validation_accuracy
     from models.vision.train import TrainConfig, load_mnist, train
 
-    defaults = TrainConfig()
+    defaults, count_defaults = TrainConfig(), CountDataConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m models train vision", description="Train the digit CNN on MNIST."
+        prog="python -m models train vision",
+        description="Train the digit CNN on MNIST, then the network that tells one digit from several "
+        "or from part of one (models/vision/count.py), on cut-outs composed from MNIST training digits.",
     )
     parser.add_argument("--data-dir", help="folder holding mnist.npz (omit to download the canonical copy)")
+    parser.add_argument(
+        "--model", choices=("all", "digits", "count"), default="all", help="which network(s) to train"
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.max_lr, help="peak learning rate (one-cycle)")
@@ -36,6 +44,11 @@ def _train(argv: list[str]) -> int:
     )
     parser.add_argument("--no-augment", action="store_true", help="train on clean MNIST only")
     parser.add_argument("--out", type=Path, default=MNIST_CNN.weights, help="where to write the safetensors")
+    parser.add_argument("--count-out", type=Path, default=DIGIT_COUNT.weights, help="the counting network's file")
+    parser.add_argument(
+        "--count-samples", type=int, default=count_defaults.samples, help="composed cut-outs to train it on"
+    )
+    parser.add_argument("--count-epochs", type=int, default=COUNT_EPOCHS)
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -46,9 +59,23 @@ def _train(argv: list[str]) -> int:
         threads=args.threads,
         augment=not args.no_augment,
     )
-    summary = train(load_mnist(args.data_dir), args.out, cfg)
     command = shlex.join(["python", "-m", "models", "train", "vision", *argv])
-    print(json.dumps({"task": "vision", "action": "train", "command": command, **summary}))
+    mnist = load_mnist(args.data_dir)
+    if args.model in ("all", "digits"):
+        summary = train(mnist, args.out, cfg)
+        print(json.dumps({"task": "vision", "action": "train", "command": command, **summary}))
+    if args.model in ("all", "count"):
+        if args.limit:  # a smoke run: the cut-outs come from the first N digits
+            mnist = {**mnist, "x_train": mnist["x_train"][: args.limit + 5000]}
+        data_cfg = CountDataConfig(samples=args.count_samples, seed=args.seed)
+        summary = train_count_model(mnist, args.count_out, data_cfg, replace(cfg, epochs=args.count_epochs))
+        model = type(DIGIT_COUNT)(
+            name=DIGIT_COUNT.name, weights=args.count_out, labels=DIGIT_COUNT.labels
+        ).get_model("cpu")
+        summary["validation"] = validation_accuracy(model, mnist, data_cfg)
+        summary = {"task": "vision", "action": "train", "command": command, **summary}
+        args.count_out.with_suffix(".train.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps(summary))
     return 0
 
 

@@ -18,8 +18,10 @@ same polarity, background and noise steps as single digits (`preprocess.ink_map`
    each piece count) are scored by the CNN itself, which reads the pieces of every candidate in one
    batch; the best-read candidate wins, with a price per extra piece so a wide 0 is not cut in two.
    A group that could be one digit is cut only when every full-height piece reads with next to no
-   doubt and the whole leaves some. Without the CNN the evenly spaced cut for the typical digit
-   width is taken;
+   doubt and the whole leaves some, or when the counting network (`count.py`) takes it for several
+   digits and finds pieces that are one digit each. Without the CNN the evenly spaced cut for the
+   typical digit width is taken;
+5b. neighbours that are two halves of one digit for the counting network are joined again;
 6. reading order is left to right; each group's ink alone (its neighbours masked out) goes through
    `preprocess.normalise_crop`.
 
@@ -39,6 +41,7 @@ from PIL import Image
 from scipy import ndimage
 
 from models.vision import PreprocessConfig
+from models.vision.count import ONE, PART, SEVERAL
 from models.vision.preprocess import NoInkFound, ink_map, normalise_crop
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -88,6 +91,24 @@ class SegmentConfig:
     # bar of a 7). Chosen on numbers and single digits composed from MNIST train digits: 0.7-0.8
     # gave the same decisions there, 0.85 already kept pairs like "11" together.
     separate_height: float = 0.75
+    # The counting network (models/vision/count.py: one digit, several, part of one) is asked about
+    # groups from this width (× the digit height) on; the CNN reads "41" or "66" squeezed into one
+    # 28×28 as one sure digit, the counting network sees two. Chosen on numbers composed from MNIST
+    # train digits (models.vision.number_images --split train), never on the test digits.
+    count_aspect: float = 0.55
+    several_whole: float = 0.5  # a group is tried for cuts when P(several digits) reaches this ...
+    # ... and cut when no piece is P(part of a digit) above this (a thin "1" cut off a "4" may look
+    # like the stroke of a cut-through digit: only a clear "part" vetoes) ...
+    several_piece_part: float = 0.9
+    several_piece_confidence: float = 0.9  # ... and the CNN reads every piece at least this well
+    # Neighbours at most `part_merge_gap` × the digit height apart are one digit cut in two (a
+    # narrow 0 as "17") when either is surely part of a digit and together they are one digit.
+    part_merge_gap: float = 0.1
+    part_merge_part: float = 0.5
+    part_merge_one: float = 0.8
+    part_merge_confidence: float = 0.9
+    both_parts: float = 0.9  # ... or when both are surely parts and the CNN reads the union
+    both_parts_confidence: float = 0.99  # ... this well
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
     max_valleys: int = 8  # deepest projection valleys tried as the ends of pieces (CNN-read, in one batch)
     valley_spacing: float = 0.15  # ... at least this × the typical digit width apart
@@ -135,12 +156,16 @@ class _Reader:
     answer (the service takes `DigitCut.probs`).
     """
 
-    def __init__(self, level: np.ndarray, pre: PreprocessConfig, scorer: Scorer | None):
+    def __init__(
+        self, level: np.ndarray, pre: PreprocessConfig, scorer: Scorer | None, counter: Scorer | None = None
+    ):
         self.level = level
         self.pre = pre
         self.scorer = scorer
+        self.counter = counter
         self._crops: dict[_Group, np.ndarray] = {}
         self._probs: dict[_Group, np.ndarray] = {}
+        self._counts: dict[_Group, np.ndarray] = {}
 
     def crop(self, g: _Group) -> np.ndarray:
         if g not in self._crops:
@@ -155,6 +180,14 @@ class _Reader:
             for g, row in zip(new, self.scorer(np.stack([self.crop(g) for g in new])), strict=True):
                 self._probs[g] = row
         return np.stack([self._probs[g] for g in groups])
+
+    def counts(self, groups: Sequence[_Group]) -> np.ndarray:
+        """(N, 3) P(one digit, several digits, part of one) from the counting network, in one batch."""
+        new = list({g: None for g in groups if g not in self._counts})
+        if new:
+            for g, row in zip(new, self.counter(np.stack([self.crop(g) for g in new])), strict=True):
+                self._counts[g] = row
+        return np.stack([self._counts[g] for g in groups])
 
     def confidence(self, groups: Sequence[_Group]) -> np.ndarray:
         """(N,) top class probability, clipped for logs; float32 as the thresholds were tuned on."""
@@ -324,6 +357,27 @@ def _split(level: np.ndarray, group: _Group, cuts: Sequence[int]) -> list[_Group
     return [piece for piece in pieces if piece is not None]
 
 
+def _by_components(level: np.ndarray, group: _Group) -> list[_Group]:
+    """The group's separate strokes as pieces (left to right), when two or more carry real ink:
+    digits whose boxes overlap (one 5's bar over the next) cannot be parted by a vertical cut."""
+    labels, count = ndimage.label(group.mask, structure=EIGHT_CONNECTED)
+    if count < 2:
+        return []
+    local = level[group.y0 : group.y1, group.x0 : group.x1]
+    mass = ndimage.sum_labels(local, labels, index=np.arange(1, count + 1))
+    big = [i + 1 for i in np.flatnonzero(mass >= 0.15 * mass.sum())]
+    if len(big) < 2:
+        return []
+    # Each small stroke joins the big one whose centre is nearest to its own.
+    centres = ndimage.center_of_mass(local, labels, index=np.arange(1, count + 1))
+    owner = {b: b for b in big}
+    for i in range(1, count + 1):
+        if i not in owner:
+            owner[i] = min(big, key=lambda b: math.dist(centres[i - 1], centres[b - 1]))
+    pieces = [_make(level, np.isin(labels, [i for i, o in owner.items() if o == b]), group.x0, group.y0) for b in big]
+    return sorted((p for p in pieces if p is not None), key=lambda p: (p.x0 + p.x1) / 2)
+
+
 def _projection(level: np.ndarray, group: _Group) -> np.ndarray:
     """The group's ink summed down each column, lightly smoothed: low where digits meet."""
     ink = np.where(group.mask, level[group.y0 : group.y1, group.x0 : group.x1], 0)
@@ -432,30 +486,40 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
         np.clip(np.median(widths) if widths else 0.65 * typical_h, 0.45 * typical_h, 0.9 * typical_h)
     )
     out: list[_Group] = []
-    candidates: list[tuple[_Group, bool, float | None]] = []
-    unsure: list[tuple[_Group, float | None]] = []
+    counter = reader.counter if scorer is not None else None
+    candidates: list[tuple[_Group, bool, float | None, bool]] = []  # group, wide, peer width, several
+    unsure: list[tuple[_Group, float | None, bool]] = []  # group, peer width, wide enough to doubt
     for g in groups:
-        wide = g.width > cfg.split_aspect * max(g.height, typical_h)
-        if not wide and (scorer is None or g.width < cfg.maybe_split_aspect * max(g.height, typical_h)):
+        side = max(g.height, typical_h)
+        wide = g.width > cfg.split_aspect * side
+        maybe = scorer is not None and g.width >= cfg.maybe_split_aspect * side
+        countable = counter is not None and g.width >= cfg.count_aspect * side
+        if not (wide or maybe or countable):
             out.append(g)
             continue
         peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
         peer_w = float(np.median(peers)) if len(peers) >= 2 else None
-        if wide or scorer is None or (peer_w is not None and g.width > cfg.wide_piece * peer_w):
-            candidates.append((g, wide, peer_w))
+        if wide or scorer is None:
+            candidates.append((g, wide, peer_w, False))
         else:
-            unsure.append((g, peer_w))
+            unsure.append((g, peer_w, maybe))
     if unsure:  # worth cutting only if the CNN is unsure of the whole: ask it first, in one batch
         # The plain digits found so far ride along in the same batch: the answer needs their reading.
-        reader.probs([g for g, _ in unsure] + out)
-        whole = reader.confidence([g for g, _ in unsure])
-        for (g, peer_w), confidence in zip(unsure, whole, strict=True):
-            if confidence < cfg.unsure_whole:
-                candidates.append((g, False, peer_w))
+        reader.probs([g for g, _, _ in unsure] + out)
+        whole = reader.confidence([g for g, _, _ in unsure])
+        several = (
+            reader.counts([g for g, _, _ in unsure])[:, SEVERAL] if counter is not None else np.zeros(len(unsure))
+        )
+        for (g, peer_w, maybe), confidence, p_several in zip(unsure, whole, several, strict=True):
+            wider_than_peers = peer_w is not None and g.width > cfg.wide_piece * peer_w
+            if p_several >= cfg.several_whole:
+                candidates.append((g, False, peer_w, True))
+            elif wider_than_peers or (maybe and confidence < cfg.unsure_whole):
+                candidates.append((g, False, peer_w, False))
             else:
                 out.append(g)
-    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]] = []
-    for g, wide, peer_w in candidates:
+    ambiguous: list[tuple[_Group, bool, float | None, bool, list[list[_Group]]]] = []
+    for g, wide, peer_w, several in candidates:
         options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
         options = [o for o in options if len(o) > 1]
         # Only when no evenly spaced cut gives pieces that all read surely: the valley search
@@ -464,12 +528,14 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
             reader.confidence(o).min() >= cfg.cut_piece_confidence for o in options
         ):
             options += [o for o in _valley_splits(level, g, typical_w, reader, cfg) if len(o) > 1]
+        if several and len(strokes := _by_components(level, g)) > 1:
+            options.append(strokes)
         if not options:
             out.append(g)
         elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
             out.extend(min(options, key=lambda o: abs(len(o) - g.width / typical_w)))
         else:
-            ambiguous.append((g, wide, peer_w, options))
+            ambiguous.append((g, wide, peer_w, several, options))
     if ambiguous:
         out.extend(_choose_splits(ambiguous, reader, cfg, typical_w))
     return sorted(out, key=lambda g: (g.x0 + g.x1) / 2)
@@ -498,7 +564,7 @@ def _absorb_fragments(
 
 
 def _choose_splits(
-    ambiguous: list[tuple[_Group, bool, float | None, list[list[_Group]]]],
+    ambiguous: list[tuple[_Group, bool, float | None, bool, list[list[_Group]]]],
     reader: _Reader,
     cfg: SegmentConfig,
     typical_w: float,
@@ -510,21 +576,29 @@ def _choose_splits(
     halves of a digit too, so a group that is not far too wide for one digit is only cut when every
     piece is full height and reads with next to no doubt while the whole leaves some (a little
     less doubt suffices when the group is much wider than the other digits of the number).
+
+    A group the counting network takes for several digits is cut where its pieces are most surely
+    one digit each and read best; only when every piece is one digit and reads well, else it is
+    judged as any other group.
     """
     pieces, spans = [], []
-    for g, _, _, options in ambiguous:
+    for g, _, _, _, options in ambiguous:
         for candidate in [[g], *options]:
             start = len(pieces)
             pieces.extend(candidate)
             spans.append((start, len(pieces)))
     confidence = reader.confidence(pieces)
     log_conf = np.log(confidence)
+    counted = [p for g, _, _, several, options in ambiguous if several for o in options for p in o]
+    if counted:
+        reader.counts(counted)  # every piece of every cut of those groups, in one batch
     out, index = [], 0
-    for g, wide, peer_w, options in ambiguous:
+    for g, wide, peer_w, several, options in ambiguous:
         start, stop = spans[index]
         whole_confidence = float(confidence[start])
         index += 1
         best, best_score, best_min, best_height = options[0], -np.inf, 0.0, 0
+        one_best, one_score = None, -np.inf
         for candidate in options:
             start, stop = spans[index]
             index += 1
@@ -536,6 +610,18 @@ def _choose_splits(
                 best, best_score = candidate, score
                 best_min = float(confidence[start:stop].min())
                 best_height = min(p.height for p in candidate)
+            if several:
+                counts = reader.counts(candidate)
+                one_piece_score = score + float(np.log(np.clip(counts[:, ONE], 1e-6, 1.0)).sum())
+                if (
+                    counts[:, PART].max() <= cfg.several_piece_part
+                    and confidence[start:stop].min() >= cfg.several_piece_confidence
+                    and one_piece_score > one_score
+                ):
+                    one_best, one_score = candidate, one_piece_score
+        if one_best is not None:
+            out.extend(one_best)
+            continue
         wider_than_peers = peer_w is not None and g.width > cfg.wide_piece * peer_w
         pieces_sure = best_min >= cfg.cut_piece_confidence and best_height >= cfg.cut_piece_height * g.height
         doubted = whole_confidence < (cfg.unsure_whole_if_wider if wider_than_peers else cfg.unsure_whole)
@@ -551,6 +637,7 @@ def segment_digits(
     cfg: PreprocessConfig | None = None,
     seg: SegmentConfig = SegmentConfig(),
     scorer: Scorer | None = None,
+    counter: Scorer | None = None,
 ) -> Segmentation:
     """(H, W) grey image in [0, 1], any polarity → the digits in reading order, each as a 28×28.
 
@@ -572,11 +659,13 @@ def segment_digits(
         notes.append(f"the number was tilted by {angle:+.0f}° and was straightened")
     else:
         angle = 0.0
-    reader = _Reader(level, cfg, scorer)
+    reader = _Reader(level, cfg, scorer, counter)
     groups = _digit_groups(level, seg, reader)
     groups = [g for g in groups if max(g.width, g.height) >= cfg.min_ink_side]
     if len(groups) > 1 and scorer is not None:
         groups = _whole_if_one_digit(level, groups, reader, seg)
+    if len(groups) > 1 and counter is not None:
+        groups = _merge_parts(level, groups, reader, seg)
     if not groups:
         raise NoInkFound("no digit found (only a few stray marks)")
     if len(groups) > seg.max_digits:
@@ -612,6 +701,41 @@ def _whole_if_one_digit(
         return groups
     parts_score = float(np.log(confidence[1:]).sum()) + cfg.split_log_price * (len(groups) - 1)
     return [whole] if float(np.log(confidence[0])) >= parts_score else groups
+
+
+def _merge_parts(level: np.ndarray, groups: list[_Group], reader: _Reader, cfg: SegmentConfig) -> list[_Group]:
+    """Join neighbours that are two halves of one digit: either is part of a digit for the counting
+    network, and their union is one digit that the CNN reads well. Checked pairwise, left to right."""
+    height = float(np.median([g.height for g in groups]))
+    close = [
+        i
+        for i in range(len(groups) - 1)
+        if groups[i + 1].x0 - groups[i].x1 <= cfg.part_merge_gap * height
+    ]
+    if not close:
+        return groups
+    unions = {i: _union(level, groups[i : i + 2]) for i in close}
+    unions = {i: u for i, u in unions.items() if u is not None and u.width <= cfg.single_aspect * u.height}
+    if not unions:
+        return groups
+    involved = list(dict.fromkeys([g for i in unions for g in groups[i : i + 2]] + list(unions.values())))
+    reader.counts(involved)  # one batch
+    merged, i = [], 0
+    while i < len(groups):
+        union = unions.get(i)
+        if union is not None:
+            parts = reader.counts(groups[i : i + 2])[:, PART]
+            one = float(reader.counts([union])[0, ONE])
+            confidence = float(reader.confidence([union])[0])
+            if (parts.max() >= cfg.part_merge_part and one >= cfg.part_merge_one and confidence >= cfg.part_merge_confidence) or (
+                parts.min() >= cfg.both_parts and confidence >= cfg.both_parts_confidence
+            ):
+                merged.append(union)
+                i += 2
+                continue
+        merged.append(groups[i])
+        i += 1
+    return merged
 
 
 def _drop_margin_lines(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:

@@ -77,7 +77,11 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def train(
-    data: dict[str, np.ndarray], out_path: Path, cfg: TrainConfig, bundle: DigitBundle = MNIST_CNN
+    data: dict[str, np.ndarray],
+    out_path: Path,
+    cfg: TrainConfig,
+    bundle: DigitBundle = MNIST_CNN,
+    dataset: str = "MNIST",
 ) -> dict:
     """Train from scratch, save safetensors to `out_path`, return a summary dict."""
     set_seed(cfg.seed)
@@ -143,7 +147,7 @@ def train(
     save_file(
         state,
         str(out_path),
-        metadata={"arch": "DigitCNN", "dataset": "MNIST", "config": json.dumps(asdict(cfg))},
+        metadata={"arch": "DigitCNN", "dataset": dataset, "config": json.dumps(asdict(cfg))},
     )
     return {
         "train_seconds": round(time.perf_counter() - started, 1),

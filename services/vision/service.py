@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.vision import EXAMPLES_DIR, MNIST_CNN, PACKAGE_DIR, DigitBundle, DigitCNN
+from models.vision.count import DIGIT_COUNT
 from models.vision.preprocess import NoInkFound, preprocess_gray
 from models.vision.segment import Scorer, SegmentConfig, segment_digits
 from services.base import Service, cached_loader
@@ -69,11 +70,14 @@ class Output:
     cams: np.ndarray | None  # (n_digits, 28, 28) Grad-CAM in [0, 1], when explain=True
 
 
-def _read_digits(decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer) -> Prepared:
-    """Find and cut the digits; `scorer` is the CNN, which segmentation asks about candidate cuts."""
+def _read_digits(
+    decoded: DecodedImage, bundle: DigitBundle, scorer: Scorer, counter: Scorer | None = None
+) -> Prepared:
+    """Find and cut the digits; `scorer` is the CNN, which segmentation asks about candidate cuts,
+    `counter` the network that tells one digit from several or from part of one."""
     gray = decoded.gray
     try:
-        found = segment_digits(gray, bundle.preprocess, SEGMENTATION, scorer)
+        found = segment_digits(gray, bundle.preprocess, SEGMENTATION, scorer, counter)
         notes = list(decoded.notes) + list(found.notes)
         if len(found.digits) == 1:
             # One digit: the original single-digit path, so answers stay what they always were.
@@ -148,9 +152,17 @@ class VisionService(Service):
     task = "vision"
     max_batch = MAX_BATCH
 
-    def __init__(self, bundle: DigitBundle, model: DigitCNN, device: torch.device, load_ms: float):
+    def __init__(
+        self,
+        bundle: DigitBundle,
+        model: DigitCNN,
+        device: torch.device,
+        load_ms: float,
+        count_model: DigitCNN | None = None,
+    ):
         self.bundle = bundle
         self.model = model
+        self.count_model = count_model
         self.device = device
         self.load_ms = load_ms
         self._frozen = True
@@ -169,14 +181,19 @@ class VisionService(Service):
             decoded = decode_array(item)
         else:
             raise UnsupportedFormatError(f"expected image bytes ({FORMAT_NAMES}) or a picture array")
-        return _read_digits(decoded, self.bundle, self._probabilities)
+        counter = self._counts if self.count_model is not None else None
+        return _read_digits(decoded, self.bundle, self._probabilities, counter)
 
-    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+    def _probabilities(self, images: np.ndarray, model: nn.Module | None = None) -> np.ndarray:
         """(N, 28, 28) → (N, 10) float64 class probabilities; also how segmentation scores cuts."""
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
         with inference_context(self.device):
-            logits = self.model(x)  # (N, 10)
+            logits = (model or self.model)(x)  # (N, classes)
         return torch.softmax(logits.float(), dim=1).cpu().double().numpy()
+
+    def _counts(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) → (N, 3) P(one digit, several digits, part of a digit)."""
+        return self._probabilities(images, self.count_model)
 
     def _forward(self, prepared: Sequence[Prepared], explain: bool = False, **_: Any) -> list[Output]:
         images = np.concatenate([p.images for p in prepared])  # (sum of digits, 28, 28)
@@ -287,6 +304,16 @@ class VisionService(Service):
                 "normalisation": {"mean": self.bundle.mean, "std": self.bundle.std},
             },
             "training": self.bundle.training,
+            "segmentation_helper": None
+            if self.count_model is None
+            else {
+                "name": DIGIT_COUNT.name,
+                "question": "is a cut-out one digit, several digits, or part of a digit?",
+                "labels": list(DIGIT_COUNT.labels),
+                "parameters": int(sum(p.numel() for p in self.count_model.parameters())),
+                "weights_bytes": Path(DIGIT_COUNT.weights).stat().st_size,
+                "training": DIGIT_COUNT.training,
+            },
             "metrics": metrics,
             "device": str(self.device),
             "load_ms": self.load_ms,
@@ -314,7 +341,10 @@ def _build() -> VisionService:
     started = time.perf_counter()
     device = select_device()
     model = MNIST_CNN.get_model(device)
-    return VisionService(MNIST_CNN, model, device, round((time.perf_counter() - started) * 1000, 1))
+    count_model = DIGIT_COUNT.get_model(device)
+    return VisionService(
+        MNIST_CNN, model, device, round((time.perf_counter() - started) * 1000, 1), count_model=count_model
+    )
 
 
 load_service = cached_loader(_build)
