@@ -140,13 +140,13 @@ def test_score_test_sets_reports_each_present_set(tiny_root):
 # Regression floors, one to two points under what the shipped weights measure (MODEL_CARD); issue 13's targets
 # (0.905, 0.95, 0.88, 0.92, 0.75, 0.75) are mostly not reached yet, see the card.
 FLOORS = {
-    "sst2_dev": 0.89,
-    "opener_en_hotels": 0.91,
-    "finegrained_product_reviews": 0.83,
-    "airline_tweets": 0.86,
-    "dynasent_r1_test": 0.70,
-    "dynasent_r2_test": 0.69,
-    "tweeteval_sentiment_test": 0.84,
+    "sst2_dev": 0.88,
+    "opener_en_hotels": 0.92,
+    "finegrained_product_reviews": 0.84,
+    "airline_tweets": 0.89,
+    "dynasent_r1_test": 0.73,
+    "dynasent_r2_test": 0.70,
+    "tweeteval_sentiment_test": 0.845,
 }
 
 

@@ -53,22 +53,24 @@ from models.runtime import set_seed
 
 @dataclass(frozen=True)
 class DomainConfig:
-    epochs: int = 1
+    # Two epochs: on validation, one epoch (macro 0.851) < two (0.852) and three did not add (0.853 for
+    # the best single run, 0.848 for the soup of three-epoch runs against 0.855 for two).
+    epochs: int = 2
     batch_size: int = 32
-    # Encoder learning rate of each run (two or more runs are averaged into a soup). One run by
-    # default: on the shared 2-core machine a run costs about 15 CPU-minutes, and WiSE-FT below already
-    # gives the protection a soup would. Half of stage 1's 1e-4: the start is already a sentiment model.
-    lrs: tuple[float, ...] = (5e-5,)
+    # Encoder learning rate of each run; the runs are averaged into a soup (Wortsman et al. 2022),
+    # which beat either run on validation (macro 0.855 against 0.852 and 0.852).
+    lrs: tuple[float, ...] = (5e-5, 1e-4)
     head_lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_frac: float = 0.06
     max_length: int = 96  # review sentences run longer than SST-2 phrases; 96 covers > 99 % of them
     sst2_rows_per_epoch: int = 2000  # replay: a fresh sample each epoch, a quarter of each epoch
     sst2_validation_rows: int = 300
-    # Layers below this one (and the embeddings) stay as stage 1 left them: the lower layers hold general
-    # language features, so only the top of the encoder and the head adapt to the new domains, in the
-    # spirit of LP-FT (Kumar et al. 2022). It also cuts a step's cost by a third on the shared CPU.
-    train_layers_from: int = 3
+    # Layers below this one (and the embeddings) stay as stage 1 left them. Every layer trains (0): on
+    # validation, two epochs of layers 3-5 only reached macro 0.848 against 0.852 for the whole encoder.
+    # The head starts from a sentiment model and WiSE-FT below can pull the encoder back toward it,
+    # which is where the LP-FT argument (Kumar et al. 2022) protects the general features.
+    train_layers_from: int = 0
     alphas: tuple[float, ...] = (0.0, 0.5, 0.75, 1.0)  # WiSE-FT grid (0 = stage 1 unchanged)
     seed: int = 13
     log_every: int = 10

@@ -44,7 +44,9 @@ def _train(argv: list[str]) -> int:
     )
     parser.add_argument("--no-augment", action="store_true", help="train on clean MNIST only")
     parser.add_argument("--out", type=Path, default=MNIST_CNN.weights, help="where to write the safetensors")
-    parser.add_argument("--count-out", type=Path, default=DIGIT_COUNT.weights, help="the counting network's file")
+    parser.add_argument(
+        "--count-out", type=Path, default=DIGIT_COUNT.weights, help="the counting network's file"
+    )
     parser.add_argument(
         "--count-samples", type=int, default=count_defaults.samples, help="composed cut-outs to train it on"
     )

@@ -21,7 +21,6 @@ never changes which digit a cut-out is read as.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
@@ -31,7 +30,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from models.vision import PACKAGE_DIR, PreprocessConfig, DigitBundle
+from models.vision import PACKAGE_DIR, DigitBundle, PreprocessConfig
 from models.vision.preprocess import normalise_crop
 
 logger = logging.getLogger(__name__)
@@ -73,7 +72,9 @@ def _scaled(digit: np.ndarray, height: float, rng: np.random.Generator) -> np.nd
     return np.clip(np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BICUBIC)), 0, 1)
 
 
-def _side_by_side(pieces: list[np.ndarray], gaps: list[int], offsets: list[int]) -> tuple[np.ndarray, list[int]]:
+def _side_by_side(
+    pieces: list[np.ndarray], gaps: list[int], offsets: list[int]
+) -> tuple[np.ndarray, list[int]]:
     """Pieces left to right (gap before each but the first; < 0 overlaps) → canvas and each left edge."""
     lefts, x = [], 0
     for i, piece in enumerate(pieces):
@@ -83,7 +84,9 @@ def _side_by_side(pieces: list[np.ndarray], gaps: list[int], offsets: list[int])
         x += piece.shape[1]
     top = -min(offsets)
     height = max(p.shape[0] + o for p, o in zip(pieces, offsets, strict=True)) + top
-    canvas = np.zeros((height, max(left + p.shape[1] for left, p in zip(lefts, pieces, strict=True))), np.float32)
+    canvas = np.zeros(
+        (height, max(left + p.shape[1] for left, p in zip(lefts, pieces, strict=True))), np.float32
+    )
     for piece, left, offset in zip(pieces, lefts, offsets, strict=True):
         region = canvas[top + offset : top + offset + piece.shape[0], left : left + piece.shape[1]]
         np.maximum(region, piece, out=region)
@@ -103,7 +106,9 @@ def _as_level(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip((ink - floor) / (0.85 - floor), 0, 1)
 
 
-def compose_cutout(images: np.ndarray, kind: int, rng: np.random.Generator, cfg: CountDataConfig) -> np.ndarray:
+def compose_cutout(
+    images: np.ndarray, kind: int, rng: np.random.Generator, cfg: CountDataConfig
+) -> np.ndarray:
     """One cut-out of `kind` (ONE, SEVERAL or PART) from MNIST digits → the 28×28 the reader would see."""
     height = rng.uniform(*cfg.heights)
     if kind == ONE:
@@ -119,7 +124,7 @@ def compose_cutout(images: np.ndarray, kind: int, rng: np.random.Generator, cfg:
         pieces, canvas, lefts = _neighbours(images, 2, height, (-0.05, 0.3), rng)
         start = lefts[0] + round(pieces[0].shape[1] * rng.uniform(0.3, 0.8))
         stop = lefts[1] + round(pieces[1].shape[1] * rng.uniform(0.2, 0.7))
-        ink = canvas[:, start:max(stop, start + 2)]
+        ink = canvas[:, start : max(stop, start + 2)]
     ink = _ink_box(_as_level(ink, rng))
     if ink.max() <= 0 or min(ink.shape) < 2:  # a cut that kept no ink: a plain digit instead
         return compose_cutout(images, ONE, rng, cfg)
@@ -154,7 +159,9 @@ def train_count_model(mnist: dict[str, np.ndarray], out: Path, data_cfg: CountDa
     }
 
 
-def validation_accuracy(model, mnist: dict[str, np.ndarray], cfg: CountDataConfig, samples: int = 3000) -> dict:
+def validation_accuracy(
+    model, mnist: dict[str, np.ndarray], cfg: CountDataConfig, samples: int = 3000
+) -> dict:
     """Accuracy on cut-outs from the last MNIST **train** digits, which training leaves out."""
     import torch
 
@@ -166,6 +173,3 @@ def validation_accuracy(model, mnist: dict[str, np.ndarray], cfg: CountDataConfi
     metrics = classification_metrics(data["y_train"], probs.argmax(1).numpy(), COUNT_LABELS)
     return {"accuracy": metrics["accuracy"], "per_class": metrics["per_class"], "n": samples}
 
-
-def record(path: Path, summary: dict) -> None:
-    path.write_text(json.dumps(summary, indent=1) + "\n")

@@ -374,7 +374,10 @@ def _by_components(level: np.ndarray, group: _Group) -> list[_Group]:
     for i in range(1, count + 1):
         if i not in owner:
             owner[i] = min(big, key=lambda b: math.dist(centres[i - 1], centres[b - 1]))
-    pieces = [_make(level, np.isin(labels, [i for i, o in owner.items() if o == b]), group.x0, group.y0) for b in big]
+    pieces = [
+        _make(level, np.isin(labels, [i for i, o in owner.items() if o == b]), group.x0, group.y0)
+        for b in big
+    ]
     return sorted((p for p in pieces if p is not None), key=lambda p: (p.x0 + p.x1) / 2)
 
 
@@ -508,7 +511,9 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
         reader.probs([g for g, _, _ in unsure] + out)
         whole = reader.confidence([g for g, _, _ in unsure])
         several = (
-            reader.counts([g for g, _, _ in unsure])[:, SEVERAL] if counter is not None else np.zeros(len(unsure))
+            reader.counts([g for g, _, _ in unsure])[:, SEVERAL]
+            if counter is not None
+            else np.zeros(len(unsure))
         )
         for (g, peer_w, maybe), confidence, p_several in zip(unsure, whole, several, strict=True):
             wider_than_peers = peer_w is not None and g.width > cfg.wide_piece * peer_w
@@ -703,14 +708,14 @@ def _whole_if_one_digit(
     return [whole] if float(np.log(confidence[0])) >= parts_score else groups
 
 
-def _merge_parts(level: np.ndarray, groups: list[_Group], reader: _Reader, cfg: SegmentConfig) -> list[_Group]:
+def _merge_parts(
+    level: np.ndarray, groups: list[_Group], reader: _Reader, cfg: SegmentConfig
+) -> list[_Group]:
     """Join neighbours that are two halves of one digit: either is part of a digit for the counting
     network, and their union is one digit that the CNN reads well. Checked pairwise, left to right."""
     height = float(np.median([g.height for g in groups]))
     close = [
-        i
-        for i in range(len(groups) - 1)
-        if groups[i + 1].x0 - groups[i].x1 <= cfg.part_merge_gap * height
+        i for i in range(len(groups) - 1) if groups[i + 1].x0 - groups[i].x1 <= cfg.part_merge_gap * height
     ]
     if not close:
         return groups
@@ -727,9 +732,11 @@ def _merge_parts(level: np.ndarray, groups: list[_Group], reader: _Reader, cfg: 
             parts = reader.counts(groups[i : i + 2])[:, PART]
             one = float(reader.counts([union])[0, ONE])
             confidence = float(reader.confidence([union])[0])
-            if (parts.max() >= cfg.part_merge_part and one >= cfg.part_merge_one and confidence >= cfg.part_merge_confidence) or (
-                parts.min() >= cfg.both_parts and confidence >= cfg.both_parts_confidence
-            ):
+            if (
+                parts.max() >= cfg.part_merge_part
+                and one >= cfg.part_merge_one
+                and confidence >= cfg.part_merge_confidence
+            ) or (parts.min() >= cfg.both_parts and confidence >= cfg.both_parts_confidence):
                 merged.append(union)
                 i += 2
                 continue
