@@ -172,4 +172,3 @@ def validation_accuracy(
     probs = predict_tensor(model, torch.from_numpy(data["x_train"]).float().div_(255).unsqueeze(1))
     metrics = classification_metrics(data["y_train"], probs.argmax(1).numpy(), COUNT_LABELS)
     return {"accuracy": metrics["accuracy"], "per_class": metrics["per_class"], "n": samples}
-
