@@ -173,21 +173,23 @@ class _Reader:
             self._crops[g] = normalise_crop(ink, self.pre)[0]
         return self._crops[g]
 
-    def probs(self, groups: Sequence[_Group]) -> np.ndarray:
-        """(N, 10) class probabilities; the groups not read yet go through the scorer in one batch."""
-        new = list({g: None for g in groups if g not in self._probs})  # unique, in order
+    def _scored(
+        self, cache: dict[_Group, np.ndarray], network: Scorer, groups: Sequence[_Group]
+    ) -> np.ndarray:
+        """Each group's row from `network`: the groups not scored yet go through it in one batch."""
+        new = list({g: None for g in groups if g not in cache})  # unique, in order
         if new:
-            for g, row in zip(new, self.scorer(np.stack([self.crop(g) for g in new])), strict=True):
-                self._probs[g] = row
-        return np.stack([self._probs[g] for g in groups])
+            for g, row in zip(new, network(np.stack([self.crop(g) for g in new])), strict=True):
+                cache[g] = row
+        return np.stack([cache[g] for g in groups])
+
+    def probs(self, groups: Sequence[_Group]) -> np.ndarray:
+        """(N, 10) class probabilities from the digit CNN."""
+        return self._scored(self._probs, self.scorer, groups)
 
     def counts(self, groups: Sequence[_Group]) -> np.ndarray:
-        """(N, 3) P(one digit, several digits, part of one) from the counting network, in one batch."""
-        new = list({g: None for g in groups if g not in self._counts})
-        if new:
-            for g, row in zip(new, self.counter(np.stack([self.crop(g) for g in new])), strict=True):
-                self._counts[g] = row
-        return np.stack([self._counts[g] for g in groups])
+        """(N, 3) P(one digit, several digits, part of one) from the counting network."""
+        return self._scored(self._counts, self.counter, groups)
 
     def confidence(self, groups: Sequence[_Group]) -> np.ndarray:
         """(N,) top class probability, clipped for logs; float32 as the thresholds were tuned on."""
@@ -583,8 +585,8 @@ def _choose_splits(
     less doubt suffices when the group is much wider than the other digits of the number).
 
     A group the counting network takes for several digits is cut where its pieces are most surely
-    one digit each and read best; only when every piece is one digit and reads well, else it is
-    judged as any other group.
+    one digit each and read best, provided no piece is clearly part of a digit and the CNN reads every
+    piece well; otherwise it is judged as any other group.
     """
     pieces, spans = [], []
     for g, _, _, _, options in ambiguous:
