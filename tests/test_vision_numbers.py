@@ -159,6 +159,49 @@ def test_pairs_the_cnn_reads_as_one_digit_are_split_by_the_counting_network(serv
     assert len(without_counting.digits) == 1  # what the reader did before it could ask
 
 
+@pytest.mark.parametrize(("label", "overlap"), [("214", 6), ("417", 6), ("421", 6), ("419", 9)])
+def test_a_piece_still_holding_two_digits_is_cut_again(service, label, overlap):
+    """Three digits pushed together are too wide for one: the first cut leaves a "1" stuck to a
+    neighbour, which the CNN reads as one sure digit and the counting network as several."""
+    payload = _paper(_row(label, gaps=[0, -overlap, -overlap]))
+    assert service.predict(payload)["label"] == label
+    one_round = segment_digits(
+        decode_image(payload).gray,
+        service.bundle.preprocess,
+        SegmentConfig(split_rounds=1),
+        service._probabilities,
+        service._counts,
+    )
+    assert len(one_round.digits) == 2
+
+
+def _shadowed(mask: np.ndarray, depth: float, side: str) -> bytes:
+    """Dark ink on white paper with a soft shadow of `depth` falling in from one edge, as a PNG."""
+    ink = np.pad(mask, 30)
+    width = ink.shape[1]
+    edge = 0 if side == "left" else width
+    shadow = depth * np.exp(-(((np.arange(width) - edge) / (0.15 * width)) ** 2))
+    paper = (1 - shadow[None, :]) * (1 - 0.9 * ink)
+    buffer = io.BytesIO()
+    Image.fromarray((paper * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("label", "depth", "side"), [("42", 0.3, "left"), ("42", 0.3, "right"),
+                                                      ("2190", 0.4, "left"), ("2190", 0.4, "right")])  # fmt: skip
+def test_a_shadow_at_the_edge_is_not_read_as_a_digit(service, label, depth, side):
+    payload = _shadowed(_row(label), depth, side)
+    assert service.predict(payload)["label"] == label
+    kept_faint = segment_digits(
+        decode_image(payload).gray,
+        service.bundle.preprocess,
+        SegmentConfig(faint_ink=0.0),
+        service._probabilities,
+        service._counts,
+    )
+    assert len(kept_faint.digits) == len(label) + 1  # the shadow was an extra "1" before
+
+
 def test_a_digit_cut_in_two_is_joined_again(service):
     """Two strokes that are each part of a digit for the counting network, close together, become the
     one digit the CNN reads in their union (a narrow 0 drawn as two arcs was read as "17")."""

@@ -6,21 +6,23 @@ same polarity, background and noise steps as single digits (`preprocess.ink_map`
 1. connected components of the ink (8-connected);
 2. slant of the line: Theil–Sen fit through the mid-heights of narrow column slabs of the large
    components; beyond ±`min_deskew_deg` (and up to ±`max_deskew_deg`) the ink is rotated level;
-3. specks are dropped first (components with a negligible share of the ink); then broken strokes
-   are merged: components that share most of their horizontal extent, where one is clearly shorter
-   than the other, one sits above the other, or they overlap almost entirely (the detached top of a
-   5, a pen lifted inside a 4, a stroke cut by a ruled line or by the noise floor);
+3. faint patches (a shadow or a fold that crosses the ink threshold) and specks (components with a
+   negligible share of the ink) are dropped first; then broken strokes are merged: components that
+   share most of their horizontal extent, where one is clearly shorter than the other, one sits
+   above the other, or they overlap almost entirely (the detached top of a 5, a pen lifted inside a
+   4, a stroke cut by a ruled line or by the noise floor);
 4. parts too short to be a digit join the nearest digit when they touch its box (the tail of a 2),
    and are dropped otherwise (dots, a minus sign, an underline);
 5. touching digits are split: for a group wider than a digit, candidate cuts (the emptiest columns
-   of the vertical projection near evenly spaced positions, and its other deep valleys; when none
-   of those reads surely, the best-read sequence of cuts through any of its deepest valleys, for
-   each piece count) are scored by the CNN itself, which reads the pieces of every candidate in one
+   of the vertical projection near evenly spaced positions, and its other deep valleys; when none of
+   those reads surely, the best-read sequence of cuts through any of its deepest valleys, for each
+   piece count) are scored by the CNN itself, which reads the pieces of every candidate in one
    batch; the best-read candidate wins, with a price per extra piece so a wide 0 is not cut in two.
    A group that could be one digit is cut only when every full-height piece reads with next to no
    doubt and the whole leaves some, or when the counting network (`count.py`) takes it for several
    digits and finds pieces that are one digit each. Without the CNN the evenly spaced cut for the
-   typical digit width is taken;
+   typical digit width is taken. A piece of the chosen cut that the counting network still takes for
+   several digits (a "1" touching a 6 inside "816") is cut again the same way;
 5b. neighbours that are two halves of one digit for the counting network are joined again;
 6. reading order is left to right; each group's ink alone (its neighbours masked out) goes through
    `preprocess.normalise_crop`.
@@ -67,6 +69,7 @@ class SegmentConfig:
     rule_thickness: float = 0.08  # ... when it is this thin relative to its length
     margin_cover: float = 0.7  # a column band inked over this share of the height may be a margin line
     speck_mass: float = 0.015  # components with less than this share of the heaviest one's ink are noise
+    faint_ink: float = 0.25  # components whose mean ink is under this × the darkest one's are shadows
     fragment_height: float = 0.55  # shorter than this × the digit height: part of a digit, not one
     fragment_reach: float = 0.3  # ... joined to the nearest digit within this × the digit height
     split_aspect: float = 1.3  # a group wider than this × the digit height holds more than one digit
@@ -112,6 +115,7 @@ class SegmentConfig:
     cut_window: float = 0.3  # search each cut within ± this × the expected digit width
     max_valleys: int = 8  # deepest projection valleys tried as the ends of pieces (CNN-read, in one batch)
     valley_spacing: float = 0.15  # ... at least this × the typical digit width apart
+    split_rounds: int = 2  # pieces the counting network still takes for several digits are cut again
 
 
 @dataclass(frozen=True)
@@ -216,13 +220,13 @@ def estimate_slant(
 ) -> float:
     """Angle (degrees, image y downwards) of the line the digits sit on; 0 when it cannot be told.
 
-    `components` may pass `_components(level)` (specks included: only large components count).
+    `components` may pass `_components(level)` (specks included: only large components count; a
+    component weighing nothing, such as a shadow `_drop_specks` removed, does not count at all).
     """
     labels, slices, mass = components if components is not None else _components(level)
     heights = np.array([s[0].stop - s[0].start for s in slices])
-    big = [
-        i for i in range(len(slices)) if mass[i] >= 0.05 * mass.max() and heights[i] >= 0.5 * heights.max()
-    ]
+    heavy = mass >= 0.05 * mass.max()
+    big = [i for i in np.flatnonzero(heavy) if heights[i] >= 0.5 * heights[heavy].max()]
     span = max(slices[i][1].stop for i in big) - min(slices[i][1].start for i in big)
     typical = float(np.median(heights[big]))
     if span < 1.5 * typical:  # one digit (or a narrow pair): no line to speak of
@@ -505,7 +509,7 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
         peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
         peer_w = float(np.median(peers)) if len(peers) >= 2 else None
         if wide or scorer is None:
-            candidates.append((g, wide, peer_w, False))
+            candidates.append((g, wide, peer_w, counter is not None))
         else:
             unsure.append((g, peer_w, maybe))
     if unsure:  # worth cutting only if the CNN is unsure of the whole: ask it first, in one batch
@@ -525,26 +529,50 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
                 candidates.append((g, False, peer_w, False))
             else:
                 out.append(g)
-    ambiguous: list[tuple[_Group, bool, float | None, bool, list[list[_Group]]]] = []
-    for g, wide, peer_w, several in candidates:
-        options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
-        options = [o for o in options if len(o) > 1]
-        # Only when no evenly spaced cut gives pieces that all read surely: the valley search
-        # also finds cuts that shave a 1-like sliver off a round digit (a printed "40" as "41").
-        if scorer is not None and not any(
-            reader.confidence(o).min() >= cfg.cut_piece_confidence for o in options
-        ):
-            options += [o for o in _valley_splits(level, g, typical_w, reader, cfg) if len(o) > 1]
-        if several and len(strokes := _by_components(level, g)) > 1:
-            options.append(strokes)
-        if not options:
-            out.append(g)
-        elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
-            out.extend(min(options, key=lambda o: abs(len(o) - g.width / typical_w)))
-        else:
-            ambiguous.append((g, wide, peer_w, several, options))
-    if ambiguous:
-        out.extend(_choose_splits(ambiguous, reader, cfg, typical_w))
+    for _ in range(cfg.split_rounds):
+        ambiguous: list[tuple[_Group, bool, float | None, bool, list[list[_Group]]]] = []
+        for g, wide, peer_w, several in candidates:
+            options = [_split(level, g, cuts) for cuts in _cut_options(level, g, typical_w, cfg)]
+            options = [o for o in options if len(o) > 1]
+            # Only when no evenly spaced cut gives pieces that all read surely: the valley search
+            # also finds cuts that shave a 1-like sliver off a round digit (a printed "40" as "41").
+            if scorer is not None and not any(
+                reader.confidence(o).min() >= cfg.cut_piece_confidence for o in options
+            ):
+                options += [o for o in _valley_splits(level, g, typical_w, reader, cfg) if len(o) > 1]
+            if several and len(strokes := _by_components(level, g)) > 1:
+                options.append(strokes)
+            if not options:
+                out.append(g)
+            elif scorer is None:  # no classifier to ask: the evenly spaced cut by the digit width
+                out.extend(min(options, key=lambda o: abs(len(o) - g.width / typical_w)))
+            else:
+                ambiguous.append((g, wide, peer_w, several, options))
+        if not ambiguous:
+            break
+        chosen = _choose_splits(ambiguous, reader, cfg, typical_w)
+        # A piece of a cut that the counting network still takes for several digits ("816" cut
+        # as "8" and "16", the CNN sure of a 6) is cut again in the next round.
+        judged = {g for g, *_ in ambiguous}
+        peer_of = {g: peer_w for g, _, peer_w, _, _ in ambiguous}
+        pieces = [p for p in chosen if p not in judged]
+        if counter is None or not pieces:
+            out.extend(chosen)
+            break
+        parent = {p: g for g, *_, options in ambiguous for o in options for p in o}
+        p_several = dict(zip(pieces, reader.counts(pieces)[:, SEVERAL], strict=True))
+        candidates = []
+        for p in chosen:
+            if (
+                p in p_several
+                and p_several[p] >= cfg.several_whole
+                and p.width >= cfg.count_aspect * max(p.height, typical_h)
+            ):
+                candidates.append((p, False, peer_of[parent[p]], True))
+            else:
+                out.append(p)
+    else:
+        out.extend(g for g, *_ in candidates)
     return sorted(out, key=lambda g: (g.x0 + g.x1) / 2)
 
 
@@ -657,7 +685,7 @@ def segment_digits(
     ink = ink_map(gray, cfg, max_side=seg.work_side, stats_step=seg.stats_step)
     level = _drop_margin_lines(ink.level, seg)
     components = _components(level)
-    level = _drop_specks(level, components, seg)
+    level, components = _drop_specks(level, components, seg)
     notes: list[str] = []
     angle = estimate_slant(level, seg, components)
     back = None
@@ -773,11 +801,18 @@ def _drop_margin_lines(level: np.ndarray, cfg: SegmentConfig) -> np.ndarray:
     return out
 
 
-def _drop_specks(level: np.ndarray, components: tuple, cfg: SegmentConfig) -> np.ndarray:
-    """Remove components with a negligible share of the ink before anything is measured on them."""
-    labels, _, mass = components
-    keep = np.flatnonzero(mass >= cfg.speck_mass * mass.max()) + 1
-    return np.where(np.isin(labels, keep), level, 0).astype(np.float32)
+def _drop_specks(level: np.ndarray, components: tuple, cfg: SegmentConfig) -> tuple[np.ndarray, tuple]:
+    """Remove components with a negligible share of the ink, and broad faint patches (a shadow or
+    a fold in the paper that crosses the ink threshold), before anything is measured on them.
+
+    Also returns `components` with the dropped ones weighing nothing, for the slant estimate.
+    """
+    labels, slices, mass = components
+    not_speck = mass >= cfg.speck_mass * mass.max()
+    darkness = mass / np.bincount(labels.ravel(), minlength=len(mass) + 1)[1:]
+    keep = not_speck & (darkness >= cfg.faint_ink * darkness[not_speck].max())
+    kept = np.where(np.isin(labels, np.flatnonzero(keep) + 1), level, 0).astype(np.float32)
+    return kept, (labels, slices, np.where(keep, mass, 0.0))
 
 
 def _box_in_input(
