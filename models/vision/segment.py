@@ -509,9 +509,15 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
         peers = [p.width for p in groups if p is not g and 0.4 * typical_h <= p.width <= 1.0 * typical_h]
         peer_w = float(np.median(peers)) if len(peers) >= 2 else None
         if wide or scorer is None:
-            candidates.append((g, wide, peer_w, counter is not None))
+            candidates.append((g, wide, peer_w, False))
         else:
             unsure.append((g, peer_w, maybe))
+    if counter is not None and (candidates or unsure):  # the counting network's view of both, one batch
+        reader.counts([g for g, *_ in candidates] + [g for g, _, _ in unsure])
+        candidates = [
+            (g, wide, peer_w, float(reader.counts([g])[0, SEVERAL]) >= cfg.several_whole)
+            for g, wide, peer_w, _ in candidates
+        ]
     if unsure:  # worth cutting only if the CNN is unsure of the whole: ask it first, in one batch
         # The plain digits found so far ride along in the same batch: the answer needs their reading.
         reader.probs([g for g, _, _ in unsure] + out)
@@ -725,7 +731,8 @@ def _whole_if_one_digit(
 
     Not when every part is about as tall as the whole and reads clearly on its own: that is a
     narrow number such as "12", and the CNN's confident reading of the pair squeezed into one
-    28×28 (often just the 2) must not swallow the 1.
+    28×28 (often just the 2) must not swallow the 1. Nor when the counting network takes the whole
+    for several digits.
     """
     whole = _union(level, groups)
     if whole is None or whole.width > cfg.single_aspect * whole.height:
@@ -734,6 +741,8 @@ def _whole_if_one_digit(
     full_height = all(g.height >= cfg.separate_height * whole.height for g in groups)
     if full_height and float(confidence[1:].min()) >= cfg.sure_pieces:
         return groups
+    if reader.counter is not None and float(reader.counts([whole])[0, SEVERAL]) >= cfg.several_whole:
+        return groups  # a "17" whose 7 reads less surely than the pair squeezed into one "1"
     parts_score = float(np.log(confidence[1:]).sum()) + cfg.split_log_price * (len(groups) - 1)
     return [whole] if float(np.log(confidence[0])) >= parts_score else groups
 
