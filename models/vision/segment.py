@@ -577,7 +577,7 @@ def _digit_groups(level: np.ndarray, cfg: SegmentConfig, reader: _Reader) -> lis
                 candidates.append((p, False, peer_of[parent[p]], True))
             else:
                 out.append(p)
-    else:
+    else:  # the rounds are used up: what the counting network still doubts stays as it was cut
         out.extend(g for g, *_ in candidates)
     return sorted(out, key=lambda g: (g.x0 + g.x1) / 2)
 
