@@ -65,6 +65,17 @@ def _row(labels: str, gaps: list[int] | None = None, height: int = 28 * 3) -> np
     return out
 
 
+def _segment_with(service, payload: bytes, **config):
+    """The service's reader (both networks) with some of its thresholds changed."""
+    return segment_digits(
+        decode_image(payload).gray,
+        service.bundle.preprocess,
+        SegmentConfig(**config),
+        service._probabilities,
+        service._counts,
+    )
+
+
 # ---- single digits keep their answers ----------------------------------------------------------
 
 
@@ -165,13 +176,7 @@ def test_a_piece_still_holding_two_digits_is_cut_again(service, label, overlap):
     neighbour, which the CNN reads as one sure digit and the counting network as several."""
     payload = _paper(_row(label, gaps=[0, -overlap, -overlap]))
     assert service.predict(payload)["label"] == label
-    one_round = segment_digits(
-        decode_image(payload).gray,
-        service.bundle.preprocess,
-        SegmentConfig(split_rounds=1),
-        service._probabilities,
-        service._counts,
-    )
+    one_round = _segment_with(service, payload, split_rounds=1)
     assert len(one_round.digits) == 2
 
 
@@ -192,13 +197,7 @@ def _shadowed(mask: np.ndarray, depth: float, side: str) -> bytes:
 def test_a_shadow_at_the_edge_is_not_read_as_a_digit(service, label, depth, side):
     payload = _shadowed(_row(label), depth, side)
     assert service.predict(payload)["label"] == label
-    kept_faint = segment_digits(
-        decode_image(payload).gray,
-        service.bundle.preprocess,
-        SegmentConfig(faint_ink=0.0),
-        service._probabilities,
-        service._counts,
-    )
+    kept_faint = _segment_with(service, payload, faint_ink=0.0)
     assert len(kept_faint.digits) == len(label) + 1  # the shadow was an extra "1" before
 
 
