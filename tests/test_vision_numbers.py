@@ -180,6 +180,16 @@ def test_a_piece_still_holding_two_digits_is_cut_again(service, label, overlap):
     assert len(one_round.digits) == 2
 
 
+@pytest.mark.parametrize(("label", "overlap"), [("14", 12), ("10", 14)])
+def test_a_one_pressed_into_its_neighbour_is_cut_off_when_the_pair_is_surely_two(service, label, overlap):
+    """The "1" cut off is a bare stroke, which the counting network also takes for part of a digit;
+    that doubt must not keep a pair it is sure of together (the 1 would vanish into the 4 or 0)."""
+    payload = _paper(_row(label, gaps=[0, -overlap]))
+    assert service.predict(payload)["label"] == label
+    vetoed = _segment_with(service, payload, sure_several=1.01)
+    assert len(vetoed.digits) == 1
+
+
 def _shadowed(mask: np.ndarray, depth: float, side: str) -> bytes:
     """Dark ink on white paper with a soft shadow of `depth` falling in from one edge, as a PNG."""
     ink = np.pad(mask, 30)
