@@ -190,6 +190,21 @@ def test_a_one_pressed_into_its_neighbour_is_cut_off_when_the_pair_is_surely_two
     assert len(vetoed.digits) == 1
 
 
+@pytest.mark.parametrize("label", ["2", "0", "7"])
+def test_a_digit_written_wide_stays_one_when_the_counting_network_is_sure(service, label):
+    """Drawn 1.8 times as wide as usual, the digit is too wide for one by its shape alone; the
+    counting network is sure it is one digit, so it is not cut into two half-digits."""
+    digit = _row(label)
+    wide = Image.fromarray(digit).resize(
+        (int(digit.shape[1] * 1.8), digit.shape[0]), Image.Resampling.BICUBIC
+    )
+    row = np.hstack([_row("7"), np.zeros((digit.shape[0], 20), np.float32), np.asarray(wide)])
+    payload = _paper(row)
+    assert service.predict(payload)["label"] == "7" + label
+    by_shape_alone = _segment_with(service, payload, sure_one=1.01)
+    assert len(by_shape_alone.digits) == 3
+
+
 def _shadowed(mask: np.ndarray, depth: float, side: str) -> bytes:
     """Dark ink on white paper with a soft shadow of `depth` falling in from one edge, as a PNG."""
     ink = np.pad(mask, 30)
