@@ -346,6 +346,15 @@ def markdown_table(results: dict) -> str:
         *rows,
         "",
     ]
+    number = results["services"].get("vision", {}).get("number_photo_4_digits")
+    if number:
+        lines += [
+            "| vision: phone photo of a handwritten 4-digit number, end to end | p50 (ms) | p95 (ms) |",
+            "|---|---:|---:|",
+            f"| decode, find and cut the digits, read them (goal p50 ≤ 30 ms) | **{number['p50_ms']:.1f}** "
+            f"| {number['p95_ms']:.1f} |",
+            "",
+        ]
     nlp_r = results["services"].get("nlp")
     if nlp_r:
         lines += [
