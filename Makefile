@@ -62,8 +62,12 @@ api: install system-deps
 test: install-dev system-deps-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Retakes the pictures: docs/screenshots/after (the UI walkthrough) and the README's .github/screenshots,
+# which the browser tests only write there under SCREENSHOTS=1 (a plain `make test` leaves them alone).
+README_SCREENSHOT_TESTS = tests/e2e/test_home_e2e.py tests/e2e/test_recommend_e2e.py \
+	tests/e2e/test_speech_phone_e2e.py tests/e2e/test_vision_phone_e2e.py
 screenshots: install-dev system-deps-test
-	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots_e2e.py
+	SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_screenshots_e2e.py $(README_SCREENSHOT_TESTS)
 
 test-fast: install-dev
 	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -37,6 +37,17 @@ def _require_chromium() -> str:
 
 
 @pytest.fixture(scope="session")
+def readme_screenshots(tmp_path_factory) -> Path:
+    """Where the README's pictures go: the committed folder under `make screenshots` (SCREENSHOTS=1),
+    otherwise a temporary one, so a test run never leaves the checkout modified."""
+    if os.environ.get("SCREENSHOTS") == "1":
+        folder = REPO_ROOT / ".github" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {
         **browser_type_launch_args,

@@ -1,16 +1,12 @@
 """The home page in a real browser: it shows at once, every task's self-test answers, the sidebar
 calls it Home, and both the light and the dark theme render."""
 
-from pathlib import Path
-
 from playwright.sync_api import expect
 
 from tests.e2e.browser import open_page
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
 
-
-def test_home_page_shows_all_four_self_tests(page, app_url):
+def test_home_page_shows_all_four_self_tests(page, app_url, readme_screenshots):
     open_page(page, app_url)
     expect(page.get_by_text("Live self-test")).to_be_visible()
     # One success box per task; each loads a real model and answers a bundled example.
@@ -23,7 +19,7 @@ def test_home_page_shows_all_four_self_tests(page, app_url):
     expect(sidebar.get_by_text("Home", exact=True)).to_be_visible()
     expect(sidebar.get_by_text("app", exact=True)).to_have_count(0)
     expect(page.get_by_text("Running on CPU").or_(page.get_by_text("Running on GPU"))).to_be_visible()
-    page.screenshot(path=str(SCREENSHOTS / "home.png"), full_page=True)
+    page.screenshot(path=str(readme_screenshots / "home.png"), full_page=True)
 
 
 def _background_luminance(page) -> float:
@@ -32,7 +28,7 @@ def _background_luminance(page) -> float:
     return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
-def test_theme_follows_the_viewers_setting(browser, app_url):
+def test_theme_follows_the_viewers_setting(browser, app_url, readme_screenshots):
     for scheme, dark in (("dark", True), ("light", False)):
         context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
         page = context.new_page()
@@ -41,7 +37,7 @@ def test_theme_follows_the_viewers_setting(browser, app_url):
         luminance = _background_luminance(page)
         assert (luminance < 60) if dark else (luminance > 200), (scheme, luminance)
         if dark:
-            page.screenshot(path=str(SCREENSHOTS / "home_dark.png"))
+            page.screenshot(path=str(readme_screenshots / "home_dark.png"))
         context.close()
 
 

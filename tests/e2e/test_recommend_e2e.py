@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.sync_api import expect
 
 from tests.e2e.browser import open_page, wait_for_idle
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".github" / "screenshots"
 
 
 def _search(page, text: str) -> None:
@@ -20,7 +16,7 @@ def _search(page, text: str) -> None:
     wait_for_idle(page)
 
 
-def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url):
+def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url, readme_screenshots):
     open_page(page, app_url, "Recommendation")
     expect(page.get_by_text("MovieLens-100K: films up to 1998. Search, then click a rating")).to_be_visible()
     _search(page, "Star Wars")
@@ -29,8 +25,7 @@ def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url):
     expect(page.get_by_text("None yet.")).to_be_visible()
     expect(page.get_by_text("Because you rated")).to_have_count(0)
     expect(page.get_by_text("Dr. Strangelove")).to_have_count(0)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "recommend_search_enter.png"), full_page=True)
+    page.screenshot(path=str(readme_screenshots / "recommend_search_enter.png"), full_page=True)
 
     page.get_by_text("5★", exact=True).first.click()  # the 5-star choice beside the match
     wait_for_idle(page)
@@ -39,23 +34,23 @@ def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url):
     expect(page.get_by_text("Fold-in (solving your taste vector)")).to_be_visible()
 
 
-def test_the_godfather_is_found_and_matrix_explains_the_1998_limit(page, app_url):
+def test_the_godfather_is_found_and_matrix_explains_the_1998_limit(page, app_url, readme_screenshots):
     open_page(page, app_url, "Recommendation")
     _search(page, "The Godfather")
     expect(page.get_by_text("The Godfather (1972)").first).to_be_visible()
-    page.screenshot(path=str(SCREENSHOTS / "recommend_godfather.png"), full_page=True)
+    page.screenshot(path=str(readme_screenshots / "recommend_godfather.png"), full_page=True)
     _search(page, "Matrix")
     expect(page.get_by_text("No title matches 'Matrix'")).to_be_visible()
 
 
-def test_example_profile_gives_picks_with_their_own_reasons(page, app_url):
+def test_example_profile_gives_picks_with_their_own_reasons(page, app_url, readme_screenshots):
     open_page(page, app_url, "Recommendation")
     page.get_by_role("button", name="Sci fi fan").click()
     wait_for_idle(page)
     reasons = page.get_by_text("Because you rated")
     expect(reasons.first).to_be_visible(timeout=60_000)
     assert reasons.count() >= 5
-    page.screenshot(path=str(SCREENSHOTS / "recommend_picks.png"), full_page=True)
+    page.screenshot(path=str(readme_screenshots / "recommend_picks.png"), full_page=True)
     # Issue 16: the page was about 3,900 px tall with picks shown; the tabs keep it to a screenful or two.
     height = page.evaluate(
         "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
