@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from models.vision import EXAMPLES_DIR, MNIST_CNN
+from models.vision.count import HELD_OUT_DIGITS
 from models.vision.number_images import KINDS, _photograph, canvas, compose_handwritten, generate, load_pool
 from models.vision.photo_digits import find_fonts
 from models.vision.preprocess import preprocess_gray
@@ -333,6 +334,16 @@ def test_best_strings_are_the_most_probable_numbers():
 # ---- the generated test numbers ---------------------------------------------------------------
 
 PER_KIND = 24  # a quick sample here; the full measurement is in MODEL_CARD.md
+
+
+def test_the_held_out_pool_is_the_training_digits_the_counting_network_never_saw():
+    folder = dataset_dir("mnist", "mnist.npz")
+    held_out, train = load_pool(folder, "held-out"), load_pool(folder, "train")
+    assert sum(len(images) for images in held_out.values()) == HELD_OUT_DIGITS
+    for digit, images in held_out.items():
+        assert np.array_equal(images, train[digit][-len(images) :])  # the last ones, in order
+    with pytest.raises(ValueError, match="unknown split"):
+        load_pool(folder, "validation")
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ house number would; here any digit may lead, since meters and codes do.
 
 The first writes ``<kind>_<i>.<ext>`` and ``labels.csv`` (file,label,kind); the last prints exact
 match per kind. ``--split train`` composes MNIST training digits instead, for tuning the reader
-without looking at the test digits.
+without looking at the test digits; ``--split held-out`` only the last training digits, which the
+counting network never trained on.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from models.vision.count import HELD_OUT_DIGITS
 from models.vision.photo_digits import find_fonts
 
 KINDS = ("handwritten_photo", "printed_photo", "canvas")
@@ -226,9 +228,19 @@ def canvas(rng: random.Random) -> NumberImage:
     return NumberImage(_encode(image.crop((0, 0, right, image.height)), "PNG"), "png", label, "canvas")
 
 
+SPLITS = ("test", "train", "held-out")
+
+
 def load_pool(data_dir: Path, split: str) -> dict[int, np.ndarray]:
+    """Digit → its MNIST images from `split`: "test", "train", or "held-out", the last training
+    digits, which the counting network never trained on (validation for the reader's thresholds)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    source = "test" if split == "test" else "train"
     with np.load(data_dir / "mnist.npz") as data:
-        images, labels = data[f"x_{split}"], data[f"y_{split}"]
+        images, labels = data[f"x_{source}"], data[f"y_{source}"]
+    if split == "held-out":
+        images, labels = images[-HELD_OUT_DIGITS:], labels[-HELD_OUT_DIGITS:]
     return {d: images[labels == d] for d in range(10)}
 
 
@@ -305,7 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="folder to write the images and labels.csv into")
     parser.add_argument("--data-dir", type=Path, help="folder holding mnist.npz (for handwritten numbers)")
-    parser.add_argument("--split", choices=("test", "train"), default="test", help="MNIST digits to compose")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="test",
+        help="MNIST digits to compose (held-out: the last training digits, unseen by the counting network)",
+    )
     parser.add_argument("--per-kind", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
