@@ -55,6 +55,11 @@ PERIODICITY_THRESHOLD = 0.4  # normalised autocorrelation peak at a 60–400 Hz 
 MIN_PERIODIC_FRAMES = 3  # a spoken digit has a vowel: at least this many voiced (periodic) frames
 MIN_SEGMENT_S = 0.08  # shorter bursts (clicks) are ignored
 MIN_PAUSE_S = 0.22  # a gap at least this long separates two digits
+# A part whose loudest frame is this far below the loudest part's is background (a voice in another
+# room, a breath, a hum), not a word of the speaker's. Chosen on three-digit strings built from the
+# training clips: at 18 dB no digit of 2,400 was lost and 23 of 36 stray sounds inside the Speech
+# Commands clips were (at 12 dB, 25 digits were lost).
+BACKGROUND_BELOW_DB = 18.0
 SEGMENT_MARGIN_S = 0.15  # context kept on each side of a part (never past half-way to the next part)
 TARGET_RMS_DB = -20.0  # loudness normalisation target (RMS over the part, dBFS)
 PEAK_LIMIT = 0.99
@@ -231,9 +236,10 @@ def frame_energy_db(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return 20 * np.log10(rms + 1e-10)
 
 
-def voiced_frames(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Boolean mask of frames that carry speech energy (empty mask for silence or steady noise)."""
-    energy = frame_energy_db(wave, sample_rate)
+def voiced_frames(wave: np.ndarray, sample_rate: int, energy: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of frames that carry speech energy (empty mask for silence or steady noise).
+    `energy` is `frame_energy_db(wave, sample_rate)` when the caller has it already."""
+    energy = frame_energy_db(wave, sample_rate) if energy is None else energy
     peak = float(energy.max())
     floor = float(np.percentile(energy, 10))
     if peak < ABS_FLOOR_DB:
@@ -269,7 +275,8 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
 
     Raises NothingFoundError when nothing speech-like is found.
     """
-    mask = voiced_frames(wave, sample_rate)
+    energy = frame_energy_db(wave, sample_rate)
+    mask = voiced_frames(wave, sample_rate, energy)
     hop, frame = int(HOP_S * sample_rate), int(FRAME_S * sample_rate)
     runs: list[list[int]] = []  # [first_frame, last_frame]
     for index in np.flatnonzero(mask):
@@ -279,7 +286,7 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
             runs.append([index, index])
     margin = int(SEGMENT_MARGIN_S * sample_rate)
     voiced = periodicity(wave, sample_rate) >= PERIODICITY_THRESHOLD if runs else None
-    parts = []
+    parts, loudest = [], []
     for first, last in runs:
         start, end = first * hop, min(wave.shape[0], last * hop + frame)
         if (end - start) / sample_rate < MIN_SEGMENT_S:
@@ -287,8 +294,14 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
         if int(voiced[first : last + 1].sum()) < MIN_PERIODIC_FRAMES:
             continue  # a click, a breath or a burst of noise: no vowel in it
         parts.append((start, end))
+        loudest.append(float(energy[first : last + 1].max()))
     if not parts:
         raise NothingFoundError(NO_SPEECH)
+    parts = [
+        part
+        for part, level in zip(parts, loudest, strict=True)
+        if level >= max(loudest) - BACKGROUND_BELOW_DB
+    ]
     # Widen each part by the margin (quiet onsets like the "f" of "four"), but stop half-way to a neighbour.
     widened = []
     for i, (start, end) in enumerate(parts):

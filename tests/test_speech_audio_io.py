@@ -221,3 +221,16 @@ def _joined_with_pauses(pause_s: float, snr_db: float | None, seed: int = 0) -> 
 def test_segmentation_survives_short_pauses_and_noise(pause_s, snr_db):
     parts = audio_io.segment(_joined_with_pauses(pause_s, snr_db), 8_000)
     assert len(parts) == 3, [(round(a / 8_000, 2), round(b / 8_000, 2)) for a, b in parts]
+
+
+@pytest.mark.parametrize(("level_db", "kept"), [(-6.0, 2), (-12.0, 2), (-24.0, 1), (-30.0, 1)])
+def test_a_much_quieter_voiced_sound_is_background_not_a_word(level_db, kept):
+    """A word, a pause, then a voice `level_db` below it: kept as a second word unless it is more
+    than BACKGROUND_BELOW_DB quieter (a voice in another room, not the speaker's next digit)."""
+    rate = 8_000
+    silence = np.zeros(int(0.4 * rate), np.float32)
+    far = vowel(0.3, rate, 180) * np.float32(10 ** (level_db / 20))
+    clip = np.concatenate([silence, vowel(0.35, rate, 110), silence, far, silence])
+    parts = audio_io.segment(clip, rate)
+    assert len(parts) == kept
+    assert parts[0][0] / rate == pytest.approx(0.4 - audio_io.SEGMENT_MARGIN_S, abs=0.08)
