@@ -106,9 +106,18 @@ def test_stage_two_trains_interpolates_and_calibrates(tiny_root, tmp_path):
     )
     out = tmp_path / "stage2.safetensors"
     config = DomainConfig(
-        epochs=1, batch_size=8, sst2_rows_per_epoch=8, sst2_validation_rows=8, alphas=(0.0, 0.5, 1.0), seed=0
+        epochs=1,
+        batch_size=8,
+        sst2_rows_per_epoch=8,
+        sst2_validation_rows=8,
+        alphas=(0.0, 0.5, 1.0),
+        seed=0,
+        lrs=(5e-5,),
+        run_seeds=(0, 1),
     )
     record = train_multi_domain(tiny_root, stage1, out, config, settings, progress=lambda line: None)
+    assert [run["seed"] for run in record["runs"]] == [0, 1]
+    assert set(record["candidates_validation"]) == {"run lr 5e-05", "run lr 5e-05 seed 1", "soup"}
     assert record["wise_ft_alpha"] in (0.0, 0.5, 1.0)
     chosen = record["wise_ft_validation"][str(record["wise_ft_alpha"])]["macro"]
     assert chosen == max(v["macro"] for v in record["wise_ft_validation"].values())

@@ -92,6 +92,14 @@ def _train(argv: list[str]) -> int:
     )
     parser.add_argument("--domain-epochs", type=int, default=None, help="stage-2 epochs per run")
     parser.add_argument(
+        "--domain-run-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="stage 2 trains every learning rate once per seed; all runs go into the soup "
+        "(default: DomainConfig.run_seeds)",
+    )
+    parser.add_argument(
         "--domain-train-layers-from",
         type=int,
         default=None,
@@ -189,6 +197,8 @@ def _train_domains(args, data_dir: Path, init_weights: Path, settings) -> dict:
         config = replace(config, lrs=tuple(args.domain_lrs))
     if args.domain_epochs:
         config = replace(config, epochs=args.domain_epochs)
+    if args.domain_run_seeds:
+        config = replace(config, run_seeds=tuple(args.domain_run_seeds))
     if args.domain_train_layers_from is not None:
         config = replace(config, train_layers_from=args.domain_train_layers_from)
     # the other sets sit beside the SST-2 folder (../shared/data/sst2 -> ../shared/data)

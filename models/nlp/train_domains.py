@@ -72,7 +72,11 @@ class DomainConfig:
     # which is where the LP-FT argument (Kumar et al. 2022) protects the general features.
     train_layers_from: int = 0
     alphas: tuple[float, ...] = (0.0, 0.5, 0.75, 1.0)  # WiSE-FT grid (0 = stage 1 unchanged)
-    seed: int = 13
+    seed: int = 13  # carves the validation rows; the first run seed
+    # Each learning rate is trained once per seed here (batch order, SST-2 replay sample, dropout);
+    # the validation rows stay those carved with `seed`, so every run is scored on the same rows.
+    # Empty: one run per learning rate, with `seed`.
+    run_seeds: tuple[int, ...] = ()
     log_every: int = 10
     limit_rows: int | None = None  # cap on every source's train and validation rows (tests, smoke runs)
 
@@ -130,12 +134,14 @@ def train_run(
     config: DomainConfig,
     settings: FineTuneSettings,
     progress: Callable[[str], None] = _progress,
+    seed: int | None = None,
 ) -> dict:
     """Fine-tune `init_weights` on the mixture at encoder learning rate `lr`; save to out_path."""
     from safetensors.torch import save_file
 
-    set_seed(config.seed)
-    rng = random.Random(config.seed)
+    seed = config.seed if seed is None else seed
+    set_seed(seed)
+    rng = random.Random(seed)
     tokenizer = load_tokenizer()
     model = _trainable_from(init_weights, settings, config.train_layers_from)
     head = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
@@ -153,7 +159,7 @@ def train_run(
         ),
     )
     progress(
-        f"stage 2 run lr {lr:g}: {config.epochs} epochs of {len(epochs[0])} rows ({total_steps} steps), "
+        f"stage 2 run lr {lr:g} seed {seed}: {config.epochs} epochs of {len(epochs[0])} rows ({total_steps} steps), "
         f"{torch.get_num_threads()} threads"
     )
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -190,10 +196,14 @@ def train_run(
         history.append(record)
         progress(f"lr {lr:g} epoch {epoch} done: {json.dumps(record)}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"finetune": json.dumps(asdict(settings)), "stage2": json.dumps({**asdict(config), "lr": lr})}
+    metadata = {
+        "finetune": json.dumps(asdict(settings)),
+        "stage2": json.dumps({**asdict(config), "lr": lr, "run_seed": seed}),
+    }
     save_file(export_finetuned_tensors(model, settings), str(out_path), metadata=metadata)
     record = {
         "lr": lr,
+        "seed": seed,
         "rows_per_epoch": len(epochs[0]),
         "wall_minutes": round((time.perf_counter() - started) / 60, 2),
         "history": history,
@@ -295,13 +305,18 @@ def train_multi_domain(
     progress(f"stage 1 model on validation: {json.dumps(start_scores)}")
     with tempfile.TemporaryDirectory(prefix="nlp-stage2-") as scratch:
         folder = Path(ingredients_dir) if ingredients_dir else Path(scratch)
-        runs, paths = [], []
-        for lr in config.lrs:
-            path = folder / f"{out_path.stem}.stage2.lr{lr:g}.safetensors"
-            runs.append(train_run(init_weights, splits, lr, path, config, settings, progress))
-            paths.append(path)
+        runs, paths, names = [], [], []
+        run_seeds = config.run_seeds or (config.seed,)
+        for seed in run_seeds:
+            for lr in config.lrs:
+                # the first seed keeps the file and run names of the one-seed recipe
+                suffix = "" if seed == run_seeds[0] else f".seed{seed}"
+                path = folder / f"{out_path.stem}.stage2.lr{lr:g}{suffix}.safetensors"
+                runs.append(train_run(init_weights, splits, lr, path, config, settings, progress, seed))
+                paths.append(path)
+                names.append(f"run lr {lr:g}" + (f" seed {seed}" if suffix else ""))
         run_models = [_load(p, settings) for p in paths]
-        candidates = {f"run lr {lr:g}": m for lr, m in zip(config.lrs, run_models, strict=True)}
+        candidates = dict(zip(names, run_models, strict=True))
         candidate_scores = {
             name: run["history"][-1]["validation"] for name, run in zip(candidates, runs, strict=True)
         }
