@@ -51,6 +51,8 @@ ABS_FLOOR_DB = -55.0  # frames quieter than this (dBFS) are never speech
 REL_THRESHOLD_DB = 30.0  # voiced frames lie within this many dB of the loudest frame
 NOISE_MARGIN_DB = 9.0  # ... and this many dB above the estimated noise floor
 MIN_DYNAMIC_RANGE_DB = 6.0  # loudest vs quietest frames: steady hum or noise has less than this
+MIN_VOICE_RANGE_DB = 3.0  # ... a word cut tight still rises and falls this much; a steady hum does not
+SHORT_CLIP_FRAMES = 100  # clips up to about 1 s may be cut tight around one word (no silence in them)
 PERIODICITY_THRESHOLD = 0.4  # normalised autocorrelation peak at a 60–400 Hz pitch lag: a voiced frame
 MIN_PERIODIC_FRAMES = 3  # a spoken digit has a vowel: at least this many voiced (periodic) frames
 MIN_SEGMENT_S = 0.08  # shorter bursts (clicks) are ignored
@@ -236,18 +238,32 @@ def frame_energy_db(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return 20 * np.log10(rms + 1e-10)
 
 
-def voiced_frames(wave: np.ndarray, sample_rate: int, energy: np.ndarray | None = None) -> np.ndarray:
+def voiced_frames(
+    wave: np.ndarray,
+    sample_rate: int,
+    energy: np.ndarray | None = None,
+    periodic: np.ndarray | None = None,
+) -> np.ndarray:
     """Boolean mask of frames that carry speech energy (empty mask for silence or steady noise).
-    `energy` is `frame_energy_db(wave, sample_rate)` when the caller has it already."""
+    `energy` is `frame_energy_db(wave, sample_rate)` when the caller has it already; `periodic`
+    (`periodicity(...) >= PERIODICITY_THRESHOLD`) lets a short clip cut tight around a word keep it."""
     energy = frame_energy_db(wave, sample_rate) if energy is None else energy
     peak = float(energy.max())
     floor = float(np.percentile(energy, 10))
     if peak < ABS_FLOOR_DB:
         return np.zeros_like(energy, dtype=bool)
-    if peak - floor < MIN_DYNAMIC_RANGE_DB and energy.shape[0] > 50:
+    # A short clip whose quietest frames are still a voice has no pause to measure noise on: its
+    # "floor" is the word's own tail, and a margin above it would cut the word away.
+    floor_is_voice = False
+    if periodic is not None and energy.shape[0] <= SHORT_CLIP_FRAMES:
+        quiet = (energy <= floor)[: periodic.shape[0]]
+        floor_is_voice = bool(quiet.any()) and float(periodic[: quiet.shape[0]][quiet].mean()) > 0.5
+    steady = peak - floor < (MIN_VOICE_RANGE_DB if floor_is_voice else MIN_DYNAMIC_RANGE_DB)
+    if steady and energy.shape[0] > 50:
         # Long and steady: hum or noise. (Short tightly-cut clips may have no quiet frames at all.)
         return np.zeros_like(energy, dtype=bool)
-    threshold = max(peak - REL_THRESHOLD_DB, ABS_FLOOR_DB, min(floor + NOISE_MARGIN_DB, peak - 6.0))
+    above_noise = -np.inf if floor_is_voice else min(floor + NOISE_MARGIN_DB, peak - 6.0)
+    threshold = max(peak - REL_THRESHOLD_DB, ABS_FLOOR_DB, above_noise)
     return energy >= threshold
 
 
@@ -276,7 +292,8 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
     Raises NothingFoundError when nothing speech-like is found.
     """
     energy = frame_energy_db(wave, sample_rate)
-    mask = voiced_frames(wave, sample_rate, energy)
+    voiced = periodicity(wave, sample_rate) >= PERIODICITY_THRESHOLD
+    mask = voiced_frames(wave, sample_rate, energy, voiced)
     hop, frame = int(HOP_S * sample_rate), int(FRAME_S * sample_rate)
     runs: list[list[int]] = []  # [first_frame, last_frame]
     for index in np.flatnonzero(mask):
@@ -285,7 +302,6 @@ def segment(wave: np.ndarray, sample_rate: int) -> list[tuple[int, int]]:
         else:
             runs.append([index, index])
     margin = int(SEGMENT_MARGIN_S * sample_rate)
-    voiced = periodicity(wave, sample_rate) >= PERIODICITY_THRESHOLD if runs else None
     parts, loudest = [], []
     for first, last in runs:
         start, end = first * hop, min(wave.shape[0], last * hop + frame)

@@ -234,3 +234,28 @@ def test_a_much_quieter_voiced_sound_is_background_not_a_word(level_db, kept):
     parts = audio_io.segment(clip, rate)
     assert len(parts) == kept
     assert parts[0][0] / rate == pytest.approx(0.4 - audio_io.SEGMENT_MARGIN_S, abs=0.08)
+
+
+def _tight_quiet_word(seconds: float, decay_db: float, peak: float = 0.02) -> np.ndarray:
+    """A quiet vowel cut tight: voiced from the first sample to the last, fading by `decay_db`."""
+    rate = 8_000
+    word = vowel(seconds, rate, 115) / np.float32(
+        np.sin(np.pi * np.linspace(0, 1, int(seconds * rate))) ** 0.5 + 1e-3
+    )
+    word = word / np.abs(word).max() * np.logspace(0, -decay_db / 20, word.shape[0])
+    return (word * peak).astype(np.float32)
+
+
+@pytest.mark.parametrize(("seconds", "decay_db"), [(0.45, 12.0), (0.6, 5.0)])
+def test_a_quiet_word_cut_tight_is_still_speech(seconds, decay_db):
+    """No pause in the clip to measure noise on: its quietest frames are the word's own tail."""
+    parts = audio_io.segment(_tight_quiet_word(seconds, decay_db), 8_000)
+    assert len(parts) == 1
+    assert (parts[0][1] - parts[0][0]) / 8_000 >= 0.8 * seconds
+
+
+def test_a_steady_hum_under_a_second_is_still_no_speech():
+    rate = 8_000
+    hum = (0.3 * np.sin(2 * np.pi * 120 * np.arange(int(0.8 * rate)) / rate)).astype(np.float32)
+    with pytest.raises(NothingFoundError):
+        audio_io.segment(hum, rate)
