@@ -88,8 +88,9 @@ Classes: {", ".join(f"“{label}”" for label in facts["labels"])}.
 {_test_figures(facts["metrics"])}
 
 **Audio path.** Your file is decoded (WAV, FLAC, OGG, MP3; M4A/AAC when ffmpeg is installed), mixed to
-mono, resampled to {feats["sample_rate"] // 1000} kHz, and split on pauses by an energy and voicing detector;
-each part is loudness-normalised and classified.
+mono, resampled to {feats["sample_rate"] // 1000} kHz, and split on pauses by an energy and voicing detector
+(a voice much quieter than yours, such as someone else in the room, is ignored as background); each part is
+loudness-normalised and classified.
 
 **Limits.** English digits only, “zero” to “nine” (not “oh”). Pause about a quarter of a second between
 digits. Files up to {facts["limits"]["max_upload_bytes"] // 1_000_000} MB and {facts["limits"]["max_seconds"]:.0f} s,
