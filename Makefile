@@ -100,10 +100,10 @@ bench: install-dev system-deps-test
 # The same API on Ray Serve: starts a local Ray head unless RAY_ADDRESS names a cluster, deploys
 # serve/config.yaml with HTTP on SERVE_PORT, returns once every deployment is healthy.
 serve: install system-deps $(VENV)/.installed-serve
-	$(PY) -m serve.ray_app up --port $(SERVE_PORT)
+	$(PY) -m serve.cluster up --port $(SERVE_PORT)
 
 serve-stop: $(VENV)/.installed-serve
-	$(PY) -m serve.ray_app down
+	$(PY) -m serve.cluster down
 
 # Closed-loop load on the in-process API and on Ray Serve (1 and 2 replicas per task), at 1/8/32/64
 # clients (writes bench/load.json and prints the table).

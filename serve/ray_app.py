@@ -1,6 +1,6 @@
 """Ray Serve: the REST API of serve/api.py on a Ray cluster, one deployment per task.
 
-    make serve          # ray start --head (unless RAY_ADDRESS is set), serve deploy serve/config.yaml
+    make serve          # serve/cluster.py: ray start --head (unless RAY_ADDRESS is set), serve deploy
     make serve-stop     # serve shutdown, and ray stop if `make serve` started the cluster
 
 Each task runs in its own deployment (`vision`, `speech`, `nlp`, `recommend`) whose replicas build the
@@ -23,22 +23,16 @@ parameters; `build_application(options)` applies the same settings for tests and
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import ray
 import yaml
 from fastapi import FastAPI, Request
@@ -48,15 +42,13 @@ from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from serve import api
+from serve.cluster import APP_NAME, CONFIG_PATH, REPO_ROOT
 from services import errors, registry
 from services.base import error_entry
 from services.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_PATH = Path(__file__).with_name("config.yaml")
-APP_NAME = "demo"
 INGRESS_NAME = "api"
 BATCHED_TASKS = ("vision", "speech", "nlp")
 CALL_TIMEOUT_S = 120.0  # a handle call that takes longer has lost its replica; fail instead of hanging
@@ -370,166 +362,12 @@ def build_application(options: Mapping[str, Mapping[str, Any]] | None = None) ->
 app = build_application()  # `serve deploy serve/config.yaml` imports this; the YAML sets the options
 
 
-# ---- make serve / make serve-stop ----------------------------------------------------------------
-STATE_FILE = Path(os.environ.get("SERVE_STATE_FILE", REPO_ROOT / ".venv" / "serve-state.json"))
-
-
-def _head_host() -> str:
-    """The head node's host: from RAY_ADDRESS (`host:6379` or `http://host:8265`), else this machine."""
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if not address or address in ("auto", "local"):
-        return "127.0.0.1"
-    return address.split("://")[-1].split("/")[0].rsplit(":", 1)[0]
-
-
-# `serve deploy` and `serve status` talk to the dashboard's REST API on the head node
-DASHBOARD_ADDRESS = os.environ.get("RAY_DASHBOARD_ADDRESS", f"http://{_head_host()}:8265")
-
-
-def _cli(name: str) -> str:
-    # the venv's own `ray` and `serve` scripts, whether or not the venv is activated
-    beside_python = Path(sys.executable).with_name(name)
-    return str(beside_python) if beside_python.exists() else (shutil.which(name) or name)
-
-
-def _cli_env() -> dict[str, str]:
-    """Ray 2.59+ starts local clusters with token authentication (the token in ~/.ray/auth_token);
-    its CLIs only send the token when RAY_AUTH_MODE=token. A cluster named by RAY_ADDRESS brings its
-    own settings."""
-    if os.environ.get("RAY_ADDRESS"):
-        return dict(os.environ)
-    return {"RAY_AUTH_MODE": "token"} | dict(os.environ)
-
-
-def _run(command: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    print("$", " ".join(command), flush=True)
-    return subprocess.run(command, check=check, text=True, cwd=REPO_ROOT, env=_cli_env())
-
-
-def _deploy_config(port: int, host: str) -> Path:
-    """serve/config.yaml with the HTTP port and the checkout on every worker's import path."""
-    config = yaml.safe_load(CONFIG_PATH.read_text())
-    config.setdefault("http_options", {}).update({"port": port, "host": host})
-    for application in config["applications"]:
-        runtime_env = application.setdefault("runtime_env", {})
-        env_vars = runtime_env.setdefault("env_vars", {})
-        env_vars.setdefault("PYTHONPATH", str(REPO_ROOT))
-    handle, path = tempfile.mkstemp(prefix="serve-config-", suffix=".yaml")
-    with os.fdopen(handle, "w") as out:
-        yaml.safe_dump(config, out, sort_keys=False)
-    return Path(path)
-
-
-def _serve_status() -> dict[str, Any]:
-    found = subprocess.run(
-        [_cli("serve"), "status", "-a", DASHBOARD_ADDRESS],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=_cli_env(),
-    )
-    if found.returncode != 0:
-        return {}
-    return yaml.safe_load(found.stdout) or {}
-
-
-def _wait_until_healthy(port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        status = _serve_status()
-        application = (status.get("applications") or {}).get(APP_NAME) or {}
-        deployments = application.get("deployments") or {}
-        states = {name: info.get("status") for name, info in deployments.items()}
-        summary = f"app {application.get('status', '?')}: {states}"
-        if summary != last:
-            print(summary, flush=True)
-            last = summary
-        if application.get("status") == "DEPLOY_FAILED":
-            print(application.get("message", ""), file=sys.stderr)
-            return False
-        if application.get("status") == "RUNNING" and states and all(s == "HEALTHY" for s in states.values()):
-            try:
-                health = httpx.get(f"http://{_head_host()}:{port}/health", timeout=30).json()
-            except (httpx.HTTPError, ValueError):
-                health = {}
-            models = health.get("models", {})
-            if models and all(state.get("state") == "ready" for state in models.values()):
-                print(json.dumps(health), flush=True)
-                return True
-        time.sleep(3)
-    return False
-
-
-def _ray_running() -> bool:
-    found = subprocess.run([_cli("ray"), "status"], capture_output=True, text=True, env=_cli_env())
-    return found.returncode == 0
-
-
-def up(port: int, host: str, timeout_s: float) -> int:
-    state: dict[str, Any] = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
-    if os.environ.get("RAY_ADDRESS"):
-        print(f"using the Ray cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']}")
-    elif _ray_running():
-        started_here = (
-            "started by `make serve`" if state.get("started_ray") else "left running by `make serve-stop`"
-        )
-        print(f"using the Ray cluster already running on this machine ({started_here})")
-    else:
-        # a local head node; other machines join with `ray start --address=<this host>:6379`
-        _run(
-            [
-                _cli("ray"),
-                "start",
-                "--head",
-                "--port=6379",
-                "--dashboard-host=127.0.0.1",
-                "--disable-usage-stats",
-            ]
-        )
-        state["started_ray"] = True
-        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        STATE_FILE.write_text(json.dumps(state))
-    config = _deploy_config(port, host)
-    try:
-        _run([_cli("serve"), "deploy", str(config), "-a", DASHBOARD_ADDRESS])
-    finally:
-        config.unlink(missing_ok=True)
-    if not _wait_until_healthy(port, timeout_s):
-        print(f"the app did not become healthy within {timeout_s:.0f} s; see `serve status`", file=sys.stderr)
-        return 1
-    print(f"Ray Serve answers on http://{host}:{port} (docs at /docs); stop it with `make serve-stop`")
-    return 0
-
-
-def down() -> int:
-    state: dict[str, Any] = json.loads(STATE_FILE.read_text()) if STATE_FILE.exists() else {}
-    _run([_cli("serve"), "shutdown", "-y", "-a", DASHBOARD_ADDRESS], check=False)
-    if state.get("started_ray"):
-        _run([_cli("ray"), "stop"], check=False)
-    else:
-        print("the Ray cluster was not started by `make serve`; leaving it running")
-    STATE_FILE.unlink(missing_ok=True)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serve.ray_app", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    start = commands.add_parser(
-        "up", help="start Ray if needed, deploy serve/config.yaml, wait until healthy"
-    )
-    start.add_argument("--port", type=int, default=int(os.environ.get("SERVE_PORT", "8000")))
-    start.add_argument("--host", default=os.environ.get("SERVE_HOST", "127.0.0.1"))
-    start.add_argument("--timeout", type=float, default=float(os.environ.get("SERVE_TIMEOUT", "900")))
-    commands.add_parser("down", help="shut the app down, and the local Ray cluster if `up` started it")
-    args = parser.parse_args(argv)
-    if args.command == "up":
-        return up(args.port, args.host, args.timeout)
-    return down()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-__all__ = ["app", "build_application", "deployment_options", "merge_batch_stats", "DeploymentProxy"]
+__all__ = [
+    "APP_NAME",
+    "REPO_ROOT",
+    "app",
+    "build_application",
+    "deployment_options",
+    "merge_batch_stats",
+    "DeploymentProxy",
+]
