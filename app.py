@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import backend_status, self_test_result, setup_page, start_model_loading
+from services.tasks import TASKS as TASK_TABLE
 
 setup_page(
     "Multi-task AI demo",
@@ -18,17 +19,9 @@ setup_page(
     "on your own inputs: digits you draw or photograph, sentences you type, digits you say, movies you rate.",
 )
 
-# (task, page, title, icon, what the page offers): no figures here; facts come from each model's info()
-TASKS = [
-    ("vision", "pages/1_Vision.py", "Vision", "🔢", "A CNN trained by this project reads handwritten "
-     "or printed digits and whole numbers from photos, uploads, the camera or a canvas."),
-    ("nlp", "pages/2_Language.py", "Language", "💬", "MiniLM fine-tuned for sentiment, with word-level "
-     "explanations, similarity and summaries."),
-    ("speech", "pages/3_Speech.py", "Speech", "🎙️", "A recurrent network recognises spoken digits "
-     "and digit strings, and says so when a word is not a digit."),
-    ("recommend", "pages/4_Recommendation.py", "Recommendation", "🎬", "Matrix factorization on "
-     "MovieLens-100K recommends films from a handful of your ratings."),
-]  # fmt: skip
+# (task, page, title, icon, what the page offers), from the one task table: no figures here; facts
+# come from each model's info()
+TASKS = [(task.name, task.page, task.title, task.icon, task.blurb) for task in TASK_TABLE.values()]
 
 st.markdown("#### Live self-test")
 st.caption(

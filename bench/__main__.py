@@ -27,7 +27,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO_ROOT / "bench"
-TASKS = ("vision", "speech", "nlp", "recommend")
+from services.tasks import TASK_NAMES as TASKS  # noqa: E402 - the one task table
+
 SENTENCES = [
     "A gorgeous, moving film with a superb cast.",
     "Dull, predictable and far too long.",

@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 
-TASKS = ("vision", "speech", "nlp", "recommend")
+from services.tasks import TASK_NAMES as TASKS  # light: no model is imported
+
 ACTIONS = ("train", "evaluate")
 USAGE = (
     f"usage: python -m models {{{','.join(ACTIONS)}}} {{{','.join(TASKS)}}} [--help] [options]\n"

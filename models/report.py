@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.tasks import TASKS
+
 MODELS_DIR = Path(__file__).resolve().parent
 README = MODELS_DIR.parent / "README.md"
 START, END = "<!-- models:start -->", "<!-- models:end -->"
@@ -36,18 +38,20 @@ class Figure:
 @dataclass(frozen=True)
 class TaskRow:
     task: str
-    page: str
     offers: str  # what a visitor can do (prose, no figures)
     model: str  # prose, no figures
     data: str
     figures: tuple[Figure, ...]
     weights: str  # file name under models/<task>/
 
+    @property
+    def page(self) -> str:
+        return TASKS[self.task].title
+
 
 ROWS = (
     TaskRow(
         "vision",
-        "Vision",
         "upload photos, scans or phone pictures (HEIC too), take one with the camera, draw on a canvas; "
         "single digits and whole numbers, with boxes, the 28×28 the model saw and Grad-CAM",
         "CNN, Conv32-64-64 → Dense64 → Dense10 (batch norm, dropout); for numbers, the same network "
@@ -63,7 +67,6 @@ ROWS = (
     ),
     TaskRow(
         "nlp",
-        "Language",
         "sentiment with per-word highlights and per-sentence readings (mixed opinions), similarity of two "
         "texts, extractive summary, CSV/TXT batch",
         "all-MiniLM-L6-v2 fine-tuned with a mean-pooled head (served by ONNX Runtime on CPU)",
@@ -80,7 +83,6 @@ ROWS = (
     ),
     TaskRow(
         "speech",
-        "Speech",
         "record with the microphone, upload WAV/FLAC/OGG/MP3/M4A, click examples; digit strings; "
         '"not a digit" for other words; waveform, features and frame importance',
         "a bidirectional GRU with attention pooling on torchaudio log-mel features, digits 0–9 and “other”",
@@ -96,7 +98,6 @@ ROWS = (
     ),
     TaskRow(
         "recommend",
-        "Recommendation",
         "pick a MovieLens user or rate a few films; recommendations with their own reasons, more like "
         "this, a 2-D map of the films",
         "biased matrix factorization trained by alternating least squares, PureSVD candidates",

@@ -27,28 +27,26 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, FastAPI, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Body, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services import nlp as nlp_module
-from services import preload, registry
-from services import recommend as recommend_module
-from services import speech as speech_module
-from services import vision as vision_module
-from services.base import error_entry
+from serve.auth import ApiKeyMiddleware, add_security_to_schema
+from services import limits, preload, registry
+from services.base import json_ready
 from services.errors import CorruptInputError, InputError, InputTooLargeError, UnknownIdError
-from services.http_client import NPY_MEDIA_TYPE, json_ready
-from services.image_io import MAX_ARRAY_SIDE
+from services.limits import MAX_ARRAY_SIDE, NPY_MEDIA_TYPE, RECOMMEND, SPEECH, TEXT, VISION
+from services.recommend.inputs import GENRES
+from services.tasks import TASK_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -59,23 +57,21 @@ JSON_BYTES_PER_CHAR = 6  # JSON may write any character as a \uXXXX escape
 BYTES_PER_RATING = 64  # `"1682": 4.5, ` is 13 bytes; room for whitespace and long number spellings
 NPY_HEADER_ROOM = 4096  # a .npy header is at most a few hundred bytes
 DEFAULT_BODY_LIMIT = 64 * 1024  # routes without a body of their own (GET, self-tests)
-MAX_EXPLAINED_TEXTS = 16  # word highlights cost about a second each; the page explains one at a time
 MAX_ERROR_MESSAGE_CHARS = 600  # validation messages echo parts of the input; keep the answer short
 
 # One upload per request at most as large as the service accepts one file: the page applies the same
 # per-file limit, and a batch of small files fits easily (64 typical digit photos are a few MB).
 BODY_LIMITS: dict[str, int] = {
-    "/v1/vision": vision_module.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD,
+    "/v1/vision": VISION.max_upload_bytes + MULTIPART_OVERHEAD,
     # the drawing canvas's pixels as a .npy file: an RGBA uint8 array of the largest side accepted
     "/v1/vision/array": MAX_ARRAY_SIDE * MAX_ARRAY_SIDE * 4 + NPY_HEADER_ROOM,
-    "/v1/speech": speech_module.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD,
+    "/v1/speech": SPEECH.max_upload_bytes + MULTIPART_OVERHEAD,
     # as much text as the page's batch file (CSV/TXT) may hold, written as JSON strings
-    "/v1/sentiment": nlp_module.MAX_UPLOAD_BYTES * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
-    "/v1/similarity": 2 * nlp_module.MAX_CHARS * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
-    "/v1/summary": nlp_module.MAX_CHARS * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
-    "/v1/recommend": recommend_module.MAX_RATINGS * BYTES_PER_RATING + JSON_OVERHEAD,
-    "/v1/recommend/batch": recommend_module.MAX_BATCH * recommend_module.MAX_RATINGS * BYTES_PER_RATING
-    + JSON_OVERHEAD,
+    "/v1/sentiment": TEXT.max_upload_bytes * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
+    "/v1/similarity": 2 * TEXT.max_chars * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
+    "/v1/summary": TEXT.max_chars * JSON_BYTES_PER_CHAR + JSON_OVERHEAD,
+    "/v1/recommend": RECOMMEND.max_ratings * BYTES_PER_RATING + JSON_OVERHEAD,
+    "/v1/recommend/batch": RECOMMEND.max_batch * RECOMMEND.max_ratings * BYTES_PER_RATING + JSON_OVERHEAD,
 }
 
 ERROR_STATUS: tuple[tuple[type[InputError], int], ...] = (
@@ -83,6 +79,8 @@ ERROR_STATUS: tuple[tuple[type[InputError], int], ...] = (
     (InputTooLargeError, 413),
 )
 HTTP_ERROR_TYPES = {
+    400: "InvalidRequest",
+    401: "Unauthorized",
     404: "NotFound",
     405: "MethodNotAllowed",
     413: "InputTooLargeError",
@@ -153,6 +151,36 @@ def _content_length(scope: Scope) -> int | None:
 
 
 # ---- errors -----------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    type: str = Field(
+        description="the error's class, e.g. UnknownIdError, InputTooLargeError, InvalidRequest"
+    )
+    message: str = Field(description="what went wrong, written for the person who sent the request")
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every route (and of a bad item inside a batch's results)."""
+
+    error: ErrorDetail
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    reasons = {
+        400: "the body could not be parsed (e.g. a broken multipart body)",
+        401: "API_KEY is set on the server and the request's key is missing or wrong",
+        404: "an unknown task, user or film",
+        413: "a body or batch over the limits",
+        422: "an invalid request, or input the model cannot handle",
+        500: "a bug; logged on the server, answered without details",
+    }
+    return {status: {"model": ErrorResponse, "description": reasons[status]} for status in statuses}
+
+
+# Every /v1 route may answer these; routes add 404 where an id or task names a resource.
+COMMON_ERRORS = _documented(400, 401, 413, 422, 500)
+NOT_FOUND = _documented(404)
+
+
 def _error_response(status: int, error_type: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": error_type, "message": message}}, status_code=status)
 
@@ -181,6 +209,9 @@ async def _validation_error(_: Request, err: RequestValidationError) -> JSONResp
     message = "invalid request: " + "; ".join(problems)
     if len(message) > MAX_ERROR_MESSAGE_CHARS:
         message = message[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
+    # more files, texts, requests or ratings than a request may hold: over a limit, as a big body is
+    if any(problem.get("type") == "too_long" for problem in err.errors()):
+        return _error_response(413, "InputTooLargeError", message)
     return _error_response(422, "InvalidRequest", message)
 
 
@@ -230,23 +261,6 @@ def model_status(task: str) -> dict[str, Any]:
     return _service_provider.get("status", preload.status)(task)
 
 
-def _check_batch(task_service: Any, count: int, what: str) -> None:
-    limit = getattr(task_service, "max_batch", None)
-    if limit is not None and count > limit:
-        raise InputTooLargeError(f"{count} {what} in one request; the limit is {limit}")
-
-
-def _one_by_one(items: Sequence[Any], call: Callable[[Any], dict[str, Any]]) -> list[dict[str, Any]]:
-    """For options predict_batch does not take (explain): one call per item, errors in their slot."""
-    results = []
-    for item in items:
-        try:
-            results.append(call(item))
-        except InputError as err:
-            results.append(error_entry(err))
-    return results
-
-
 # ---- health and model facts --------------------------------------------------------------------
 meta = APIRouter(tags=["models"])
 
@@ -255,39 +269,51 @@ meta = APIRouter(tags=["models"])
 def health() -> JSONResponse:
     """Always answers (liveness). Per task: "waiting" (loads on first use, or queued for the startup
     preload), "loading", "ready" or "failed"; `preloading` says whether the models load at startup."""
-    models = {task: model_status(task) for task in registry.TASK_MODULES}
+    models = {task: model_status(task) for task in TASK_NAMES}
     return respond({"status": "ok", "preloading": preloading_enabled(), "models": models})
 
 
-@meta.get("/v1/models", summary="Every model's card facts, metrics and limits")
+@meta.get("/v1/models", summary="Every model's card facts, metrics and limits", responses=COMMON_ERRORS)
 def models() -> JSONResponse:
     return respond(
         {
-            "models": {task: service(task).info() for task in registry.TASK_MODULES},
+            "models": {task: service(task).info() for task in TASK_NAMES},
             "request_body_limits": BODY_LIMITS,
         }
     )
 
 
 def _task(task: str) -> str:
-    if task not in registry.TASK_MODULES:
-        raise UnknownIdError(f"there is no task {task!r}; the tasks are {', '.join(registry.TASK_MODULES)}")
+    if task not in TASK_NAMES:
+        raise UnknownIdError(f"there is no task {task!r}; the tasks are {', '.join(TASK_NAMES)}")
     return task
 
 
-@meta.get("/v1/models/{task}", summary="One model's card facts, metrics and limits")
-def model(task: Annotated[str, Path(description="vision, speech, nlp or recommend")]) -> JSONResponse:
+TASK_PATH = Path(description=f"one of {', '.join(TASK_NAMES)}")
+
+
+@meta.get(
+    "/v1/models/{task}",
+    summary="One model's card facts, metrics and limits",
+    responses=COMMON_ERRORS | NOT_FOUND,
+)
+def model(task: Annotated[str, TASK_PATH]) -> JSONResponse:
     return respond(service(_task(task)).info())
 
 
-@meta.get("/v1/models/{task}/self-test", summary="Answer the task's bundled example")
-def self_test(task: Annotated[str, Path(description="vision, speech, nlp or recommend")]) -> JSONResponse:
+@meta.get(
+    "/v1/models/{task}/self-test",
+    summary="Answer the task's bundled example",
+    responses=COMMON_ERRORS | NOT_FOUND,
+)
+def self_test(task: Annotated[str, TASK_PATH]) -> JSONResponse:
     return respond(service(_task(task)).self_test())
 
 
 # ---- vision and speech: uploaded files -----------------------------------------------------------
-def _read_uploads(files: list[UploadFile], task_service: Any) -> tuple[list[str], list[bytes]]:
-    _check_batch(task_service, len(files), "files")
+# Per-file problems (a broken image, silence) are answered in the file's own slot; the batch and
+# explanation limits are the service's (services/limits.py), checked by the service itself.
+def _read_uploads(files: list[UploadFile]) -> tuple[list[str], list[bytes]]:
     return [upload.filename or "" for upload in files], [upload.file.read() for upload in files]
 
 
@@ -298,45 +324,61 @@ def _with_names(names: list[str], results: list[dict[str, Any]]) -> JSONResponse
     )
 
 
-vision = APIRouter(tags=["vision"])
+def _files(task_limits: limits.UploadLimits, what: str) -> Any:
+    return File(
+        description=f"one to {task_limits.max_batch} {what}, each at most {task_limits.max_upload_bytes:,} bytes",
+        min_length=1,
+        max_length=task_limits.max_batch,
+    )
+
+
+def _top_k(task_limits: limits.UploadLimits, what: str) -> Any:
+    return Query(ge=1, le=task_limits.max_top_k, description=what)
+
+
+EXPLAIN_IMAGE = Query(description="add the 28×28 model input and a Grad-CAM saliency map")
+
+vision = APIRouter(tags=["vision"], responses=COMMON_ERRORS)
 
 
 @vision.post("/v1/vision", summary="Recognise the digit in each uploaded image")
 def recognise_images(
-    files: Annotated[
-        list[UploadFile], File(description="one or many images (PNG, JPEG, WEBP, BMP, GIF, TIFF)")
-    ],
-    top_k: Annotated[int, Query(ge=1, le=10, description="classes listed per image")] = vision_module.TOP_K,
-    explain: Annotated[
-        bool, Query(description="add the 28×28 model input and a Grad-CAM saliency map")
-    ] = False,
+    files: Annotated[list[UploadFile], _files(VISION, "images (PNG, JPEG, WEBP, BMP, GIF, TIFF)")],
+    top_k: Annotated[int, _top_k(VISION, "classes listed per image")] = VISION.top_k,
+    explain: Annotated[bool, EXPLAIN_IMAGE] = False,
 ) -> JSONResponse:
-    task_service = service("vision")
-    names, payloads = _read_uploads(files, task_service)
-    if explain:
-        results = _one_by_one(payloads, lambda data: task_service.predict(data, top_k=top_k, explain=True))
-    else:
-        results = task_service.predict_batch(payloads, top_k=top_k)
-    return _with_names(names, results)
+    names, payloads = _read_uploads(files)
+    return _with_names(names, service("vision").predict_batch(payloads, top_k=top_k, explain=explain))
+
+
+NPY_BODY = {
+    "required": True,
+    "content": {
+        NPY_MEDIA_TYPE: {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "maxLength": MAX_ARRAY_SIDE * MAX_ARRAY_SIDE * 4 + NPY_HEADER_ROOM,
+                "description": "the bytes `numpy.save` writes (format 1.0–3.0, allow_pickle=False)",
+            }
+        }
+    },
+    "description": "a NumPy .npy file (no pickled objects) of one uint8 or float array shaped (H, W) grey, "
+    f"(H, W, 3) RGB or (H, W, 4) RGBA, each side 8 to {MAX_ARRAY_SIDE} pixels; in Python: "
+    "`buf = io.BytesIO(); numpy.save(buf, pixels, allow_pickle=False)` and send `buf.getvalue()` "
+    f"with `Content-Type: {NPY_MEDIA_TYPE}`",
+}
 
 
 @vision.post(
     "/v1/vision/array",
     summary="Recognise the digit in a picture sent as pixels (the drawing canvas)",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-            "description": "a NumPy .npy file (no pickles) of an (H, W), (H, W, 3) or (H, W, 4) array",
-        }
-    },
+    openapi_extra={"requestBody": NPY_BODY},
 )
 async def recognise_array(
     request: Request,
-    top_k: Annotated[int, Query(ge=1, le=10, description="classes listed")] = vision_module.TOP_K,
-    explain: Annotated[
-        bool, Query(description="add the 28×28 model input and a Grad-CAM saliency map")
-    ] = False,
+    top_k: Annotated[int, _top_k(VISION, "classes listed")] = VISION.top_k,
+    explain: Annotated[bool, EXPLAIN_IMAGE] = False,
 ) -> JSONResponse:
     array = _read_npy(await request.body())  # the body limit middleware caps what this reads
     task_service = await run_in_threadpool(service, "vision")
@@ -355,64 +397,64 @@ def _read_npy(data: bytes) -> np.ndarray:
     return array
 
 
-speech = APIRouter(tags=["speech"])
+speech = APIRouter(tags=["speech"], responses=COMMON_ERRORS)
 
 
 @speech.post("/v1/speech", summary="Recognise the spoken digits in each uploaded clip")
 def recognise_speech(
-    files: Annotated[
-        list[UploadFile], File(description="one or many clips (WAV, FLAC, OGG, MP3; M4A with ffmpeg)")
-    ],
-    top_k: Annotated[int, Query(ge=1, le=20, description="candidates listed per clip")] = speech_module.TOP_K,
+    files: Annotated[list[UploadFile], _files(SPEECH, "clips (WAV, FLAC, OGG, MP3; M4A with ffmpeg)")],
+    top_k: Annotated[int, _top_k(SPEECH, "candidates listed per clip")] = SPEECH.top_k,
     explain: Annotated[
         bool, Query(description="add the waveform, the parts found and per-part scores")
     ] = False,
 ) -> JSONResponse:
-    task_service = service("speech")
-    names, payloads = _read_uploads(files, task_service)
-    if explain:
-        results = _one_by_one(payloads, lambda data: task_service.predict(data, top_k=top_k, explain=True))
-    else:
-        results = task_service.predict_batch(payloads, top_k=top_k)
-    return _with_names(names, results)
+    names, payloads = _read_uploads(files)
+    return _with_names(names, service("speech").predict_batch(payloads, top_k=top_k, explain=explain))
 
 
 # ---- language ----------------------------------------------------------------------------------
+# One text that the service refuses (empty, binary, no words) is a 422; inside /v1/sentiment's list
+# it is an error entry in its own slot.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=TEXT.max_chars)]
+
+
 class SentimentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] = Field(description="one or many texts; a bad text gets an error in its own slot")
-    explain: bool = Field(False, description=f"word highlights (at most {MAX_EXPLAINED_TEXTS} texts)")
+    model_config = ConfigDict(
+        extra="forbid",
+        # word highlights cost about a second per text: at most TEXT.max_explained texts with explain
+        json_schema_extra={
+            "if": {"properties": {"explain": {"const": True}}, "required": ["explain"]},
+            "then": {"properties": {"texts": {"maxItems": TEXT.max_explained}}},
+        },
+    )
+    texts: list[str] = Field(
+        min_length=1,
+        max_length=TEXT.max_batch,
+        description="one or many texts; a text the model cannot read gets an error in its own slot",
+    )
+    explain: bool = Field(False, description=f"word highlights (at most {TEXT.max_explained} texts)")
 
 
 class SimilarityRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    a: str
-    b: str
+    a: Text
+    b: Text
 
 
 class SummaryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str
-    sentences: int = Field(3, description="sentences in the summary")
+    text: Text
+    sentences: int = Field(
+        TEXT.summary_sentences, ge=1, le=TEXT.max_summary_sentences, description="sentences in the summary"
+    )
 
 
-language = APIRouter(tags=["language"])
+language = APIRouter(tags=["language"], responses=COMMON_ERRORS)
 
 
 @language.post("/v1/sentiment", summary="Sentiment of each text")
 def sentiment(request: SentimentRequest) -> JSONResponse:
-    task_service = service("nlp")
-    _check_batch(task_service, len(request.texts), "texts")
-    if request.explain:
-        if len(request.texts) > MAX_EXPLAINED_TEXTS:
-            raise InputTooLargeError(
-                f"{len(request.texts)} texts with explain=true; word highlights are limited to "
-                f"{MAX_EXPLAINED_TEXTS} texts per request"
-            )
-        results = _one_by_one(request.texts, lambda text: task_service.predict(text, explain=True))
-    else:
-        results = task_service.predict_batch(request.texts)
-    return respond({"results": results})
+    return respond({"results": service("nlp").predict_batch(request.texts, explain=request.explain)})
 
 
 @language.post("/v1/similarity", summary="How similar two texts are in meaning")
@@ -426,97 +468,91 @@ def summary(request: SummaryRequest) -> JSONResponse:
 
 
 # ---- recommendations ---------------------------------------------------------------------------
-class RecommendRequest(BaseModel):
+# In-process, the recommender answers an unknown user or film with flagged popular picks (as Surprise
+# does), which suits the pages: their inputs only offer known ids. Over HTTP an id names a resource,
+# and a caller who mistyped one should hear so: the routes pass strict_ids=True, and the service
+# answers 404 (in its own slot within a batch).
+Genre = Literal[tuple(GENRES)]  # type: ignore[valid-type]
+MovieId = Annotated[str, StringConstraints(pattern=rf"^[0-9]{{1,{RECOMMEND.max_id_chars}}}$")]
+Stars = Annotated[float, Field(ge=RECOMMEND.rating_min, le=RECOMMEND.rating_max)]
+K_FIELD = Field(RECOMMEND.k, ge=1, le=RECOMMEND.max_k, description="recommendations to return")
+GENRE_FIELD = Field(None, description="only films of this genre")
+
+
+class RatingsRequest(BaseModel):
+    """Films for a new user, from their ratings."""
+
     model_config = ConfigDict(extra="forbid")
-    ratings: dict[str, float] | None = Field(
-        None, description="a new user's ratings, {movie id: 1–5}", examples=[{"50": 5, "172": 4.5}]
+    ratings: dict[MovieId, Stars] = Field(
+        min_length=1,
+        max_length=RECOMMEND.max_ratings,
+        description="a new user's ratings, {movie id: 1–5 stars}",
+        examples=[{"50": 5, "172": 4.5}],
     )
-    user: int | None = Field(None, description="a MovieLens-100K user id")
-    k: int = Field(10, description="recommendations to return")
-    genre: str | None = Field(None, description="only films of this genre")
+    k: int = K_FIELD
+    genre: Genre | None = GENRE_FIELD
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> RecommendRequest:
-        if (self.ratings is None) == (self.user is None):
-            raise ValueError("give exactly one of 'ratings' or 'user'")
-        return self
 
-    def as_service_request(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True) | {"genre": self.genre}
+class UserRequest(BaseModel):
+    """Films for a MovieLens-100K user (an unknown user is a 404)."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: int = Field(description="a MovieLens-100K user id", examples=[42])
+    k: int = K_FIELD
+    genre: Genre | None = GENRE_FIELD
+
+
+# exactly one of 'ratings' or 'user': each model forbids the other's field
+RecommendRequest = RatingsRequest | UserRequest
+
+
+def _as_service_request(request: RatingsRequest | UserRequest) -> dict[str, Any]:
+    return request.model_dump()
 
 
 class RecommendBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    requests: list[RecommendRequest]
+    requests: list[RecommendRequest] = Field(max_length=RECOMMEND.max_batch)
 
 
-recommend = APIRouter(tags=["recommend"])
+recommend = APIRouter(tags=["recommend"], responses=COMMON_ERRORS)
 
 
-# In-process, the recommender answers an unknown user or film with flagged popular picks (as
-# Surprise does), which suits the pages: their inputs only offer known ids. Over HTTP an id names a
-# resource, and a caller who mistyped one should hear so: 404 (in its own slot within a batch).
-def _check_user(task_service: Any, user_id: int) -> None:
-    if not 1 <= user_id <= task_service.n_users:
-        raise UnknownIdError(
-            f"there is no user {user_id}; MovieLens-100K users go from 1 to {task_service.n_users} "
-            "(send 'ratings' instead to get picks for a new user)"
-        )
-
-
-def _check_item(task_service: Any, item_id: int) -> None:
-    if not 1 <= item_id <= task_service.n_items:
-        raise UnknownIdError(f"there is no movie with id {item_id} (ids go from 1 to {task_service.n_items})")
-
-
-@recommend.post("/v1/recommend", summary="Films for a new user's ratings or a MovieLens user")
-def recommendations(request: RecommendRequest) -> JSONResponse:
-    task_service = service("recommend")
-    if request.user is not None:
-        _check_user(task_service, request.user)
-    return respond(task_service.predict(request.as_service_request()))
+@recommend.post(
+    "/v1/recommend", summary="Films for a new user's ratings or a MovieLens user", responses=NOT_FOUND
+)
+def recommendations(request: Annotated[RecommendRequest, Body()]) -> JSONResponse:
+    return respond(service("recommend").predict(_as_service_request(request), strict_ids=True))
 
 
 @recommend.post("/v1/recommend/batch", summary="Many recommendation requests in one call")
 def recommendations_batch(request: RecommendBatchRequest) -> JSONResponse:
-    task_service = service("recommend")
-    _check_batch(task_service, len(request.requests), "requests")
-    results: list[dict[str, Any] | None] = [None] * len(request.requests)
-    known = []
-    for slot, item in enumerate(request.requests):
-        try:
-            if item.user is not None:
-                _check_user(task_service, item.user)
-            known.append(slot)
-        except UnknownIdError as err:
-            results[slot] = error_entry(err)
-    requests = [request.requests[slot].as_service_request() for slot in known]
-    answers = task_service.predict_batch(requests) if requests else []
-    for slot, answer in zip(known, answers, strict=True):
-        results[slot] = answer
-    return respond({"results": results})
+    requests = [_as_service_request(item) for item in request.requests]
+    return respond({"results": service("recommend").predict_batch(requests, strict_ids=True)})
 
 
-@recommend.get("/v1/recommend/similar/{item_id}", summary="Films like this one")
+@recommend.get("/v1/recommend/similar/{item_id}", summary="Films like this one", responses=NOT_FOUND)
 def similar(
     item_id: int,
-    k: Annotated[int, Query(description="films to return")] = 10,
-    genre: Annotated[str | None, Query(description="only films of this genre")] = None,
+    k: Annotated[int, Query(ge=1, le=RECOMMEND.max_k, description="films to return")] = RECOMMEND.k,
+    genre: Annotated[Genre | None, Query(description="only films of this genre")] = None,
 ) -> JSONResponse:
-    task_service = service("recommend")
-    _check_item(task_service, item_id)
-    return respond(task_service.similar_items(item_id, k=k, genre=genre))
+    return respond(service("recommend").similar_items(item_id, k=k, genre=genre, strict_ids=True))
 
 
 @recommend.get("/v1/recommend/search", summary="Find films in the catalogue by title")
 def search(
-    q: Annotated[str, Query(description="part of a title", max_length=200)],
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    q: Annotated[str, Query(description="part of a title", max_length=RECOMMEND.max_query_chars)],
+    limit: Annotated[int, Query(ge=1, le=RECOMMEND.max_search_results)] = RECOMMEND.search_results,
 ) -> JSONResponse:
     return respond(service("recommend").search(q, limit=limit))
 
 
-@recommend.get("/v1/recommend/users/{user_id}/profile", summary="A MovieLens user's top films and taste")
+@recommend.get(
+    "/v1/recommend/users/{user_id}/profile",
+    summary="A MovieLens user's top films and taste",
+    responses=NOT_FOUND,
+)
 def user_profile(user_id: int) -> JSONResponse:
     return respond(service("recommend").user_profile(user_id))
 
@@ -560,6 +596,14 @@ def create_app() -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(ApiKeyMiddleware)  # outermost: a request without the key is refused unread
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI caches the schema; the key's schemes are added when API_KEY is set
+        return add_security_to_schema(plain_openapi())
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

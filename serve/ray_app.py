@@ -43,35 +43,17 @@ from ray.serve.handle import DeploymentHandle
 
 from serve import api
 from serve.cluster import APP_NAME, CONFIG_PATH, REPO_ROOT
-from services import errors, registry
-from services.base import error_entry
-from services.errors import InputError
+from services import registry
+from services.errors import InputError, error_entry, raise_error_entry
+from services.tasks import TASKS, TaskSpec
 
 logger = logging.getLogger(__name__)
 
 INGRESS_NAME = "api"
-BATCHED_TASKS = ("vision", "speech", "nlp")
+BATCHED_TASKS = tuple(name for name, spec in TASKS.items() if spec.batched)
 CALL_TIMEOUT_S = 120.0  # a handle call that takes longer has lost its replica; fail instead of hanging
 STATUS_TIMEOUT_S = 10.0
 DEFAULT_BATCH = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005}
-
-# The public methods a route may call on each task's service (services/base.py contract).
-PUBLIC_METHODS = {
-    "vision": {"predict", "predict_array", "predict_batch", "info", "self_test"},
-    "speech": {"predict", "predict_batch", "info", "self_test"},
-    "nlp": {"predict", "predict_batch", "similarity", "summarize", "info", "self_test"},
-    "recommend": {
-        "predict",
-        "predict_batch",
-        "similar_items",
-        "user_profile",
-        "search",
-        "item_map",
-        "catalogue",
-        "info",
-        "self_test",
-    },
-}
 
 
 # ---- task deployments --------------------------------------------------------------------------
@@ -101,19 +83,12 @@ class TaskReplica:
 
     def call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Run one public method; an InputError travels back as data so its type and message survive."""
-        if method not in PUBLIC_METHODS[self.task]:
+        if method not in TASKS[self.task].methods:  # the typed contract's methods, nothing else
             raise AttributeError(f"{self.task} has no public method {method!r}")
         try:
             return {"result": getattr(self.service, method)(*args, **kwargs)}
         except InputError as err:
             return error_entry(err)
-
-    def attribute(self, name: str) -> Any:
-        """A public data attribute of the service (e.g. recommend's n_users), which routes read."""
-        value = getattr(self.service, name) if not name.startswith("_") else None
-        if value is None or callable(value):
-            raise AttributeError(f"{self.task} has no public data attribute {name!r}")
-        return value
 
 
 class BatchedTaskReplica(TaskReplica):
@@ -140,7 +115,12 @@ class BatchedTaskReplica(TaskReplica):
         self.calls_per_batch[len(calls)] += 1
         replies: list[dict[str, Any]] = [{"result": []} for _ in calls]
         groups: dict[str, list[int]] = collections.defaultdict(list)
-        for index, (_, options) in enumerate(calls):
+        for index, (items, options) in enumerate(calls):
+            try:  # each call's own limits (batch size, explanations), before calls are merged
+                self.service.check_batch_size(len(items), bool(options.get("explain")))
+            except InputError as err:
+                replies[index] = error_entry(err)
+                continue
             groups[json.dumps(options, sort_keys=True, default=str)].append(index)
         for indices in groups.values():
             options = calls[indices[0]][1]
@@ -171,42 +151,24 @@ class BatchedTaskReplica(TaskReplica):
         }
 
 
-@serve.deployment(name="vision", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
-class VisionReplica(BatchedTaskReplica):
-    task = "vision"
+def _task_deployment(spec: TaskSpec) -> serve.Deployment:
+    """One deployment per row of the task table; batched tasks merge concurrent calls."""
+    base = BatchedTaskReplica if spec.batched else TaskReplica
+    replica = type(f"{spec.name.capitalize()}Replica", (base,), {"task": spec.name, "__module__": __name__})
+    globals()[replica.__name__] = replica  # importable by name, as Ray's workers expect a class to be
+    return serve.deployment(
+        name=spec.name,
+        max_ongoing_requests=64 if spec.batched else 32,  # serve/config.yaml may override
+        ray_actor_options={"num_cpus": 0.4},
+    )(replica)
 
 
-@serve.deployment(name="speech", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
-class SpeechReplica(BatchedTaskReplica):
-    task = "speech"
-
-
-@serve.deployment(name="nlp", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.4})
-class LanguageReplica(BatchedTaskReplica):
-    task = "nlp"
-
-
-@serve.deployment(name="recommend", max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.4})
-class RecommendReplica(TaskReplica):
-    task = "recommend"
-
-
-TASK_DEPLOYMENTS = {
-    "vision": VisionReplica,
-    "speech": SpeechReplica,
-    "nlp": LanguageReplica,
-    "recommend": RecommendReplica,
-}
+TASK_DEPLOYMENTS = {name: _task_deployment(spec) for name, spec in TASKS.items()}
 
 
 # ---- the ingress: serve/api.py's routes over the task deployments -------------------------------
-def _raise_error_entry(reply: Mapping[str, Any]) -> Any:
-    if "error" in reply:
-        error = reply["error"]
-        error_class = getattr(errors, str(error.get("type", "")), None)
-        if not (isinstance(error_class, type) and issubclass(error_class, InputError)):
-            error_class = InputError
-        raise error_class(str(error.get("message", "")))
+def _result(reply: Mapping[str, Any]) -> Any:
+    raise_error_entry(reply)
     return reply["result"]
 
 
@@ -216,46 +178,26 @@ class DeploymentProxy:
     def __init__(self, task: str, handle: DeploymentHandle) -> None:
         self.task = task
         self._handle = handle
-        self._attributes: dict[str, Any] = {}  # services are immutable once loaded: read each once
 
     def __repr__(self) -> str:
         return f"<DeploymentProxy {self.task}>"
-
-    @property
-    def max_batch(self) -> int | None:
-        """The service's items-per-request limit, which the routes check before calling."""
-        if "max_batch" not in self._attributes:
-            facts = self._handle.describe.remote().result(timeout_s=CALL_TIMEOUT_S)
-            self._attributes["max_batch"] = facts["max_batch"]
-        return self._attributes["max_batch"]
 
     def predict_batch(self, items: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
         if self.task in BATCHED_TASKS:
             reply = self._handle.batched_predict.remote((list(items), options)).result(
                 timeout_s=CALL_TIMEOUT_S
             )
-            return _raise_error_entry(reply)
+            return _result(reply)
         return self._call("predict_batch", (list(items),), options)
 
     def _call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         reply = self._handle.call.remote(method, tuple(args), dict(kwargs)).result(timeout_s=CALL_TIMEOUT_S)
-        return _raise_error_entry(reply)
+        return _result(reply)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name in PUBLIC_METHODS.get(self.task, ()):
+        if name in TASKS[self.task].methods:
             return lambda *args, **kwargs: self._call(name, args, kwargs)
-        if name not in self._attributes:
-            try:
-                self._attributes[name] = self._handle.attribute.remote(name).result(timeout_s=CALL_TIMEOUT_S)
-            except AttributeError:
-                raise
-            except Exception as err:  # the replica's AttributeError arrives wrapped in a RayTaskError
-                if isinstance(getattr(err, "cause", None), AttributeError):
-                    raise AttributeError(name) from None
-                raise
-        return self._attributes[name]
+        raise AttributeError(f"{self.task} has no public method {name!r}")
 
 
 def merge_batch_stats(replica_stats: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

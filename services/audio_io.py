@@ -26,6 +26,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from services import limits
 from services.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -36,7 +37,7 @@ from services.errors import (
 
 logger = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MB of encoded audio
+MAX_UPLOAD_BYTES = limits.SPEECH.max_upload_bytes  # 20 MiB of encoded audio
 MAX_SECONDS = 30.0  # longest clip accepted (checked from the header before decoding)
 MAX_CHANNELS = 16
 MIN_SAMPLE_RATE = 4_000

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-import math
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +27,10 @@ from urllib.parse import quote, urlencode
 import httpx
 import numpy as np
 
-from services import errors
+from services import errors, limits
+from services.base import json_ready
+from services.limits import NPY_MEDIA_TYPE
+from services.tasks import spec
 
 __all__ = [
     "ApiError",
@@ -42,7 +45,7 @@ __all__ = [
 
 CONNECT_TIMEOUT_S = 5.0  # a server that is up accepts at once; fail fast when nothing listens
 READ_TIMEOUT_S = 300.0  # the first request for a task loads its model on the server (tens of seconds)
-NPY_MEDIA_TYPE = "application/x-npy"
+API_KEY_ENV = "API_KEY"  # sent as `Authorization: Bearer <key>` when set (serve/api.py checks it)
 DEFAULT_API_URL = "http://127.0.0.1:8000"  # where `make api` listens unless API_HOST/API_PORT say otherwise
 
 
@@ -54,41 +57,19 @@ class ApiError(RuntimeError):
     """The server answered, but not as the REST API does (a 5xx, a proxy page, an unknown route)."""
 
 
-def json_ready(value: Any) -> Any:
-    """A value json.dumps accepts: numpy → lists and numbers, non-finite floats → None, keys → str."""
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _error_class(name: str) -> type[errors.InputError]:
-    found = getattr(errors, name, None)
-    if isinstance(found, type) and issubclass(found, errors.InputError):
-        return found
-    return errors.InputError  # e.g. "InvalidRequest": the body the API refused came from the caller
-
-
-def _raise_for_entry(result: dict[str, Any]) -> dict[str, Any]:
-    """A batch slot holding `{"error": ...}` becomes the exception `predict` raises in-process."""
-    error = result.get("error")
-    if isinstance(error, Mapping):
-        raise _error_class(str(error.get("type", "")))(str(error.get("message", "")))
-    return result
-
-
 def open_client(base_url: str) -> httpx.Client:
     """An HTTP client for the API at `base_url` (the pages' backend and the API page's "try it")."""
     return httpx.Client(
-        base_url=base_url.rstrip("/"), timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        base_url=base_url.rstrip("/"),
+        timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+        headers=auth_headers(),
     )
+
+
+def auth_headers() -> dict[str, str]:
+    """The API key from the environment as a bearer token, when one is set."""
+    key = os.environ.get(API_KEY_ENV, "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def unavailable_message(base_url: str, err: Exception) -> str:
@@ -121,9 +102,8 @@ class _RemoteService:
             return payload
         error = payload.get("error") if isinstance(payload, Mapping) else None
         if 400 <= response.status_code < 500 and isinstance(error, Mapping):
-            error_type = str(error.get("type", ""))
-            if error_type not in ("NotFound", "MethodNotAllowed"):
-                raise _error_class(error_type)(str(error.get("message", "")))
+            if str(error.get("type", "")) not in ("NotFound", "MethodNotAllowed", "Unauthorized"):
+                errors.raise_error_entry(payload)
         detail = error.get("message") if isinstance(error, Mapping) else response.text[:200]
         raise ApiError(f"{method} {self.base_url}{path} answered {response.status_code}: {detail}")
 
@@ -133,6 +113,12 @@ class _RemoteService:
 
     def self_test(self) -> dict[str, Any]:
         return self._call("GET", f"/v1/models/{self.task}/self-test")
+
+
+def _one(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A one-item batch's answer, or the exception predict raises in-process."""
+    errors.raise_error_entry(results[0])
+    return results[0]
 
 
 def _without_file(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,20 +137,29 @@ class _RemoteUploads(_RemoteService):
         ]
         return _without_file(self._call("POST", self.route, files=files, params=params)["results"])
 
-    def predict(self, data: bytes, *, top_k: int = 3, explain: bool = False) -> dict[str, Any]:
-        return _raise_for_entry(self._post_files([data], top_k=top_k, explain=str(explain).lower())[0])
-
-    def predict_batch(self, items: Sequence[bytes], *, top_k: int = 3) -> list[dict[str, Any]]:
+    def _predict_files(self, items: Sequence[bytes], top_k: int, explain: bool) -> list[dict[str, Any]]:
         if not items:
             return []
-        return self._post_files(items, top_k=top_k)
+        return self._post_files(items, top_k=top_k, explain=str(explain).lower())
 
 
 class RemoteVision(_RemoteUploads):
     task = "vision"
     route = "/v1/vision"
 
-    def predict_array(self, array: Any, *, top_k: int = 3, explain: bool = False) -> dict[str, Any]:
+    def predict(
+        self, data: bytes, *, top_k: int = limits.VISION.top_k, explain: bool = False
+    ) -> dict[str, Any]:
+        return _one(self._predict_files([data], top_k, explain))
+
+    def predict_batch(
+        self, items: Sequence[bytes], *, top_k: int = limits.VISION.top_k, explain: bool = False
+    ) -> list[dict[str, Any]]:
+        return self._predict_files(items, top_k, explain)
+
+    def predict_array(
+        self, array: Any, *, top_k: int = limits.VISION.top_k, explain: bool = False
+    ) -> dict[str, Any]:
         """The canvas's RGBA array travels as a .npy file, so the server decodes exactly these pixels."""
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(array), allow_pickle=False)
@@ -181,23 +176,32 @@ class RemoteSpeech(_RemoteUploads):
     task = "speech"
     route = "/v1/speech"
 
+    def predict(
+        self, data: bytes, *, top_k: int = limits.SPEECH.top_k, explain: bool = False
+    ) -> dict[str, Any]:
+        return _one(self._predict_files([data], top_k, explain))
+
+    def predict_batch(
+        self, items: Sequence[bytes], *, top_k: int = limits.SPEECH.top_k, explain: bool = False
+    ) -> list[dict[str, Any]]:
+        return self._predict_files(items, top_k, explain)
+
 
 class RemoteNlp(_RemoteService):
     task = "nlp"
 
     def predict(self, text: str, *, explain: bool = False) -> dict[str, Any]:
-        body = {"texts": [text], "explain": explain}
-        return _raise_for_entry(self._call("POST", "/v1/sentiment", json=body)["results"][0])
+        return _one(self.predict_batch([text], explain=explain))
 
-    def predict_batch(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+    def predict_batch(self, texts: Sequence[str], *, explain: bool = False) -> list[dict[str, Any]]:
         if not texts:
             return []
-        return self._call("POST", "/v1/sentiment", json={"texts": list(texts)})["results"]
+        return self._call("POST", "/v1/sentiment", json={"texts": list(texts), "explain": explain})["results"]
 
     def similarity(self, a: str, b: str) -> dict[str, Any]:
         return self._call("POST", "/v1/similarity", json={"a": a, "b": b})
 
-    def summarize(self, text: str, n_sentences: int = 3) -> dict[str, Any]:
+    def summarize(self, text: str, n_sentences: int = limits.TEXT.summary_sentences) -> dict[str, Any]:
         return self._call("POST", "/v1/summary", json={"text": text, "sentences": n_sentences})
 
 
@@ -214,14 +218,16 @@ class RemoteRecommend(_RemoteService):
             "results"
         ]
 
-    def similar_items(self, item_id: Any, k: int = 10, genre: str | None = None) -> dict[str, Any]:
+    def similar_items(
+        self, item_id: Any, k: int = limits.RECOMMEND.k, genre: str | None = None
+    ) -> dict[str, Any]:
         params = {"k": k} | ({"genre": genre} if genre else {})
         return self._call("GET", f"/v1/recommend/similar/{quote(str(item_id), safe='')}", params=params)
 
     def user_profile(self, user_id: Any) -> dict[str, Any]:
         return self._call("GET", f"/v1/recommend/users/{quote(str(user_id), safe='')}/profile")
 
-    def search(self, query: str, limit: int = 20) -> Any:
+    def search(self, query: str, limit: int = limits.RECOMMEND.search_results) -> dict[str, Any]:
         return self._call("GET", "/v1/recommend/search", params={"q": query, "limit": limit})
 
     def item_map(self) -> list[dict[str, Any]]:
@@ -232,10 +238,7 @@ class RemoteRecommend(_RemoteService):
 
 
 REMOTE_SERVICES: dict[str, type[_RemoteService]] = {
-    "vision": RemoteVision,
-    "speech": RemoteSpeech,
-    "nlp": RemoteNlp,
-    "recommend": RemoteRecommend,
+    remote.task: remote for remote in (RemoteVision, RemoteSpeech, RemoteNlp, RemoteRecommend)
 }
 
 
@@ -244,8 +247,7 @@ def remote_service(task: str, url: str | None, client: httpx.Client | None = Non
 
     `client` lets tests pass FastAPI's TestClient (an httpx.Client) instead of opening a socket.
     """
-    if task not in REMOTE_SERVICES:
-        raise KeyError(f"unknown task {task!r}; expected one of {', '.join(REMOTE_SERVICES)}")
+    spec(task)  # an unknown task is a KeyError naming the known ones
     if not url and client is None:
         raise ApiUnavailableError(
             "DEMO_BACKEND=http needs the API's address in DEMO_API_URL, e.g. http://127.0.0.1:8000"
@@ -267,7 +269,9 @@ def remote_status(task: str, url: str | None, client: httpx.Client | None = None
         return {"state": "failed", "error": "DEMO_BACKEND=http needs the API's address in DEMO_API_URL"}
     try:
         if client is None:
-            with httpx.Client(base_url=base_url, timeout=STATUS_TIMEOUT_S) as own_client:
+            with httpx.Client(
+                base_url=base_url, timeout=STATUS_TIMEOUT_S, headers=auth_headers()
+            ) as own_client:
                 health = own_client.get("/health").json()
         else:
             health = client.get("/health").json()

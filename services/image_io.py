@@ -31,6 +31,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from services import limits
 from services.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -41,10 +42,10 @@ from services.errors import (
 
 logger = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # 20 MiB per image
+MAX_UPLOAD_BYTES = limits.VISION.max_upload_bytes  # 20 MiB per image
 MAX_PIXELS = 40_000_000  # 40 megapixels (a 48 MP phone photo should be resized first)
 MIN_SIDE = 8  # pixels; smaller images cannot hold a readable digit
-MAX_ARRAY_SIDE = 4096  # for arrays handed over directly (the drawing canvas)
+MAX_ARRAY_SIDE = limits.MAX_ARRAY_SIDE  # for arrays handed over directly (the drawing canvas)
 # JPEGs are decoded at a reduced scale (DCT scaling) down to no less than this on each side: the
 # readers work on at most 360 px (the multi-digit reader; one digit 320), so more pixels are only
 # decoded to be averaged away again (a 1 MP photo: half the decode time, a quarter of the pixels).

@@ -8,31 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+from services.tasks import TASKS
 
-# task folder → (display title, the command that reproduces metrics.json, published references)
-CARD_INDEX: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
-    "vision": (
-        "Vision · CNN digit recognizer (MNIST)",
-        "python -m models evaluate vision --data-dir ../shared/data/mnist",
-        [("LeNet-5 (LeCun et al., 1998)", "accuracy 0.9905"), ("classic Keras Conv32-64-64 CNN", "≈ 0.99")],
-    ),
-    "nlp": (
-        "Language · MiniLM-L6 sentiment (SST-2)",
-        "python -m models evaluate nlp --data-dir ../shared/data/sst2",
-        [("DistilBERT (GLUE dev)", "accuracy 0.913"), ("MiniLM-L6-H384 (GLUE dev)", "accuracy 0.915")],
-    ),
-    "speech": (
-        "Speech · recurrent spoken-digit recognizer (FSDD)",
-        "python -m models evaluate speech --data-dir ../shared/data/fsdd",
-        [("published FSDD results", "accuracy 0.97–0.973")],
-    ),
-    "recommend": (
-        "Recommendation · biased matrix factorization (MovieLens-100K)",
-        "python -m models evaluate recommend --data-dir ../shared/data/movielens-100k",
-        [("Surprise SVD, 5-fold", "RMSE 0.934"), ("Surprise SVD++, 5-fold", "RMSE 0.919")],
-    ),
-}
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 
@@ -63,9 +41,14 @@ class ModelCard:
         }
 
 
+def evaluate_command(task: str) -> str:
+    """The command that reproduces a task's metrics.json from the shared data sets."""
+    return f"python -m models evaluate {task} --data-dir ../shared/data/{TASKS[task].data_dir}"
+
+
 def load_model_cards(models_dir: Path = MODELS_DIR) -> list[ModelCard]:
     cards = []
-    for task, (title, command, references) in CARD_INDEX.items():
+    for task, spec in TASKS.items():
         folder = models_dir / task
         card_path = folder / "MODEL_CARD.md"
         if not card_path.is_file():
@@ -74,6 +57,6 @@ def load_model_cards(models_dir: Path = MODELS_DIR) -> list[ModelCard]:
         metrics_path = folder / "metrics.json"
         metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
         # The command actually run, as the evaluation CLI recorded it, over the documented default.
-        command = str(metrics.get("command") or command)
-        cards.append(ModelCard(task, title, command, references, markdown, metrics))
+        command = str(metrics.get("command") or evaluate_command(task))
+        cards.append(ModelCard(task, spec.card_title, command, list(spec.references), markdown, metrics))
     return cards

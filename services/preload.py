@@ -1,4 +1,4 @@
-"""Load the four models in a background thread, so the app answers before they are ready.
+"""Load every task's model in a background thread, so the app answers before they are ready.
 
 The web server starts in about a second; the models take several more (the language model most).
 `start_background_loading()` loads them one after another in a daemon thread, fastest first, so each
@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 from services import registry
+from services.tasks import LOAD_ORDER  # fastest first: each card fills in as soon as it can
 
 logger = logging.getLogger(__name__)
-
-LOAD_ORDER = ("vision", "recommend", "speech", "nlp")  # fastest first: each card fills in as soon as it can
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None

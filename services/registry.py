@@ -1,4 +1,4 @@
-"""The four tasks by name, and the module that serves each (one place, for pages, API and Ray Serve)."""
+"""The tasks' in-process services, by name (the table itself is services/tasks.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,14 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from services.tasks import TASKS, spec
+
 # task name → module in services/ that defines `load_service()` for it
-TASK_MODULES = {
-    "vision": "services.vision",
-    "speech": "services.speech",
-    "nlp": "services.nlp",
-    "recommend": "services.recommend",
-}
+TASK_MODULES = {name: task.module for name, task in TASKS.items()}
 
 
 def task_module(task: str) -> ModuleType:
-    if task not in TASK_MODULES:
-        raise KeyError(f"unknown task {task!r}; expected one of {', '.join(TASK_MODULES)}")
-    return importlib.import_module(TASK_MODULES[task])
+    return importlib.import_module(spec(task).module)
 
 
 def load(task: str) -> Any:
@@ -33,7 +28,5 @@ def is_loaded(task: str) -> bool:
     The home page asks this on every render: importing a task module pulls in torch (over a second on
     two cores), and one still being imported by the loading thread would make the page wait for it.
     """
-    if task not in TASK_MODULES:
-        raise KeyError(f"unknown task {task!r}; expected one of {', '.join(TASK_MODULES)}")
-    loader = getattr(sys.modules.get(TASK_MODULES[task]), "load_service", None)
+    loader = getattr(sys.modules.get(spec(task).module), "load_service", None)
     return bool(getattr(loader, "is_loaded", lambda: False)())

@@ -28,7 +28,7 @@ import torch
 
 from models.runtime import inference_context, select_device
 from models.speech import FSDD_DIGITS_GRU, PACKAGE_DIR, DigitEnsemble, LogMelFrontend, SpeechBundle
-from services import audio_io
+from services import audio_io, limits
 from services.base import Service, cached_loader
 from services.errors import EmptyInputError, InputTooLargeError
 
@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = audio_io.MAX_UPLOAD_BYTES  # 20 MB
 MAX_SECONDS = audio_io.MAX_SECONDS  # 30 s, read from the header before decoding
 MAX_DIGITS = 20  # parts (words) classified in one clip
-MAX_BATCH = 64  # clips in one predict_batch call
-TOP_K = 3
+MAX_BATCH = limits.SPEECH.max_batch  # clips in one predict_batch call
+TOP_K = limits.SPEECH.top_k
 LOW_CONFIDENCE = 0.5  # below this overall confidence the answer is flagged as a guess
 NOT_A_DIGIT = "not a digit"
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
@@ -83,9 +83,11 @@ class SpeechService(Service):
         """
         return super().predict(data, top_k=top_k, explain=explain)
 
-    def predict_batch(self, items: list[bytes], *, top_k: int = TOP_K) -> list[dict[str, Any]]:
+    def predict_batch(
+        self, items: list[bytes], *, top_k: int = TOP_K, explain: bool = False
+    ) -> list[dict[str, Any]]:
         """Many files at once: every part of every file goes through one forward pass."""
-        return super().predict_batch(items, top_k=top_k)
+        return super().predict_batch(items, top_k=top_k, explain=explain)
 
     # -- preprocess ---------------------------------------------------------------------------
     def preprocess(self, data: bytes, **options: Any) -> _Prepared:

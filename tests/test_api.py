@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from serve import api
-from services import registry
+from services import limits, registry
 from services.errors import InputError
 from services.http_client import api_examples, json_ready
 
@@ -238,7 +238,7 @@ def test_sentiment_explain_matches_the_service(client):
 
 
 def test_sentiment_limits(client):
-    many = ["fine"] * (api.MAX_EXPLAINED_TEXTS + 1)
+    many = ["fine"] * (limits.TEXT.max_explained + 1)
     assert_error(
         client.post("/v1/sentiment", json={"texts": many, "explain": True}), 413, "InputTooLargeError"
     )
@@ -260,9 +260,12 @@ def test_similarity_and_summary_match_the_service(client):
 
 
 def test_language_bad_input_is_a_4xx_with_the_services_message(client):
+    # what the schema can say (a non-empty text) is checked from the schema ...
+    assert_error(client.post("/v1/similarity", json={"a": "", "b": "something"}), 422, "InvalidRequest")
+    # ... what it cannot (words to read) by the service, whose message arrives unchanged
     with pytest.raises(InputError) as refused:
-        service("nlp").similarity("", "something")
-    error = assert_error(client.post("/v1/similarity", json={"a": "", "b": "something"}), 422)
+        service("nlp").similarity("   ", "something")
+    error = assert_error(client.post("/v1/similarity", json={"a": "   ", "b": "something"}), 422)
     assert error == {"type": type(refused.value).__name__, "message": str(refused.value)}
     assert_error(client.post("/v1/summary", json={"text": "x", "sentences": "three"}), 422, "InvalidRequest")
     assert_error(client.post("/v1/sentiment", json={"texts": "not a list"}), 422, "InvalidRequest")
@@ -304,10 +307,15 @@ def test_recommend_unknown_ids_are_404(client):
 def test_recommend_invalid_bodies_are_422(client):
     for body in ({"k": 3}, {"user": 1, "ratings": RATINGS}, {"user": "one"}, {"ratings": {"50": "great"}}):
         assert_error(client.post("/v1/recommend", json=body), 422, "InvalidRequest")
-    with pytest.raises(InputError) as refused:
+    # the same limit the service enforces (services/limits.py), stated in the schema
+    with pytest.raises(InputError):
         service("recommend").predict({"ratings": RATINGS, "k": 0, "genre": None})
-    error = assert_error(client.post("/v1/recommend", json={"ratings": RATINGS, "k": 0}), 422)
-    assert error["message"] == str(refused.value)
+    error = assert_error(
+        client.post("/v1/recommend", json={"ratings": RATINGS, "k": 0}), 422, "InvalidRequest"
+    )
+    assert "k: Input should be greater than or equal to 1" in error["message"]
+    batch = {"requests": [{"ratings": RATINGS, "k": 0}]}
+    assert_error(client.post("/v1/recommend/batch", json=batch), 422, "InvalidRequest")
 
 
 def test_similar_search_map_and_catalogue_match_the_service(client):

@@ -7,7 +7,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from services import preload, registry
-from services.model_cards import CARD_INDEX, load_model_cards
+from services.model_cards import load_model_cards
+from services.tasks import TASKS as CARD_INDEX  # one card per task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from services import limits
 from services.errors import (
     CorruptInputError,
     EmptyInputError,
@@ -24,10 +25,10 @@ from services.errors import (
 )
 
 # ---- documented limits -------------------------------------------------------------------------
-MAX_CHARS = 20_000  # longest text accepted by sentiment, similarity and summary (characters)
-MAX_UPLOAD_BYTES = 2_000_000  # batch file (CSV/TXT) size limit
-MAX_BATCH_TEXTS = 1_000  # rows in one batch file
-MAX_SUMMARY_SENTENCES = 400  # sentences considered by the summariser
+MAX_CHARS = limits.TEXT.max_chars  # longest text accepted by sentiment, similarity and summary (characters)
+MAX_UPLOAD_BYTES = limits.TEXT.max_upload_bytes  # batch file (CSV/TXT) size limit
+MAX_BATCH_TEXTS = limits.TEXT.max_batch  # rows in one batch file
+MAX_SUMMARY_SENTENCES = limits.TEXT.max_summary_sentences  # sentences considered by the summariser
 MAX_NONPRINTABLE_SHARE = 0.05  # more control/replacement characters than this -> binary junk
 # The command line scores whole labelled test files (11,541 airline tweets), so its limits are wider
 # than an upload's; the texts still go through the same checks one by one.

@@ -102,9 +102,9 @@ class NlpService(Service):
         """Sentiment of one text; with explain=True also `words` (integrated gradients) and `text`."""
         return super().predict(text, explain=explain)
 
-    def predict_batch(self, texts: Sequence[Any]) -> list[dict[str, Any]]:
+    def predict_batch(self, texts: Sequence[Any], *, explain: bool = False) -> list[dict[str, Any]]:
         """Sentiment of many texts in one batched pass; a bad text gets an error entry in its slot."""
-        return super().predict_batch(texts)
+        return super().predict_batch(texts, explain=explain)
 
     def similarity(self, a: Any, b: Any) -> dict[str, Any]:
         return self.embedder.similarity(a, b)

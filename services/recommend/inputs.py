@@ -16,17 +16,18 @@ from typing import Any, Literal
 import numpy as np
 
 from models.recommend import GENRES
+from services import limits
 from services.errors import EmptyInputError, InputError, InputTooLargeError, UnknownIdError
 
-RATING_MIN, RATING_MAX = 1.0, 5.0
-MAX_RATINGS = 1000  # ratings per request (a MovieLens user has at most 737)
-MAX_K = 50  # recommendations per request
-MAX_BATCH = 256  # requests per predict_batch call
-MAX_ID_CHARS = 12  # an id given as text longer than this is refused before parsing
+RATING_MIN, RATING_MAX = limits.RECOMMEND.rating_min, limits.RECOMMEND.rating_max
+MAX_RATINGS = limits.RECOMMEND.max_ratings  # ratings per request (a MovieLens user has at most 737)
+MAX_K = limits.RECOMMEND.max_k  # recommendations per request
+MAX_BATCH = limits.RECOMMEND.max_batch  # requests per predict_batch call
+MAX_ID_CHARS = limits.RECOMMEND.max_id_chars  # an id given as text longer than this is refused before parsing
 MAX_RATE_CHARS = 20_000  # length of a "ITEM:RATING,..." string
-MAX_QUERY_CHARS = 200  # catalogue search text
-MAX_SEARCH_RESULTS = 200  # films per catalogue search
-DEFAULT_K = 10
+MAX_QUERY_CHARS = limits.RECOMMEND.max_query_chars  # catalogue search text
+MAX_SEARCH_RESULTS = limits.RECOMMEND.max_search_results  # films per catalogue search
+DEFAULT_K = limits.RECOMMEND.k
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 

@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from models.recommend import GENRES, MF_MOVIELENS_100K, RecommenderModel
 from models.recommend.data import default_data_dir, read_ratings
 from models.runtime import inference_context, select_device
+from services import limits
 from services.base import Service, cached_loader
 from services.errors import InputError, UnknownIdError
 from services.recommend.catalogue import CatalogueIndex, display_title
@@ -67,7 +68,7 @@ from services.recommend.scoring import (
 logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(MF_MOVIELENS_100K.weights_path).parent / "examples"
-SEARCH_LIMIT = 20
+SEARCH_LIMIT = limits.RECOMMEND.search_results
 
 
 @dataclass(frozen=True)
@@ -172,10 +173,11 @@ class RecommendService(Service):
             "n_items": self.n_items,
             "has_history": self.has_history,
             "device": self.device,
+            # every figure of the evaluation run (model, baselines, references), so pages need no file
             "metrics": {
-                key: metrics[key]
-                for key in ("rmse", "mae", "ndcg@10", "precision@10", "recall@10", "fit_seconds_mean")
-                if key in metrics
+                key: value
+                for key, value in metrics.items()
+                if isinstance(value, int | float | str) and not isinstance(value, bool)
             },
             "limits": {
                 "max_k": MAX_K,
@@ -231,11 +233,24 @@ class RecommendService(Service):
         }
 
     # ---------- the three stages ----------
-    def preprocess(self, item: Any, **options: Any) -> Request:
+    def preprocess(self, item: Any, *, strict_ids: bool = False) -> Request:
+        """strict_ids: an unknown user is an UnknownIdError (the REST API's 404) instead of flagged
+        popular picks (as Surprise answers, which suits the pages: they only offer known ids)."""
         kind, payload, k, genre = request_fields(item)
         if kind == "ratings":
             return self._ratings_request(payload, k, genre)
+        if strict_ids:
+            self._check_user(payload)
         return self._user_request(payload, k, genre)
+
+    def _check_user(self, raw_user: Any) -> int:
+        user_id = whole_number(raw_user, "user")
+        if not 1 <= user_id <= self.n_users:
+            raise UnknownIdError(
+                f"there is no user {user_id}; MovieLens-100K users go from 1 to {self.n_users} "
+                "(send 'ratings' instead to get picks for a new user)"
+            )
+        return user_id
 
     def _ratings_request(self, ratings: RatingsInput, k: int, genre: str | None) -> Request:
         parsed = check_ratings(ratings)
@@ -395,6 +410,15 @@ class RecommendService(Service):
             "recommendations": recs,
         }
 
+    # ---------- public calls (typed signatures over Service.predict / predict_batch) ----------
+    def predict(self, request: Any, *, strict_ids: bool = False) -> dict[str, Any]:
+        """One request, {"ratings": {...}} or {"user": id}, with optional "k" and "genre"."""
+        return super().predict(request, strict_ids=strict_ids)
+
+    def predict_batch(self, requests: Sequence[Any], *, strict_ids: bool = False) -> list[dict[str, Any]]:
+        """Many requests, one batched scoring pass; a bad request gets an error entry in its slot."""
+        return super().predict_batch(requests, strict_ids=strict_ids)
+
     # ---------- shorthands (the CLI, the bench and older callers) ----------
     def recommend(
         self, ratings: RatingsInput, k: int = DEFAULT_K, genre: str | None = None
@@ -409,11 +433,16 @@ class RecommendService(Service):
         return self.predict({"user": user_id, "k": k, "genre": genre})
 
     # ---------- similar items ----------
-    def similar_items(self, item_id: Any, k: int = DEFAULT_K, genre: str | None = None) -> dict[str, Any]:
-        """Films closest to item_id by cosine of item factors; unknown ids → popularity fallback."""
+    def similar_items(
+        self, item_id: Any, k: int = DEFAULT_K, genre: str | None = None, *, strict_ids: bool = False
+    ) -> dict[str, Any]:
+        """Films closest to item_id by cosine of item factors; unknown ids → popularity fallback, or
+        UnknownIdError with strict_ids. A Report (services/base.py): no stage times."""
         started = time.perf_counter()
         k, genre = check_k(k), check_genre(genre)
         item_id = whole_number(item_id, "movie")
+        if strict_ids and not 1 <= item_id <= self.n_items:
+            raise UnknownIdError(f"there is no movie with id {item_id} (ids go from 1 to {self.n_items})")
         if not 1 <= item_id <= self.n_items:
             result = self._popularity(k, genre, [], reason=f"there is no movie with id {item_id}")
             result["item_id"] = item_id
@@ -442,9 +471,7 @@ class RecommendService(Service):
                 "genre": genre,
                 "similar": recs,
             }
-        elapsed = (time.perf_counter() - started) * 1000
-        result["latency_ms"] = round(elapsed, 3)
-        result["stages_ms"] = {"preprocess": 0.0, "forward": round(elapsed, 3), "postprocess": 0.0}
+        result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return result
 
     # ---------- existing users ----------

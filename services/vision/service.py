@@ -32,6 +32,7 @@ from models.vision import EXAMPLES_DIR, MNIST_CNN, PACKAGE_DIR, DigitBundle, Dig
 from models.vision.count import DIGIT_COUNT
 from models.vision.preprocess import NoInkFound, preprocess_gray
 from models.vision.segment import Scorer, SegmentConfig, segment_digits
+from services import limits
 from services.base import Service, cached_loader
 from services.device import inference_context, select_device
 from services.errors import NothingFoundError, UnsupportedFormatError
@@ -46,8 +47,8 @@ from services.image_io import (
 
 logger = logging.getLogger(__name__)
 
-TOP_K = 3  # alternatives listed per digit and per number
-MAX_BATCH = 64  # images per predict_batch call (the page and the CLI split larger sets)
+TOP_K = limits.VISION.top_k  # alternatives listed per digit and per number
+MAX_BATCH = limits.VISION.max_batch  # images per predict_batch call (the page and the CLI split larger sets)
 LOW_CONFIDENCE_BELOW = 0.6  # probability of the whole answer under which it is flagged as a guess
 SEGMENTATION = SegmentConfig()
 MAX_DIGITS = SEGMENTATION.max_digits
@@ -282,9 +283,11 @@ class VisionService(Service):
         """A picture already in memory (the canvas's (H, W, 4) RGBA uint8) → as `predict`."""
         return super().predict(array, top_k=top_k, explain=explain)
 
-    def predict_batch(self, items: Sequence[bytes], *, top_k: int = TOP_K) -> list[dict[str, Any]]:
+    def predict_batch(
+        self, items: Sequence[bytes], *, top_k: int = TOP_K, explain: bool = False
+    ) -> list[dict[str, Any]]:
         """Many encoded images, all their digits in one forward pass; bad items get an error entry."""
-        return super().predict_batch(items, top_k=top_k)
+        return super().predict_batch(items, top_k=top_k, explain=explain)
 
     # ---- facts -----------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""The task table (services/tasks.py) against every layer that reads it: the contract cannot drift.
+
+For each task: the service class, the HTTP client and the Ray whitelist offer exactly the typed
+Protocol's methods with the same options and defaults; the API serves the routes the table names and
+no /v1 route belongs to no task; preload, model cards and the `models` CLI cover the same tasks.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from services import preload
+from services.http_client import REMOTE_SERVICES
+from services.model_cards import load_model_cards
+from services.tasks import LOAD_ORDER, TASK_NAMES, TASKS
+
+
+def _parameters(function) -> dict[str, tuple[str, object]]:
+    """name → (kind, default) of a method's parameters after self."""
+    signature = inspect.signature(function)
+    return {
+        name: (parameter.kind.name, parameter.default)
+        for name, parameter in list(signature.parameters.items())[1:]
+        if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+    }
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_the_service_offers_every_contract_method_with_the_same_options_and_defaults(task):
+    spec = TASKS[task]
+    service_type = spec.service_type()
+    assert service_type.task == task
+    assert spec.methods, "a task without public methods"
+    for method in spec.methods:
+        contract = _parameters(getattr(spec.protocol, method))
+        offered = _parameters(getattr(service_type, method))
+        # the service may take more options (e.g. the recommender's strict_ids), never fewer or others
+        assert {name: offered.get(name) for name in contract} == contract, f"{task}.{method}"
+        extra = {name for name, (_, default) in offered.items() if name not in contract}
+        assert all(offered[name][1] is not inspect.Parameter.empty for name in extra), f"{task}.{method}"
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_the_http_client_mirrors_the_contract_exactly(task):
+    spec = TASKS[task]
+    remote = REMOTE_SERVICES[task]
+    public = {name for name in dir(remote) if not name.startswith("_") and callable(getattr(remote, name))}
+    assert public == set(spec.methods), task
+    for method in spec.methods:
+        assert _parameters(getattr(remote, method)) == _parameters(getattr(spec.protocol, method)), method
+
+
+def test_every_layer_lists_the_same_tasks():
+    assert set(REMOTE_SERVICES) == set(TASKS)
+    assert sorted(LOAD_ORDER) == sorted(TASKS)
+    assert set(preload._status) == set(TASKS)
+    assert {card.task for card in load_model_cards()} == set(TASKS)
+    from models.__main__ import TASKS as CLI_TASKS
+
+    assert tuple(CLI_TASKS) == TASK_NAMES
+
+
+def test_the_api_serves_each_tasks_routes_and_no_route_without_a_task():
+    from serve import api
+
+    served = {path for path in api.app.openapi()["paths"] if path.startswith("/v1/")}
+    named = {path for spec in TASKS.values() for path in spec.routes}
+    assert named <= served, named - served
+    shared = {path for path in served if path.startswith("/v1/models")}
+    assert served - shared == named, (served - shared) ^ named
+
+
+def test_the_ray_whitelist_is_the_contract():
+    pytest.importorskip("ray", reason="ray[serve] is not installed")
+    from serve import ray_app
+
+    assert set(ray_app.TASK_DEPLOYMENTS) == set(TASKS)
+    assert set(ray_app.BATCHED_TASKS) == {name for name, spec in TASKS.items() if spec.batched}
+    proxy = ray_app.DeploymentProxy("nlp", handle=None)
+    assert callable(proxy.summarize)
+    with pytest.raises(AttributeError):
+        proxy.warm_up  # noqa: B018 - public on the service, but not part of the contract
