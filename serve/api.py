@@ -32,11 +32,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, FastAPI, File, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -261,8 +261,23 @@ def model_status(task: str) -> dict[str, Any]:
     return _service_provider.get("status", preload.status)(task)
 
 
+def forbid_unknown_query(request: Request) -> None:
+    """A query parameter the route does not declare is refused, as an unknown body field is."""
+    route = request.scope.get("route")
+    declared = {param.alias for param in getattr(getattr(route, "dependant", None), "query_params", [])}
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise RequestValidationError(
+            [{"type": "extra_forbidden", "loc": ("query", shown), "msg": "unknown query parameter"}]
+        )
+
+
+STRICT_QUERY = [Depends(forbid_unknown_query)]
+
+
 # ---- health and model facts --------------------------------------------------------------------
-meta = APIRouter(tags=["models"])
+meta = APIRouter(tags=["models"], dependencies=STRICT_QUERY)
 
 
 @meta.get("/health", summary="Liveness, and which models are loaded")
@@ -338,7 +353,7 @@ def _top_k(task_limits: limits.UploadLimits, what: str) -> Any:
 
 EXPLAIN_IMAGE = Query(description="add the 28×28 model input and a Grad-CAM saliency map")
 
-vision = APIRouter(tags=["vision"], responses=COMMON_ERRORS)
+vision = APIRouter(tags=["vision"], responses=COMMON_ERRORS, dependencies=STRICT_QUERY)
 
 
 @vision.post("/v1/vision", summary="Recognise the digit in each uploaded image")
@@ -354,7 +369,7 @@ def recognise_images(
 NPY_BODY = {
     "required": True,
     "content": {
-        NPY_MEDIA_TYPE: {
+        media_type: {
             "schema": {
                 "type": "string",
                 "format": "binary",
@@ -362,6 +377,8 @@ NPY_BODY = {
                 "description": "the bytes `numpy.save` writes (format 1.0–3.0, allow_pickle=False)",
             }
         }
+        # the body is read as bytes whatever its content type; the page sends application/x-npy
+        for media_type in (NPY_MEDIA_TYPE, "application/octet-stream")
     },
     "description": "a NumPy .npy file (no pickled objects) of one uint8 or float array shaped (H, W) grey, "
     f"(H, W, 3) RGB or (H, W, 4) RGBA, each side 8 to {MAX_ARRAY_SIDE} pixels; in Python: "
@@ -397,7 +414,7 @@ def _read_npy(data: bytes) -> np.ndarray:
     return array
 
 
-speech = APIRouter(tags=["speech"], responses=COMMON_ERRORS)
+speech = APIRouter(tags=["speech"], responses=COMMON_ERRORS, dependencies=STRICT_QUERY)
 
 
 @speech.post("/v1/speech", summary="Recognise the spoken digits in each uploaded clip")
@@ -410,6 +427,19 @@ def recognise_speech(
 ) -> JSONResponse:
     names, payloads = _read_uploads(files)
     return _with_names(names, service("speech").predict_batch(payloads, top_k=top_k, explain=explain))
+
+
+# ---- JSON field types: no more lenient than the schema says ------------------------------------
+def _json_integer(value: Any) -> Any:
+    # pydantic's lax mode would take true or "42" for an integer; JSON Schema's integer is neither
+    # (31.0 is one, and is accepted)
+    if isinstance(value, bool | str):
+        raise ValueError("should be a JSON integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_json_integer)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 # ---- language ----------------------------------------------------------------------------------
@@ -432,7 +462,7 @@ class SentimentRequest(BaseModel):
         max_length=TEXT.max_batch,
         description="one or many texts; a text the model cannot read gets an error in its own slot",
     )
-    explain: bool = Field(False, description=f"word highlights (at most {TEXT.max_explained} texts)")
+    explain: Flag = Field(False, description=f"word highlights (at most {TEXT.max_explained} texts)")
 
 
 class SimilarityRequest(BaseModel):
@@ -444,12 +474,12 @@ class SimilarityRequest(BaseModel):
 class SummaryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Text
-    sentences: int = Field(
+    sentences: WholeNumber = Field(
         TEXT.summary_sentences, ge=1, le=TEXT.max_summary_sentences, description="sentences in the summary"
     )
 
 
-language = APIRouter(tags=["language"], responses=COMMON_ERRORS)
+language = APIRouter(tags=["language"], responses=COMMON_ERRORS, dependencies=STRICT_QUERY)
 
 
 @language.post("/v1/sentiment", summary="Sentiment of each text")
@@ -473,8 +503,9 @@ def summary(request: SummaryRequest) -> JSONResponse:
 # and a caller who mistyped one should hear so: the routes pass strict_ids=True, and the service
 # answers 404 (in its own slot within a batch).
 Genre = Literal[tuple(GENRES)]  # type: ignore[valid-type]
-MovieId = Annotated[str, StringConstraints(pattern=rf"^[0-9]{{1,{RECOMMEND.max_id_chars}}}$")]
-Stars = Annotated[float, Field(ge=RECOMMEND.rating_min, le=RECOMMEND.rating_max)]
+# written without leading zeros, so that two keys never name the same film ("7" and "07")
+MovieId = Annotated[str, StringConstraints(pattern=rf"^(0|[1-9][0-9]{{0,{RECOMMEND.max_id_chars - 1}}})$")]
+Stars = Annotated[float, Field(ge=RECOMMEND.rating_min, le=RECOMMEND.rating_max, strict=True)]
 K_FIELD = Field(RECOMMEND.k, ge=1, le=RECOMMEND.max_k, description="recommendations to return")
 GENRE_FIELD = Field(None, description="only films of this genre")
 
@@ -488,8 +519,9 @@ class RatingsRequest(BaseModel):
         max_length=RECOMMEND.max_ratings,
         description="a new user's ratings, {movie id: 1–5 stars}",
         examples=[{"50": 5, "172": 4.5}],
+        json_schema_extra={"additionalProperties": False},  # every key is a movie id
     )
-    k: int = K_FIELD
+    k: WholeNumber = K_FIELD
     genre: Genre | None = GENRE_FIELD
 
 
@@ -497,8 +529,8 @@ class UserRequest(BaseModel):
     """Films for a MovieLens-100K user (an unknown user is a 404)."""
 
     model_config = ConfigDict(extra="forbid")
-    user: int = Field(description="a MovieLens-100K user id", examples=[42])
-    k: int = K_FIELD
+    user: WholeNumber = Field(description="a MovieLens-100K user id", examples=[42])
+    k: WholeNumber = K_FIELD
     genre: Genre | None = GENRE_FIELD
 
 
@@ -515,7 +547,7 @@ class RecommendBatchRequest(BaseModel):
     requests: list[RecommendRequest] = Field(max_length=RECOMMEND.max_batch)
 
 
-recommend = APIRouter(tags=["recommend"], responses=COMMON_ERRORS)
+recommend = APIRouter(tags=["recommend"], responses=COMMON_ERRORS, dependencies=STRICT_QUERY)
 
 
 @recommend.post(

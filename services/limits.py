@@ -51,8 +51,8 @@ class RecommendLimits:
     max_id_chars: int  # an id given as text longer than this is refused before parsing
 
 
-VISION = UploadLimits(top_k=3, max_top_k=10, max_batch=64, max_upload_bytes=20 * MiB, max_explained=16)
-SPEECH = UploadLimits(top_k=3, max_top_k=20, max_batch=64, max_upload_bytes=20 * MiB, max_explained=16)
+VISION = UploadLimits(top_k=3, max_top_k=10, max_batch=64, max_upload_bytes=20 * MiB, max_explained=64)
+SPEECH = UploadLimits(top_k=3, max_top_k=20, max_batch=64, max_upload_bytes=20 * MiB, max_explained=64)
 TEXT = TextLimits(
     max_chars=20_000,
     max_batch=1_000,
