@@ -45,6 +45,10 @@ st.markdown(
   route), `413` (a body or batch over the limits, refused before it is read) or `422` (an invalid body
   or input a model refuses).
 - Models load on the first request for their task (or all at startup with `API_PRELOAD=1`).
+- Optional key: start the API with `API_KEY=<secret> make api` (or `make serve`) and every `/v1/...`
+  route needs `Authorization: Bearer <secret>` or `X-API-Key: <secret>` (`401` without it); `/health`
+  stays open. With `API_KEY` also set for this app, **Try it** sends it and the curl commands below
+  read it from `$API_KEY`; the key itself is never shown or logged.
 """
 )
 

@@ -46,7 +46,7 @@ from services.base import json_ready
 from services.errors import CorruptInputError, InputError, InputTooLargeError, UnknownIdError
 from services.limits import MAX_ARRAY_SIDE, NPY_MEDIA_TYPE, RECOMMEND, SPEECH, TEXT, VISION
 from services.recommend.inputs import GENRES
-from services.tasks import TASK_NAMES
+from services.tasks import TASK_NAMES, NlpApi, RecommendApi, SpeechApi, VisionApi
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +257,23 @@ def service(task: str) -> Any:
     return _service_provider.get("load", registry.load)(task)
 
 
+# Typed per task (services/tasks.py's Protocols): the routes below read as calls on the contract.
+def vision_service() -> VisionApi:
+    return service("vision")
+
+
+def speech_service() -> SpeechApi:
+    return service("speech")
+
+
+def nlp_service() -> NlpApi:
+    return service("nlp")
+
+
+def recommend_service() -> RecommendApi:
+    return service("recommend")
+
+
 def model_status(task: str) -> dict[str, Any]:
     return _service_provider.get("status", preload.status)(task)
 
@@ -363,7 +380,7 @@ def recognise_images(
     explain: Annotated[bool, EXPLAIN_IMAGE] = False,
 ) -> JSONResponse:
     names, payloads = _read_uploads(files)
-    return _with_names(names, service("vision").predict_batch(payloads, top_k=top_k, explain=explain))
+    return _with_names(names, vision_service().predict_batch(payloads, top_k=top_k, explain=explain))
 
 
 NPY_BODY = {
@@ -398,7 +415,7 @@ async def recognise_array(
     explain: Annotated[bool, EXPLAIN_IMAGE] = False,
 ) -> JSONResponse:
     array = _read_npy(await request.body())  # the body limit middleware caps what this reads
-    task_service = await run_in_threadpool(service, "vision")
+    task_service = await run_in_threadpool(vision_service)
     result = await run_in_threadpool(task_service.predict_array, array, top_k=top_k, explain=explain)
     return respond(result)
 
@@ -426,7 +443,7 @@ def recognise_speech(
     ] = False,
 ) -> JSONResponse:
     names, payloads = _read_uploads(files)
-    return _with_names(names, service("speech").predict_batch(payloads, top_k=top_k, explain=explain))
+    return _with_names(names, speech_service().predict_batch(payloads, top_k=top_k, explain=explain))
 
 
 # ---- JSON field types: no more lenient than the schema says ------------------------------------
@@ -484,17 +501,17 @@ language = APIRouter(tags=["language"], responses=COMMON_ERRORS, dependencies=ST
 
 @language.post("/v1/sentiment", summary="Sentiment of each text")
 def sentiment(request: SentimentRequest) -> JSONResponse:
-    return respond({"results": service("nlp").predict_batch(request.texts, explain=request.explain)})
+    return respond({"results": nlp_service().predict_batch(request.texts, explain=request.explain)})
 
 
 @language.post("/v1/similarity", summary="How similar two texts are in meaning")
 def similarity(request: SimilarityRequest) -> JSONResponse:
-    return respond(service("nlp").similarity(request.a, request.b))
+    return respond(nlp_service().similarity(request.a, request.b))
 
 
 @language.post("/v1/summary", summary="Extractive summary of a text")
 def summary(request: SummaryRequest) -> JSONResponse:
-    return respond(service("nlp").summarize(request.text, n_sentences=request.sentences))
+    return respond(nlp_service().summarize(request.text, n_sentences=request.sentences))
 
 
 # ---- recommendations ---------------------------------------------------------------------------
@@ -554,13 +571,13 @@ recommend = APIRouter(tags=["recommend"], responses=COMMON_ERRORS, dependencies=
     "/v1/recommend", summary="Films for a new user's ratings or a MovieLens user", responses=NOT_FOUND
 )
 def recommendations(request: Annotated[RecommendRequest, Body()]) -> JSONResponse:
-    return respond(service("recommend").predict(_as_service_request(request), strict_ids=True))
+    return respond(recommend_service().predict(_as_service_request(request), strict_ids=True))
 
 
 @recommend.post("/v1/recommend/batch", summary="Many recommendation requests in one call")
 def recommendations_batch(request: RecommendBatchRequest) -> JSONResponse:
     requests = [_as_service_request(item) for item in request.requests]
-    return respond({"results": service("recommend").predict_batch(requests, strict_ids=True)})
+    return respond({"results": recommend_service().predict_batch(requests, strict_ids=True)})
 
 
 @recommend.get("/v1/recommend/similar/{item_id}", summary="Films like this one", responses=NOT_FOUND)
@@ -569,7 +586,7 @@ def similar(
     k: Annotated[int, Query(ge=1, le=RECOMMEND.max_k, description="films to return")] = RECOMMEND.k,
     genre: Annotated[Genre | None, Query(description="only films of this genre")] = None,
 ) -> JSONResponse:
-    return respond(service("recommend").similar_items(item_id, k=k, genre=genre, strict_ids=True))
+    return respond(recommend_service().similar_items(item_id, k=k, genre=genre, strict_ids=True))
 
 
 @recommend.get("/v1/recommend/search", summary="Find films in the catalogue by title")
@@ -577,7 +594,7 @@ def search(
     q: Annotated[str, Query(description="part of a title", max_length=RECOMMEND.max_query_chars)],
     limit: Annotated[int, Query(ge=1, le=RECOMMEND.max_search_results)] = RECOMMEND.search_results,
 ) -> JSONResponse:
-    return respond(service("recommend").search(q, limit=limit))
+    return respond(recommend_service().search(q, limit=limit))
 
 
 @recommend.get(
@@ -586,17 +603,17 @@ def search(
     responses=NOT_FOUND,
 )
 def user_profile(user_id: int) -> JSONResponse:
-    return respond(service("recommend").user_profile(user_id))
+    return respond(recommend_service().user_profile(user_id))
 
 
 @recommend.get("/v1/recommend/map", summary="2-D map of the films' latent factors")
 def item_map() -> JSONResponse:
-    return respond({"results": service("recommend").item_map()})
+    return respond({"results": recommend_service().item_map()})
 
 
 @recommend.get("/v1/recommend/catalogue", summary="Every film with its id, title, year and genres")
 def catalogue() -> JSONResponse:
-    return respond({"results": service("recommend").catalogue()})
+    return respond({"results": recommend_service().catalogue()})
 
 
 # ---- the app -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ The key is compared in constant time and never written anywhere: not in logs, no
 
 from __future__ import annotations
 
+import copy
 import hmac
 import os
 
@@ -74,6 +75,7 @@ def add_security_to_schema(schema: dict) -> dict:
     """The OpenAPI schema with the key's two schemes on every /v1 operation, when a key is required."""
     if not configured_key():
         return schema
+    schema = copy.deepcopy(schema)  # FastAPI caches the plain schema; it must stay plain
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(
         {

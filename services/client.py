@@ -9,9 +9,10 @@ only these methods, so they do not change with the backend.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal, overload
 
 from services import registry
+from services.tasks import NlpApi, RecommendApi, SpeechApi, VisionApi
 
 BACKEND_ENV = "DEMO_BACKEND"
 API_URL_ENV = "DEMO_API_URL"
@@ -28,6 +29,20 @@ def backend() -> str:
 def api_url() -> str | None:
     url = os.environ.get(API_URL_ENV, "").strip().rstrip("/")
     return url or None
+
+
+# Typed per task (services/tasks.py's Protocols), so that an editor goes from a page's call to the
+# contract, and a type checker catches a wrong option, whichever backend answers.
+@overload
+def get_service(task: Literal["vision"]) -> VisionApi: ...
+@overload
+def get_service(task: Literal["speech"]) -> SpeechApi: ...
+@overload
+def get_service(task: Literal["nlp"]) -> NlpApi: ...
+@overload
+def get_service(task: Literal["recommend"]) -> RecommendApi: ...
+@overload
+def get_service(task: str) -> Any: ...
 
 
 def get_service(task: str) -> Any:

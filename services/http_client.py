@@ -310,6 +310,8 @@ class ApiExample:
         for path in self.files:
             parts += ["-F", f"files=@{path}"]
         command = shlex.join([*parts, self.url(base_url)])
+        if os.environ.get(API_KEY_ENV, "").strip():  # the shell fills in the key: never printed here
+            command = command.replace("curl -sS", 'curl -sS -H "Authorization: Bearer $API_KEY"', 1)
         if self.array_from:
             make_npy = (
                 "import numpy as np; from PIL import Image; "
@@ -327,6 +329,8 @@ class ApiExample:
                     "@canvas.npy",
                 ]
             )
+            if os.environ.get(API_KEY_ENV, "").strip():
+                upload = upload.replace("curl -sS", 'curl -sS -H "Authorization: Bearer $API_KEY"', 1)
             command = f"python -c {shlex.quote(make_npy)} && {upload} {shlex.quote(self.url(base_url))}"
         return command
 

@@ -507,3 +507,27 @@ def test_every_example_on_the_api_page_answers(client):
         if example.path.endswith("/profile") and response.status_code == 422:
             continue  # needs the MovieLens files on the server; test_user_profile_matches_the_service
         assert response.status_code == 200, (example.path, response.text[:300])
+
+
+# ---- the optional API key (serve/auth.py) ------------------------------------------------------
+def test_with_api_key_set_v1_needs_the_key_and_health_stays_open(client, monkeypatch, caplog):
+    key = "test-key-1f3a9c"
+    monkeypatch.setenv("API_KEY", key)
+    assert client.get("/health").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "wrong"}, {"Authorization": key}):
+        response = client.get("/v1/models/vision", headers=headers)
+        assert_error(response, 401, "Unauthorized")
+        assert key not in response.text
+    ok = client.post("/v1/sentiment", json={"texts": ["fine"]}, headers={"Authorization": f"Bearer {key}"})
+    assert ok.status_code == 200, ok.text[:300]
+    assert client.get("/v1/models/vision", headers={"X-API-Key": key}).status_code == 200
+    assert key not in caplog.text
+    schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert {scheme["type"] for scheme in schemes.values()} == {"http", "apiKey"}
+
+
+def test_without_api_key_nothing_is_asked_and_the_schema_names_no_scheme(client, monkeypatch):
+    monkeypatch.delenv("API_KEY", raising=False)
+    assert client.get("/v1/models/vision").status_code == 200
+    assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})

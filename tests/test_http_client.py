@@ -235,3 +235,22 @@ def test_remote_status_reports_the_servers_model_states(test_client, monkeypatch
     url = f"http://127.0.0.1:{free_port()}"
     down = remote_status("nlp", url)
     assert down["state"] == "failed" and "did not answer" in down["error"]
+
+
+def test_the_client_sends_the_api_key_when_one_is_set(monkeypatch):
+    from services.http_client import open_client
+
+    monkeypatch.setenv("API_KEY", "client-key")
+    assert open_client("http://127.0.0.1:9").headers["Authorization"] == "Bearer client-key"
+    monkeypatch.delenv("API_KEY")
+    assert "Authorization" not in open_client("http://127.0.0.1:9").headers
+
+
+def test_curl_examples_read_the_key_from_the_shell_and_never_print_it(monkeypatch):
+    from services.http_client import api_examples
+
+    monkeypatch.setenv("API_KEY", "never-printed-key")
+    for example in api_examples():
+        command = example.curl("http://127.0.0.1:8000")
+        assert "never-printed-key" not in command
+        assert 'Authorization: Bearer $API_KEY"' in command, command
