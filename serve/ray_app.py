@@ -128,6 +128,8 @@ class BatchedTaskReplica(TaskReplica):
             owners = [index for index in indices for _ in calls[index][0]]
             results: list[dict[str, Any]] = []
             chunk_size = getattr(self.service, "max_batch", None) or max(len(items), 1)
+            if options.get("explain"):  # merged calls may each be within the explanation limit
+                chunk_size = min(chunk_size, getattr(TASKS[self.task].limits, "max_explained", chunk_size))
             try:
                 for start in range(0, len(items), chunk_size):
                     chunk = items[start : start + chunk_size]
@@ -275,6 +277,8 @@ class ApiIngress:
             stats,
             methods=["GET"],
             response_model=None,
+            responses=api.COMMON_ERRORS,
+            dependencies=api.STRICT_QUERY,
             tags=["serving"],
             summary="Replicas per task, the nodes they run on, and the batch sizes each batched task formed",
         )

@@ -1,5 +1,8 @@
 """The REST API on Ray Serve (serve/ray_app.py): same routes and errors, two nodes, a killed replica.
 
+The cluster runs with API_KEY set (as `API_KEY=... make serve` would), so every request here carries
+the key, and the key's own tests check 401 without it; schemathesis runs every check against it.
+
 One Ray cluster of two simulated nodes (`ray.cluster_utils.Cluster`, one logical CPU each) serves the
 whole module, so the models load once: vision and recommend run two replicas, at most one per node,
 so they must land on both nodes; speech and nlp run one. All traffic goes to 127.0.0.1. The cluster
@@ -12,9 +15,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,6 +44,7 @@ from services.http_client import remote_service  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+API_KEY = secrets.token_urlsafe(24)
 DEPLOY_TIMEOUT_S = 600  # four models load in parallel on two shared cores
 SPREAD = {"num_replicas": 2, "max_replicas_per_node": 1, "autoscaling_config": None}
 # Small logical CPU shares: seven replicas and the ingress fit two one-CPU nodes.
@@ -57,8 +65,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster():
-    saved_env = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
+    saved_env = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED", "API_KEY")}
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["API_KEY"] = API_KEY  # the nodes' processes inherit it, so the ingress requires it
     # the replicas (started by the simulated nodes) import serve/ and services/ from this checkout
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ray_app.REPO_ROOT), saved_env["PYTHONPATH"]])
@@ -99,7 +108,7 @@ def base_url(cluster):
 
 @pytest.fixture(scope="module")
 def client(base_url):
-    with httpx.Client(base_url=base_url, timeout=120) as http:
+    with httpx.Client(base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
         yield http
 
 
@@ -122,6 +131,44 @@ def test_health_says_every_model_is_served_by_ray(client):
 def test_openapi_lists_the_api_routes_and_the_stats_route(client):
     paths = set(client.get("/openapi.json").json()["paths"])
     assert {"/health", "/v1/vision", "/v1/speech", "/v1/sentiment", "/v1/recommend", "/v1/stats"} <= paths
+
+
+def test_with_api_key_set_v1_needs_the_key_and_health_stays_open(base_url):
+    with httpx.Client(base_url=base_url, timeout=60) as anonymous:
+        assert anonymous.get("/health").status_code == 200
+        missing = anonymous.get("/v1/models/vision")
+        assert_error(missing, 401, "Unauthorized")
+        assert API_KEY not in missing.text
+        wrong = anonymous.get("/v1/models/vision", headers={"Authorization": "Bearer not-the-key"})
+        assert_error(wrong, 401, "Unauthorized")
+        assert anonymous.get("/v1/models/vision", headers={"X-API-Key": API_KEY}).status_code == 200
+        bearer = anonymous.post(
+            "/v1/sentiment", json={"texts": ["fine"]}, headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert bearer.status_code == 200, bearer.text[:300]
+
+
+def test_schemathesis_finds_no_failure_on_ray_serve(base_url):
+    """`schemathesis run --checks all` against the Ray Serve app, as against `make api`."""
+    pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements-dev.txt)")
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{base_url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "15",
+        "--no-color",
+        "-H",
+        f"Authorization: Bearer {API_KEY}",
+    ]
+    done = subprocess.run(
+        command, cwd=ray_app.REPO_ROOT, capture_output=True, text=True, timeout=900, check=False
+    )
+    summary = done.stdout[done.stdout.find("SUMMARY") :]
+    print("\n" + summary)
+    assert done.returncode == 0, done.stdout[-4000:]
 
 
 def test_vision_batch_matches_the_in_process_service_with_a_bad_file_in_its_slot(client):
