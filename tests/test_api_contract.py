@@ -82,3 +82,67 @@ def test_the_ray_whitelist_is_the_contract():
     assert callable(proxy.summarize)
     with pytest.raises(AttributeError):
         proxy.warm_up  # noqa: B018 - public on the service, but not part of the contract
+
+
+# ---- per-stage options (services/base.py) --------------------------------------------------------
+class _Stages:
+    """A service whose stages record the options each one received."""
+
+    @staticmethod
+    def build():
+        from services.base import Service
+
+        class Recording(Service):
+            task = "vision"  # borrows vision's limits (top_k 1..10, batch 64)
+            seen: list
+
+            def preprocess(self, item, *, strict: bool = False):
+                self.seen.append(("preprocess", {"strict": strict}))
+                return item
+
+            def _forward(self, prepared, explain: bool = False):
+                self.seen.append(("forward", {"explain": explain}))
+                return prepared
+
+            def postprocess(self, prepared, output, top_k: int = 3, explain: bool = False):
+                self.seen.append(("postprocess", {"top_k": top_k, "explain": explain}))
+                return {"label": str(output), "confidence": 1.0, "top_k": [], "low_confidence": False}
+
+            def info(self):
+                return {}
+
+            def self_test(self):
+                return {}
+
+        service = Recording()
+        service.seen = []
+        return service
+
+
+def test_each_option_reaches_only_the_stages_that_name_it():
+    from services.errors import InputError, InputTooLargeError
+
+    service = _Stages.build()
+    service.predict_batch([1, 2], top_k=2, explain=True, strict=True)
+    assert ("preprocess", {"strict": True}) in service.seen
+    assert ("forward", {"explain": True}) in service.seen
+    assert ("postprocess", {"top_k": 2, "explain": True}) in service.seen
+    with pytest.raises(InputError, match="no option 'colour'"):
+        service.predict(1, colour="red")
+    with pytest.raises(InputError, match="top_k must be from 1 to 10"):
+        service.predict(1, top_k=11)
+    with pytest.raises(InputTooLargeError):
+        service.predict_batch(list(range(65)))
+
+
+def test_a_batch_with_explanations_answers_as_one_by_one_calls():
+    from services import registry
+    from tests.test_api import comparable, image_bytes
+
+    vision = registry.load("vision")
+    items = [image_bytes(), b"not an image", image_bytes("print_5.jpg")]
+    batch = vision.predict_batch(items, top_k=2, explain=True)
+    assert "error" in batch[1]
+    for item, result in zip(items[::2], batch[::2], strict=True):
+        assert comparable(result) == comparable(vision.predict(item, top_k=2, explain=True))
+        assert "saliency" in result["digits"][0]

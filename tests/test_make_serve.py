@@ -8,6 +8,7 @@ After `make serve-stop` no process started with that HOME may be left.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -58,8 +59,10 @@ def test_make_serve_starts_on_a_machine_without_a_ray_token_and_stops_cleanly(tm
     home = tmp_path / "home"
     home.mkdir()
     serve_port, head_port, dashboard_port, client_port, agent_port = _free_ports(5)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "API_KEY"}
+    api_key = secrets.token_urlsafe(24)  # `API_KEY=... make serve`: the deployed app must require it
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env |= {
+        "API_KEY": api_key,
         "HOME": str(home),
         "SERVE_STATE_FILE": str(tmp_path / "serve-state.json"),
         "RAY_HEAD_PORT": str(head_port),
@@ -76,16 +79,21 @@ def test_make_serve_starts_on_a_machine_without_a_ray_token_and_stops_cleanly(tm
         log = up.stdout + up.stderr
         assert up.returncode == 0, log[-3000:]
         print(f"\nmake serve healthy after {time.perf_counter() - started:.0f} s with HOME={home}")
+        print("\n".join(line for line in log.splitlines() if line.startswith(("$ ray", "app ", "{"))))
         assert "no token yet" in log, "make serve should have created the cluster token"
         token = (home / ".ray" / "auth_token").read_text().strip()
         assert token and token not in log, "the token must be created and never printed"
+        assert api_key not in log, "the API key must never be printed"
 
         with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=60) as client:
             health = client.get("/health")
             assert health.status_code == 200
             models = health.json()["models"]
             assert models and all(state["state"] == "ready" for state in models.values()), models
-            found = client.get("/v1/recommend/search", params={"q": "star wars", "limit": 3})
+            search = {"q": "star wars", "limit": 3}
+            refused = client.get("/v1/recommend/search", params=search)
+            assert refused.status_code == 401 and refused.json()["error"]["type"] == "Unauthorized"
+            found = client.get("/v1/recommend/search", params=search, headers={"X-API-Key": api_key})
             assert found.status_code == 200, found.text[:300]
             assert found.json()["matches"], found.json()
     finally:
