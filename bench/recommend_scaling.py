@@ -16,7 +16,8 @@ file first, and the child loads them before it measures. A point that runs past 
 (`TIME_LIMITS_S`, or `--timeout` for every model) is recorded as such, which keeps the 10 M point
 bounded. Beside each point go the UTC time it started and the load average (1, 5 and 15 min,
 `os.getloadavg`) just before and just after it, so a figure taken on a busy machine shows as such;
-the measuring process itself keeps one core busy, which adds up to 1 to the "after" figures. Models:
+the measuring process itself keeps one core busy, which adds up to 1 to the "after" figures, so each
+point also records how many cores other processes kept busy while it ran (from /proc/stat). Models:
 
     als       the shipped rating model (trainer and hyper-parameters from mf.safetensors' metadata)
     ranker    the shipped PureSVD candidate stage (sparse truncated SVD), reported separately
@@ -147,10 +148,40 @@ def load_average() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds spent busy by every process on the machine since boot (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is already in user
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run_point(model: str, data_path: Path, timeout_s: float) -> dict:
     command = [sys.executable, "-m", "bench.recommend_scaling", "--child", model, "--data", str(data_path)]
-    context = {"started_at": utc_now(), "load_before": load_average()}
+    context: dict = {"started_at": utc_now(), "load_before": load_average()}
+    busy, ours = _busy_cpu_seconds(), _children_cpu_seconds()
     started = time.perf_counter()
+
+    def others_cores() -> float | None:
+        """Cores kept busy by other processes while the point ran, on average: the machine's busy CPU
+        time less this point's own, over the wall time (a timed-out child's own time is not reaped, so
+        it counts as others')."""
+        now = _busy_cpu_seconds()
+        if busy is None or now is None:
+            return None
+        wall = max(time.perf_counter() - started, 1e-6)
+        return round(max(now - busy - (_children_cpu_seconds() - ours), 0.0) / wall, 2)
+
     try:
         done = subprocess.run(
             command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
@@ -158,6 +189,7 @@ def _run_point(model: str, data_path: Path, timeout_s: float) -> dict:
     except subprocess.TimeoutExpired:
         return {"timed_out_after_s": timeout_s, **context, "load_after": load_average()}
     context["load_after"] = load_average()
+    context["other_processes_cores"] = others_cores()
     if done.returncode != 0:
         return {"failed": (done.stderr.strip().splitlines() or ["no output"])[-1][:300], **context}
     row = json.loads(done.stdout.strip().splitlines()[-1])
@@ -401,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
     models = tuple(m for m in args.models.split(",") if m.strip())
     result = measure(sizes, models, args.timeout, log=sys.stderr)
-    result["command"] = "python -m bench.recommend_scaling " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    result["command"] = " ".join(
+        ["python -m bench.recommend_scaling", *(argv if argv is not None else sys.argv[1:])]
     )
     out = Path(args.out_dir)
     write_outputs(result, out)

@@ -106,6 +106,19 @@ def _loads(load: list | None) -> str:
     return " / ".join(f"{value:.2f}" for value in load) if isinstance(load, list) and load else "–"
 
 
+def _others_cores(scaling: dict) -> str:
+    """', other processes kept 0.02–0.10 of the 2 cores busy during the points' (from /proc/stat)."""
+    cores = [
+        row["other_processes_cores"]
+        for point in scaling.get("points", [])
+        for row in point.values()
+        if isinstance(row, dict) and isinstance(row.get("other_processes_cores"), int | float)
+    ]
+    if not cores:
+        return ""
+    return f"; other processes kept {min(cores):.2f}–{max(cores):.2f} cores busy during the points"
+
+
 _CURVE_NAMES = {"als": "ALS", "ranker": "PureSVD", "surprise": "Surprise SVD"}
 
 
@@ -129,7 +142,9 @@ def cost_curve_table(scaling: dict) -> list[str]:
             f"Cost curve measured by `make bench-scaling` from {scaling['started_at']} to "
             f"{scaling.get('finished_at', '?')}, one process and one thread per point; load average "
             f"(1 / 5 / 15 min) {_loads(scaling.get('load_before'))} before the run and "
-            f"{_loads(scaling.get('load_after'))} after it (the point being measured adds up to 1); "
+            f"{_loads(scaling.get('load_after'))} after it (the point being measured adds up to 1)"
+            + _others_cores(scaling)
+            + "; "
             "time limit per point: "
             + ", ".join(
                 f"{_CURVE_NAMES.get(model, model)} {seconds:.0f} s" for model, seconds in limits.items()

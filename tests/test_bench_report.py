@@ -4,6 +4,7 @@ sections, the cost curve's reuse rules and one real (tiny) cost-curve point with
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bench.tasks import BENCHES, TASKS
 
 def _row(fit_s: float, mb: float, load: float, prepare_s: float | None = None) -> dict:
     row = {
+        "other_processes_cores": 0.05,
         "fit_s": fit_s,
         "peak_over_baseline_mb": mb,
         "load_before": [load, 0.2, 0.1],
@@ -85,6 +87,7 @@ def test_cost_curve_rows_show_time_memory_limit_and_load():
     caption = " ".join(lines)
     assert "2026-12-06T04:01:00Z" in caption and "0.12 / 0.34 / 0.56" in caption
     assert "Surprise SVD 1200 s" in caption
+    assert "other processes kept 0.05–0.05 cores busy" in caption
 
 
 def test_summary_sentences_follow_the_fitted_exponents():
@@ -154,6 +157,7 @@ def test_a_real_tiny_point_records_when_and_how_busy():
     row = point["als"]
     assert row["fit_s"] > 0 and row["peak_over_baseline_mb"] >= 0
     assert len(row["load_before"]) == len(row["load_after"]) == 3
+    assert 0 <= row["other_processes_cores"] <= os.cpu_count()
     assert (
         row["started_at"].endswith("Z") and curve["started_at"] <= row["started_at"] <= curve["finished_at"]
     )
