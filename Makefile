@@ -9,12 +9,15 @@ API_HOST ?= 127.0.0.1
 SERVE_PORT ?= 8000
 DATA_DIR ?= ../shared/data
 PYTEST_ARGS ?=
+# make bench BENCH_SCALING=skip: keep the recommender cost curve on file (measure: redo it; reuse:
+# redo it only when the code it measures changed). `make bench-scaling` measures it alone.
+BENCH_SCALING ?= reuse
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run api serve serve-stop loadtest loadtest-ui screenshots system-deps-train test test-fast lint install install-dev system-deps system-deps-test train evaluate bench clean
+.PHONY: run api serve serve-stop loadtest loadtest-ui screenshots system-deps-train test test-fast lint install install-dev system-deps system-deps-test train evaluate bench bench-scaling clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -95,7 +98,13 @@ evaluate: install
 
 # Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).
 bench: install-dev system-deps-test
-	$(PY) -m bench --data-dir $(DATA_DIR)/movielens-100k
+	$(PY) -m bench --data-dir $(DATA_DIR)/movielens-100k --scaling $(BENCH_SCALING)
+
+# The recommender's cost curve alone: ALS, PureSVD and Surprise's SVD at 100 K, 1 M and 10 M synthetic
+# ratings, one process per point, date and load average beside each (bench/recommend_scaling.json,
+# results.json, the README's tables). Run it on a quiet machine: it takes about half an hour.
+bench-scaling: install-dev
+	$(PY) -m bench.recommend_scaling
 
 # The same API on Ray Serve: starts a local Ray head unless RAY_ADDRESS names a cluster, deploys
 # serve/config.yaml with HTTP on SERVE_PORT, returns once every deployment is healthy.

@@ -1,5 +1,7 @@
 """Cost curve of the recommender: training time and peak memory against the number of ratings.
 
+    make bench-scaling        (= python -m bench.recommend_scaling; `make bench BENCH_SCALING=skip`
+                              then keeps this curve instead of measuring its own)
     python -m bench.recommend_scaling [--sizes 100000,1000000,10000000] [--timeout 900]
 
 For each size, synthetic MovieLens-shaped ratings (not MovieLens data): users and films scaled by
@@ -10,17 +12,23 @@ biases and noise, rounded to 1–5 with MovieLens' mean of about 3.5.
 
 Each (model, size) point runs in its own Python process, so that its peak resident memory
 (`ru_maxrss`) belongs to that training alone; the parent writes the ratings to a temporary .npy
-file first, and the child loads them before it measures. A point that runs past `--timeout`
-seconds is recorded as such, which keeps the 10 M point bounded. Models:
+file first, and the child loads them before it measures. A point that runs past its time limit
+(`TIME_LIMITS_S`, or `--timeout` for every model) is recorded as such, which keeps the 10 M point
+bounded. Beside each point go the UTC time it started and the load average (1, 5 and 15 min,
+`os.getloadavg`) just before and just after it, so a figure taken on a busy machine shows as such;
+the measuring process itself keeps one core busy, which adds up to 1 to the "after" figures, so each
+point also records how many cores other processes kept busy while it ran (from /proc/stat). Models:
 
     als       the shipped rating model (trainer and hyper-parameters from mf.safetensors' metadata)
     ranker    the shipped PureSVD candidate stage (sparse truncated SVD), reported separately
     surprise  Surprise's SVD with its defaults (100 factors, 20 SGD epochs); its time is `fit()`,
               like bench's u1 comparison, and building its trainset is reported as prepare_s
 
-Results go to bench/recommend_scaling.json, to `services.recommend.scaling` in bench/results.json
-when that file exists, and to a hand-written SVG chart, bench/recommend_scaling.svg (no plotting
-library is installed). `python -m bench` calls `measure()` through `bench_recommend`.
+Results go to bench/recommend_scaling.json (read by the Model cards page), to
+`services.recommend.scaling` in bench/results.json when that file exists (and from there to
+bench/results.md and the README's benchmark table), and to a hand-written SVG chart,
+bench/recommend_scaling.svg (no plotting library is installed). `python -m bench` reuses the curve on
+file when it was measured for the same code and sizes (`curve_key`), and measures it otherwise.
 """
 
 from __future__ import annotations
@@ -43,6 +51,11 @@ BASE_USERS, BASE_ITEMS, BASE_RATINGS = 943, 1682, 100_000  # MovieLens-100K
 USER_EXPONENT, ITEM_EXPONENT = 0.39, 0.45  # power-law activity, matched to ML-100K's max/median counts
 SIZES = (100_000, 1_000_000, 10_000_000)
 MODELS = ("als", "ranker", "surprise")
+# Seconds one (model, size) point may run, its process start, imports and data load included. On a
+# quiet 2-core machine ALS and the ranker take well under a minute at 10 M. Surprise's SGD runs in
+# pure-Python-object storage (its trainset holds every rating twice as Python tuples), so at 10 M
+# it needs several GB and many minutes; 20 minutes bounds the whole run to about half an hour.
+TIME_LIMITS_S = {"als": 900.0, "ranker": 900.0, "surprise": 1200.0}
 
 
 def synthetic_ratings(n_ratings: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -126,26 +139,97 @@ def _child(model: str, data_path: str) -> dict:
     return row
 
 
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (runnable processes, averaged; 2 means both cores busy)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds spent busy by every process on the machine since boot (/proc/stat), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is already in user
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run_point(model: str, data_path: Path, timeout_s: float) -> dict:
     command = [sys.executable, "-m", "bench.recommend_scaling", "--child", model, "--data", str(data_path)]
+    context: dict = {"started_at": utc_now(), "load_before": load_average()}
+    busy, ours = _busy_cpu_seconds(), _children_cpu_seconds()
     started = time.perf_counter()
+
+    def others_cores() -> float | None:
+        """Cores kept busy by other processes while the point ran, on average: the machine's busy CPU
+        time less this point's own, over the wall time (a timed-out child's own time is not reaped, so
+        it counts as others')."""
+        now = _busy_cpu_seconds()
+        if busy is None or now is None:
+            return None
+        wall = max(time.perf_counter() - started, 1e-6)
+        return round(max(now - busy - (_children_cpu_seconds() - ours), 0.0) / wall, 2)
+
     try:
         done = subprocess.run(
             command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False
         )
     except subprocess.TimeoutExpired:
-        return {"timed_out_after_s": timeout_s}
+        return {"timed_out_after_s": timeout_s, **context, "load_after": load_average()}
+    context["load_after"] = load_average()
+    context["other_processes_cores"] = others_cores()
     if done.returncode != 0:
-        return {"failed": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+        return {"failed": (done.stderr.strip().splitlines() or ["no output"])[-1][:300], **context}
     row = json.loads(done.stdout.strip().splitlines()[-1])
     row["process_wall_s"] = round(time.perf_counter() - started, 2)
-    return row
+    return {**row, **context}
+
+
+def curve_key(sizes: tuple[int, ...], models: tuple[str, ...] = MODELS) -> str:
+    """What the cost curve depends on: the measuring code, the shipped trainer's settings, the sizes."""
+    import hashlib
+
+    from models.recommend import MF_MOVIELENS_100K
+
+    digest = hashlib.sha256()
+    for source in ("bench/recommend_scaling.py", "models/recommend/als.py", "models/recommend/mf.py"):
+        path = REPO_ROOT / source
+        digest.update(path.read_bytes() if path.is_file() else source.encode())
+    digest.update(json.dumps(MF_MOVIELENS_100K.metadata(), sort_keys=True, default=str).encode())
+    digest.update(json.dumps([list(sizes), list(models)]).encode())
+    return digest.hexdigest()[:16]
+
+
+def read_curve(out_dir: Path = OUT_DIR) -> dict | None:
+    """The curve last written to out_dir/recommend_scaling.json, or None."""
+    path = out_dir / "recommend_scaling.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def measure(
-    sizes: tuple[int, ...] = SIZES, models: tuple[str, ...] = MODELS, timeout_s: float = 900, log=None
+    sizes: tuple[int, ...] = SIZES,
+    models: tuple[str, ...] = MODELS,
+    timeout_s: float | None = None,
+    log=None,
 ) -> dict:
-    """The cost curve: {"setup", "points": [{"n_ratings", "n_users", "n_items", model: row, ...}], "slope"}."""
+    """The cost curve: {"setup", "points": [{"n_ratings", "n_users", "n_items", model: row, ...}], "slope",
+    "time_limits_s", "started_at", "finished_at", "load_before", "load_after", "key"}.
+
+    timeout_s: one time limit for every model instead of TIME_LIMITS_S."""
+    limits = {model: timeout_s or TIME_LIMITS_S.get(model, 900.0) for model in models}
+    started_at, load_before = utc_now(), load_average()
     points = []
     with tempfile.TemporaryDirectory(prefix="rec_scaling_") as tmp:
         for n_ratings in sizes:
@@ -162,7 +246,7 @@ def measure(
             }
             del users, items, stars
             for model in models:
-                point[model] = _run_point(model, path, timeout_s)
+                point[model] = _run_point(model, path, limits[model])
                 if log:
                     print(f"scaling: {n_ratings:,} ratings, {model}: {point[model]}", file=log, flush=True)
             path.unlink()
@@ -173,8 +257,14 @@ def measure(
             f"rank^-{USER_EXPONENT}, films rank^-{ITEM_EXPONENT}); one process per point; one CPU thread; "
             f"{os.cpu_count()} cores shared with other jobs"
         ),
+        "started_at": started_at,
+        "finished_at": utc_now(),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "time_limits_s": limits,
         "points": points,
         "slope": fitted_slopes(points, models),
+        "key": curve_key(sizes, models),
     }
 
 
@@ -326,8 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated rating counts")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per (model, size) point")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help=f"seconds per (model, size) point for every model (default: {TIME_LIMITS_S})",
+    )
     parser.add_argument("--out-dir", default=str(OUT_DIR))
+    parser.add_argument("--no-readme", action="store_true", help="do not refresh README.md's tables")
     parser.add_argument("--child", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -337,16 +433,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
     models = tuple(m for m in args.models.split(",") if m.strip())
     result = measure(sizes, models, args.timeout, log=sys.stderr)
-    result["command"] = "python -m bench.recommend_scaling " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    result["command"] = " ".join(
+        ["python -m bench.recommend_scaling", *(argv if argv is not None else sys.argv[1:])]
     )
     out = Path(args.out_dir)
     write_outputs(result, out)
     merged = merge_into_results(result, out / "results.json")
+    if merged:  # results.md and the README's tables are drawn from results.json: redraw them
+        from bench.report import refresh_from_results
+
+        print(refresh_from_results(out, readme=not args.no_readme))
     print(json.dumps(result["slope"]))
     print(
         f"wrote {out / 'recommend_scaling.json'}, {out / 'recommend_scaling.svg'}"
-        + (f" and services.recommend.scaling in {out / 'results.json'}" if merged else ""),
+        + (f", services.recommend.scaling in {out / 'results.json'} and results.md" if merged else ""),
         file=sys.stderr,
     )
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +92,32 @@ def test_clicking_an_example_recognises_it(app):
     assert any("true digit: 2" in m for m in _texts(app.markdown))
 
 
-def test_no_file_name_is_used_as_a_path(app, tmp_path):
-    # A hostile name must only ever be displayed, never opened or written.
-    app.file_uploader[0].set_value(("../../etc/passwd.png", SEVEN, "image/png")).run()
+def test_no_file_name_is_used_as_a_path(app, tmp_path, monkeypatch):
+    """A hostile name must only ever be displayed, never opened or written. The name points, through
+    `../`, at a real file holding a different digit: reading it would show a 2, writing it would change it."""
+    decoy = tmp_path / "decoy.png"
+    decoy.write_bytes(TWO)
+    before = {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()}
+    hostile = "../" * 30 + str(decoy).lstrip("/")
+    assert Path(hostile).resolve() == decoy.resolve()  # from any working folder
+    opened: list[str] = []
+
+    def spy(real):
+        def wrapper(file, *args, **kwargs):
+            if isinstance(file, str | bytes | os.PathLike) and "decoy" in os.fsdecode(file):
+                opened.append(os.fsdecode(file))
+            return real(file, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(builtins, "open", spy(builtins.open))
+    monkeypatch.setattr(io, "open", spy(io.open))
+    monkeypatch.setattr(os, "open", spy(os.open))
+    app.file_uploader[0].set_value((hostile, SEVEN, "image/png")).run()
     assert not app.exception
-    assert "Predicted digit: 7" in _texts(app.subheader)
-    assert not Path("/etc/passwd.png").exists()
+    assert "Predicted digit: 7" in _texts(app.subheader)  # the uploaded bytes, not the decoy's 2
+    assert not opened, opened
+    assert {path.name: path.stat().st_mtime_ns for path in tmp_path.iterdir()} == before
 
 
 def number_png(names: list[str], gap: int = 10) -> bytes:

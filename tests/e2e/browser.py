@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
+
 
 def wait_for_idle(page, timeout_ms: int = 120_000) -> None:
     """Wait until Streamlit has finished the current script run."""
@@ -49,14 +52,44 @@ def assert_no_sideways_scroll(page) -> None:
     assert not found["scrolled"] and not found["wide"], found
 
 
+def expect_no_sideways_scroll(page, timeout_ms: int = 10_000) -> None:
+    """`assert_no_sideways_scroll`, retried until the layout settles or `timeout_ms` runs out (charts and
+    images are drawn after the script run ends); then the last state is asserted, naming what overflows."""
+    settled = (
+        f"() => {{ const found = ({OVERFLOW_JS})(); return !found.scrolled.length && !found.wide.length; }}"
+    )
+    try:
+        page.wait_for_function(settled, timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        pass  # the assertion below fails with the details
+    assert_no_sideways_scroll(page)
+
+
+_IN_UPPER_PART_JS = """([sel, upper]) => { const e = document.querySelector(sel); if (!e) return false;
+                    const r = e.getBoundingClientRect(); return r.top >= -2 && r.top < upper * window.innerHeight; }"""
+
+
+def expect_in_upper_part(page, selector: str, upper: float = 0.5, timeout_ms: int = 10_000) -> None:
+    """Retrying: the top of the first element matching `selector` comes into the upper `upper` share of the
+    screen within `timeout_ms` (the page scrolls to an answer once its frame has loaded, at its own pace)."""
+    expect(page.locator(selector).first).to_be_in_viewport(timeout=timeout_ms)
+    try:
+        page.wait_for_function(_IN_UPPER_PART_JS, arg=[selector, upper], timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        where = page.evaluate(
+            "(sel) => [document.querySelector(sel)?.getBoundingClientRect().top, window.scrollY, window.innerHeight]",
+            selector,
+        )
+        raise AssertionError(
+            f"{selector}: top at {where[0]} px (scrollY {where[1]}, screen {where[2]} px), not in the upper "
+            f"{upper:.0%} of the screen after {timeout_ms} ms"
+        ) from None
+
+
 def in_viewport(page, selector: str, upper: float = 0.5) -> bool:
     """Whether the top of the first element matching `selector` is in the upper `upper` share of the
     screen: brought into view, not merely peeking in at the bottom."""
-    return page.evaluate(
-        """([sel, upper]) => { const e = document.querySelector(sel); if (!e) return false;
-                    const r = e.getBoundingClientRect(); return r.top >= -2 && r.top < upper * window.innerHeight; }""",
-        [selector, upper],
-    )
+    return page.evaluate(_IN_UPPER_PART_JS, [selector, upper])
 
 
 def draw_one(page, left: float, top: float, height: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.e2e.browser import assert_no_sideways_scroll, in_viewport, open_page, wait_for_idle
+from tests.e2e.browser import assert_no_sideways_scroll, expect_in_upper_part, open_page, wait_for_idle
 
 TIMEOUT_MS = 90_000
 
@@ -18,8 +18,7 @@ def test_language_answer_comes_into_view(phone, app_url):
     page.get_by_role("button", name="Analyse sentiment").tap()
     wait_for_idle(page)
     expect(page.get_by_text("Sentiment: negative")).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(800)  # the scroll runs once the result's frame has loaded
-    assert in_viewport(page, ".st-key-nlp_result")
+    expect_in_upper_part(page, ".st-key-nlp_result")  # the scroll runs once the result's frame has loaded
     assert_no_sideways_scroll(page)
 
 
@@ -32,6 +31,5 @@ def test_recommendations_come_into_view(phone, app_url):
     example.tap()
     wait_for_idle(page)
     expect(page.get_by_text("Because you rated").first).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(800)
-    assert in_viewport(page, ".st-key-rec_result")
+    expect_in_upper_part(page, ".st-key-rec_result")
     assert_no_sideways_scroll(page)

@@ -9,7 +9,15 @@ import re
 from playwright.sync_api import expect
 
 from models.vision import EXAMPLES_DIR
-from tests.e2e.browser import OVERFLOW_JS, PHONE, draw_one, open_page, upload, wait_for_idle
+from tests.e2e.browser import (
+    OVERFLOW_JS,
+    PHONE,
+    draw_one,
+    expect_no_sideways_scroll,
+    open_page,
+    upload,
+    wait_for_idle,
+)
 
 TIMEOUT_MS = 90_000
 
@@ -36,7 +44,7 @@ def test_phone_reads_a_number_without_sideways_scrolling(phone, app_url, readme_
     digits.nth(2).click()
     wait_for_idle(page)
     expect(page.get_by_text(re.compile("digit 3 of 4"))).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(500)
+    expect_no_sideways_scroll(page)  # retried while the digit's view is drawn
     _no_sideways_scroll(page)
     page.get_by_text("What was read, digit by digit").scroll_into_view_if_needed()
     page.screenshot(path=str(readme_screenshots / "vision_phone_number.png"), full_page=True)

@@ -3,6 +3,7 @@ st.cache_resource): no errors, answers identical to a serial run, and no state c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import time
@@ -78,19 +79,64 @@ def serve(request: tuple[str, object]):
         return {"error": type(err).__name__, "message": str(err)}
 
 
+# Objects of these packages are walked into; anything else (tokenizers, ONNX sessions, locks) is not.
+PROJECT_PACKAGES = ("services", "models")
+
+
 def parameters_fingerprint(instances) -> str:
-    """A hash of every tensor and array held by the given service instances."""
+    """A hash of every tensor and array reachable from the given service instances.
+
+    It walks their attributes, into nested objects of this project (e.g. the language service's
+    `classifier` and `embedder`), dataclasses, dicts, lists and tuples, and into every submodule of a
+    torch module (its state_dict, plus tensors kept as plain attributes). Lazily built modules count
+    once built, so callers build them first (`warm_up()`)."""
     digest = hashlib.sha256()
+    seen: set[int] = set()
+
+    def add(path: str, array) -> None:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().contiguous()
+            shape, dtype = tuple(array.shape), str(array.dtype)
+            data = array.reshape(-1).view(torch.uint8).numpy() if array.numel() else b""
+        else:
+            array = np.ascontiguousarray(array)
+            shape, dtype, data = array.shape, str(array.dtype), array.view(np.uint8)
+        digest.update(f"{path}:{dtype}:{shape}".encode())
+        digest.update(bytes(data))
+
+    def visit(value, path: str) -> None:
+        if isinstance(value, torch.Tensor | np.ndarray):
+            add(path, value)
+            return
+        if id(value) in seen:
+            return
+        if isinstance(value, torch.nn.Module):
+            seen.add(id(value))
+            for key, tensor in value.state_dict(keep_vars=True).items():
+                add(f"{path}.{key}", tensor)
+            for name, submodule in value.named_modules():
+                for attr, item in sorted(vars(submodule).items()):
+                    if not attr.startswith("_") and isinstance(item, torch.Tensor | np.ndarray):
+                        add(f"{path}.{name}.{attr}", item)
+        elif isinstance(value, dict):
+            seen.add(id(value))
+            for key, item in sorted(value.items(), key=lambda pair: repr(pair[0])):
+                visit(item, f"{path}[{key!r}]")
+        elif isinstance(value, list | tuple):
+            seen.add(id(value))
+            for index, item in enumerate(value):
+                visit(item, f"{path}[{index}]")
+        elif type(value).__module__.split(".")[0] in PROJECT_PACKAGES:
+            seen.add(id(value))
+            if dataclasses.is_dataclass(value):
+                fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+            else:
+                fields = vars(value) if hasattr(value, "__dict__") else {}
+            for name, item in sorted(fields.items()):
+                visit(item, f"{path}.{name}")
+
     for service in instances:
-        for name, value in sorted(vars(service).items()):
-            if isinstance(value, torch.nn.Module):
-                for key, tensor in value.state_dict().items():
-                    digest.update(f"{name}.{key}".encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            elif isinstance(value, torch.Tensor):
-                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-            elif isinstance(value, np.ndarray):
-                digest.update(np.ascontiguousarray(value).tobytes())
+        visit(service, type(service).__name__)
     return digest.hexdigest()
 
 
@@ -101,6 +147,8 @@ def test_concurrent_requests_match_serial_run(capsys):
         serve(request)
     warm_instances = [INSTANCES[i] for ids in SERVED_BY.values() for i in ids]
     assert {task for task in SERVED_BY} == {"vision", "speech", "nlp", "recommend"}
+    for service in warm_instances:  # lazily built modules (the language model's) exist from here on
+        service.warm_up()
     before = parameters_fingerprint(warm_instances)
 
     started = time.perf_counter()
@@ -132,13 +180,29 @@ def test_fingerprint_notices_a_changed_weight():
     """The check above can fail: changing one weight of the served instance changes the hash."""
     service = registry.load("vision")
     module = next(v for v in vars(service).values() if isinstance(v, torch.nn.Module))
+    _changed_weight_is_noticed(service, next(module.parameters()))
+
+
+def _changed_weight_is_noticed(service, parameter: torch.Tensor) -> None:
     before = parameters_fingerprint([service])
-    parameter = next(module.parameters())
     original = parameter.detach().clone()
     with torch.no_grad():
         parameter.view(-1)[0] += 1.0
         try:
-            assert parameters_fingerprint([service]) != before
+            assert parameters_fingerprint([service]) != before, "a changed weight went unnoticed"
         finally:
             parameter.copy_(original)
     assert parameters_fingerprint([service]) == before
+
+
+@pytest.mark.slow
+def test_fingerprint_notices_a_changed_language_weight():
+    """The language model sits two objects down (service.classifier.model, an encoder layer inside it):
+    a fingerprint of the service's top-level attributes alone never saw it."""
+    service = registry.load("nlp")
+    service.warm_up()
+    name, parameter = next(
+        (name, p) for name, p in service.classifier.model.named_parameters() if ".layer." in name
+    )
+    assert "." in name  # a nested submodule's weight, not a top-level one
+    _changed_weight_is_noticed(service, parameter)

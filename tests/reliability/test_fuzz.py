@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from services import nlp, recommend, speech, vision
 from services.errors import InputError
 
+# 8 properties x 1,000 inputs run for minutes on two cores: `make test` runs them, `make test-fast` not.
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     max_examples=1000,
     deadline=5000,  # ms per input
