@@ -19,7 +19,14 @@ from pages.ui import (
     user_facing_errors,
 )
 from services.model_cards import load_model_cards
-from services.recommend import MAX_K, MIN_RATINGS_TO_RECOMMEND, display_title, example_inputs, parse_ratings
+from services.recommend import (
+    MAX_K,
+    MIN_RATINGS_TO_RECOMMEND,
+    RATING_MAX,
+    display_title,
+    example_inputs,
+    parse_ratings,
+)
 
 setup_page(
     "Recommendation",
@@ -120,8 +127,10 @@ your vector · film vector*; 5-fold RMSE {metrics.get("rmse", float("nan")):.3f}
 **Top-N in two stages:** an implicit model of *who watched what* proposes films people with your
 history watch, and the rating model orders them (5-fold NDCG@10 {metrics.get("ndcg@10", float("nan")):.3f}).
 **Your taste** is the regularised least-squares fit to your ratings with every film fixed, so each
-prediction splits exactly into one share per film you rated: the reasons under a pick are the films
-whose shares raise *that* pick most (a low rating of a very different film can raise it too).
+prediction splits exactly into how viewers rate the film, how generously you rate, and one share per
+film you rated. Under each pick only films you rated 4★ or 5★ are named, each with the stars it adds;
+the shares of your other ratings are summed, and the parts add up to the prediction. When the films
+you loved move a pick by less than 0.1★ it is explained as popular and highly rated overall.
 
 **Measured against simple baselines** (same 5 folds): a film's average rating adjusted for the viewer
 (bias only) has RMSE {metrics.get("baseline_bias_rmse", float("nan")):.3f}, one global average
@@ -267,10 +276,30 @@ else:
         result = cached_call("recommend", "predict", {"user": int(user_id), "k": k, "genre": genre})
 
 
-def reasons_text(because: list[dict]) -> str:
-    return ", ".join(
-        f"*{display_title(b['title'])}* {b['rating']:g}★ (+{b['contribution']:.2f})" for b in because
-    )
+def signed(stars: float) -> str:
+    return f"{'−' if stars < 0 else '+'}{abs(stars):.2f}★"
+
+
+def explanation_lines(explanation: dict) -> str:
+    """The pick's reason in words, then its prediction split into parts that add up to it."""
+    films = explanation["films"]
+    if films:
+        words = "Because you rated " + ", ".join(
+            f"*{display_title(film['title'])}* {film['rating']:g}★ ({signed(film['contribution'])}, "
+            f"{film['share']:.0%} of the prediction)"
+            for film in films
+        )
+    else:
+        words = explanation["summary"][:1].upper() + explanation["summary"][1:]
+    habit = explanation["habit"]
+    habit_words = "you rate higher than most" if habit >= 0 else "you rate lower than most"
+    parts = [f"{explanation['overall']:.2f}★ how viewers rate it", f"{signed(habit)} {habit_words}"]
+    parts += [f"{signed(film['contribution'])} {display_title(film['title'])}" for film in films]
+    parts.append(f"{signed(explanation['other_ratings'])} your {'other ' if films else ''}ratings")
+    breakdown = " ".join(parts) + f" = {explanation['predicted']:.2f}★"
+    if explanation["predicted"] > RATING_MAX:
+        breakdown += f" (shown as {RATING_MAX:g}★, the top of the scale)"
+    return f"{words}.  \n   :gray[{breakdown}]"
 
 
 recommended_ids: list[int] = []
@@ -299,8 +328,8 @@ with picks_tab:
         for rank, rec in enumerate(result["recommendations"], start=1):
             recommended_ids.append(rec["item_id"])
             line = f"{rank}. **{rec['display_title']}** · {rec['predicted_rating']:.1f}★ predicted"
-            if rec["because"]:
-                line += f"  \n   Because you rated {reasons_text(rec['because'])}"
+            if rec.get("explanation"):
+                line += f"  \n   {explanation_lines(rec['explanation'])}"
             elif result["fallback"]:
                 line += f" · rated by {rec['n_ratings']} MovieLens users"
             lines.append(line)

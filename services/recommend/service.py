@@ -36,7 +36,7 @@ from models.runtime import inference_context, select_device
 from services.base import Service, cached_loader
 from services.errors import InputError, UnknownIdError
 from services.recommend.catalogue import CatalogueIndex, display_title
-from services.recommend.explanations import explain
+from services.recommend.explanations import Explanation, explain
 from services.recommend.inputs import (
     DEFAULT_K,
     MAX_BATCH,
@@ -334,17 +334,24 @@ class RecommendService(Service):
         exclude = user.rated_items.tolist() if user.rated_items is not None else []
         allowed = allowed_mask(self._eligible, self._genre_masks, request.genre, exclude)
         top = two_stage_top(user, allowed, request.k)
-        reasons = [[] for _ in top]
+        explanations: list[Explanation | None] = [None] * len(top)
         if user.solution is not None:
             titles = [item["title"] for item in self._items]
-            reasons = explain(
-                user.solution, self._arrays.item_factors[top], user.rated_items, user.rated_values, titles
+            explanations = explain(
+                user.solution,
+                self._arrays.item_factors[top],
+                self._average_user[top],
+                user.rated_items,
+                user.rated_values,
+                titles,
             )
         recs = []
-        for index, because in zip(top.tolist(), reasons, strict=True):
+        for index, explanation in zip(top.tolist(), explanations, strict=True):
             rec = self._describe(index)
             rec["predicted_rating"] = round(float(np.clip(user.predicted[index], RATING_MIN, RATING_MAX)), 3)
-            rec["because"] = [reason.as_dict() for reason in because]
+            rec["because"] = [reason.as_dict() for reason in explanation.reasons] if explanation else []
+            if explanation is not None:
+                rec["explanation"] = explanation.as_dict()
             recs.append(rec)
         notes = []
         if request.mode == "trained":
