@@ -154,6 +154,7 @@ genre = None if genre_choice == ANY_GENRE else genre_choice
 
 result = None
 rated_ids: list[int] = []
+rated_stars: dict[int, float] = {}  # the viewer's ratings, for "more like this"
 share: dict[str, str] | None = None
 
 if mode == FRESH:
@@ -223,6 +224,7 @@ if mode == FRESH:
         if pasted.strip():
             ratings = {**parse_ratings(pasted), **ratings}
         rated_ids = [i for i in ratings if i in items.index]
+        rated_stars = {i: ratings[i] for i in rated_ids}
         if ratings:
             result = cached_call("recommend", "predict", {"ratings": ratings, "k": k, "genre": genre})
             share = {"ratings": ratings_text(ratings)}
@@ -272,6 +274,7 @@ else:
                 width="stretch",
             )
             rated_ids = [row["item_id"] for row in profile["top_rated"]]
+            rated_stars = {row["item_id"]: row["rating"] for row in profile["top_rated"]}
     with user_facing_errors("computing recommendations"):
         result = cached_call("recommend", "predict", {"user": int(user_id), "k": k, "genre": genre})
 
@@ -348,29 +351,46 @@ with picks_tab:
 
 with similar_tab:
     options = list(items.index)
-    default_seed = recommended_ids[0] if recommended_ids else 50
+    # Start on the film the viewer rated highest (the better known one on a tie); with no ratings, ask.
+    favourite = max(
+        rated_stars, key=lambda item_id: (rated_stars[item_id], items.at[item_id, "n_ratings"]), default=None
+    )
+    if favourite != st.session_state.get("rec_similar_favourite"):  # a new favourite: start on it again
+        st.session_state.rec_similar_favourite = favourite
+        st.session_state.rec_similar = favourite
     seed_item = st.selectbox(
         "Films closest to",
         options,
-        index=options.index(default_seed),
+        index=None,
+        placeholder="Choose a film you like",
         format_func=lambda item_id: items.at[item_id, "display_title"],
         key="rec_similar",
     )
-    with user_facing_errors("finding similar movies"):
-        similar = service.similar_items(int(seed_item), k=8)
-        for note in similar["notes"]:
-            st.caption(note)
-        st.dataframe(
-            pd.DataFrame(similar["similar"])[["display_title", "similarity", "genres", "n_ratings"]],
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "display_title": "film",
-                "similarity": st.column_config.ProgressColumn(
-                    "cosine", min_value=0.0, max_value=1.0, format="%.2f"
-                ),
-            },
-        )
+    if seed_item is None:
+        st.caption("Choose a film, or rate a few films: this tab then starts on your favourite.")
+    else:
+        with user_facing_errors("finding similar movies"):
+            similar = service.similar_items(int(seed_item), k=8)
+            for note in similar["notes"]:
+                st.caption(note)
+            st.caption(
+                "Closest in the model's taste space, weighted by how many MovieLens viewers rated both films: "
+                "a pair few people compared ranks lower."
+            )
+            st.dataframe(
+                pd.DataFrame(similar["similar"])[["display_title", "similarity", "support", "genres"]],
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "display_title": st.column_config.TextColumn("film", width="medium"),
+                    "similarity": st.column_config.ProgressColumn(
+                        "similarity", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+                    ),
+                    "support": st.column_config.NumberColumn(
+                        "rated both", help="MovieLens viewers who rated both films", width="small"
+                    ),
+                },
+            )
 
 with map_tab:
     st.caption(

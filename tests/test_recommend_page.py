@@ -153,3 +153,20 @@ def test_a_film_rated_two_stars_never_explains_a_pick():
     text = _texts(at)
     assert "how viewers rate it" in text and "Titanic" not in text
     assert "Popular and highly rated overall; your ratings move it little" in text
+
+
+def test_more_like_this_starts_on_the_favourite_and_shows_support():
+    """Issue 32: the tab opens on the viewer's top-rated film (not Star Wars), with how many rated both."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["ratings"] = "127:5,1:4,100:4,313:2"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="rec_similar").value == 127  # The Godfather, rated 5
+    table = at.dataframe[-1].value
+    assert "support" in table.columns and (table["support"] >= 50).all()
+    assert "GoodFellas (1990)" in set(table["display_title"])
+
+
+def test_more_like_this_asks_when_nothing_is_rated(app):
+    assert app.selectbox(key="rec_similar").value is None
+    assert "Choose a film, or rate a few films" in _texts(app)

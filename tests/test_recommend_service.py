@@ -195,11 +195,23 @@ def test_similar_items_by_cosine(service):
     result = service.similar_items(172, k=5)  # Empire Strikes Back
     titles = [rec["title"] for rec in result["similar"]]
     assert "Return of the Jedi (1983)" in titles or "Star Wars (1977)" in titles
-    sims = [rec["similarity"] for rec in result["similar"]]
-    assert sims == sorted(sims, reverse=True) and all(-1 <= s <= 1 for s in sims)
+    scores = [rec["score"] for rec in result["similar"]]
+    assert scores == sorted(scores, reverse=True) and all(
+        -1 <= rec["similarity"] <= 1 for rec in result["similar"]
+    )
     assert 172 not in [rec["item_id"] for rec in result["similar"]]
     fallback = service.similar_items(5000)
     assert fallback["fallback"] == "popularity"
+
+
+def test_more_like_star_wars_is_what_a_film_lover_expects(service):
+    """Issue 32: raw cosine put Fierce Creatures, Meet John Doe and Chungking Express (17-59 co-raters)
+    beside Star Wars; weighting by co-rating support keeps films many viewers compared."""
+    result = service.similar_items(50, k=8)
+    titles = [rec["title"] for rec in result["similar"]]
+    assert {"Empire Strikes Back, The (1980)", "Return of the Jedi (1983)"} <= set(titles[:3])
+    assert not {"Fierce Creatures (1997)", "Meet John Doe (1941)", "Chungking Express (1994)"} & set(titles)
+    assert all(rec["support"] >= 100 for rec in result["similar"])
 
 
 def test_limits(service):

@@ -32,6 +32,8 @@ from threadpoolctl import threadpool_limits
 
 from models.recommend import GENRES, MF_MOVIELENS_100K, RecommenderModel
 from models.recommend.data import default_data_dir, read_ratings
+from models.recommend.neighbours import SHRINK as NEIGHBOUR_SHRINK
+from models.recommend.neighbours import load_neighbours
 from models.runtime import inference_context, select_device
 from services.base import Service, cached_loader
 from services.errors import InputError, UnknownIdError
@@ -60,7 +62,6 @@ from services.recommend.scoring import (
     UserScores,
     allowed_mask,
     genre_masks,
-    top_indices,
     two_stage_top,
 )
 
@@ -113,7 +114,12 @@ class RecommendService(Service):
     max_batch: ClassVar[int] = MAX_BATCH
 
     def __init__(
-        self, model: RecommenderModel, items: Sequence[dict], history: History | None, device: torch.device
+        self,
+        model: RecommenderModel,
+        items: Sequence[dict],
+        history: History | None,
+        device: torch.device,
+        neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self._model = model
         self._device = device
@@ -131,6 +137,11 @@ class RecommendService(Service):
         years = [item["year"] for item in items if item.get("year")]
         self._scope = f"MovieLens-100K: films up to {max(years)}" if years else "MovieLens-100K"
         self._map = self._build_item_map()
+        self._neighbours = neighbours or load_neighbours()  # "more like this" (neighbours.safetensors)
+        if self._neighbours is None:
+            raise FileNotFoundError(
+                "models/recommend/neighbours.safetensors is missing: python -m models.recommend.neighbours"
+            )
 
     # ---------- facts ----------
     @property
@@ -417,7 +428,8 @@ class RecommendService(Service):
 
     # ---------- similar items ----------
     def similar_items(self, item_id: Any, k: int = DEFAULT_K, genre: str | None = None) -> dict[str, Any]:
-        """Films closest to item_id by cosine of item factors; unknown ids → popularity fallback."""
+        """Films closest to item_id by cosine of item factors shrunk by how many people rated both
+        (models/recommend/neighbours.py); unknown ids → popularity fallback."""
         started = time.perf_counter()
         k, genre = check_k(k), check_genre(genre)
         item_id = whole_number(item_id, "movie")
@@ -428,19 +440,32 @@ class RecommendService(Service):
         else:
             index = item_id - 1
             unit = self._arrays.unit_factors
-            cosine = unit @ unit[index]  # (n_items,)
-            top = top_indices(cosine, allowed_mask(self._eligible, self._genre_masks, genre, [index]), k)
-            recs = [self._describe(j) | {"similarity": round(float(cosine[j]), 4)} for j in top.tolist()]
+            neighbours, support = self._neighbours[0][index], self._neighbours[1][index]  # (TOP,) each
+            allowed = allowed_mask(self._eligible, self._genre_masks, genre, [index])
+            keep = allowed[neighbours] & (support > 0)
+            neighbours, support = neighbours[keep][:k], support[keep][:k]
+            cosine = unit[neighbours] @ unit[index]  # (k,)
+            recs = [
+                self._describe(int(j))
+                | {
+                    "similarity": round(float(c), 4),
+                    "support": int(n),
+                    "score": round(float(c * n / (n + NEIGHBOUR_SHRINK)), 4),
+                }
+                for j, c, n in zip(neighbours.tolist(), cosine.tolist(), support.tolist(), strict=True)
+            ]
             notes = []
             if self._arrays.counts[index] < MIN_RATINGS_TO_RECOMMEND:
                 notes.append(
                     f"this film has only {int(self._arrays.counts[index])} training ratings, "
                     "so its neighbours are unreliable"
                 )
+            if len(recs) < k:
+                notes.append(f"only {len(recs)} close films match the filter")
             result = {
                 "label": recs[0]["title"] if recs else None,
-                "confidence": round(max(0.0, recs[0]["similarity"]), 4) if recs else 0.0,
-                "top_k": [{"label": rec["title"], "score": rec["similarity"]} for rec in recs],
+                "confidence": round(max(0.0, recs[0]["score"]), 4) if recs else 0.0,
+                "top_k": [{"label": rec["title"], "score": rec["score"]} for rec in recs],
                 "low_confidence": bool(notes) or not recs,
                 "notes": notes,
                 "mode": "similar",
