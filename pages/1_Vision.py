@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pages.ui import (
@@ -18,10 +17,12 @@ from pages.ui import (
     confidence_bars,
     latency_caption,
     result_actions,
+    scroll_into_view_on_phone,
     setup_page,
     shared_input,
     user_facing_errors,
 )
+from pages.ui.drawing import CANVAS_TOOLBAR_PX, canvas_buttons, canvas_key, drawing_state, initial_drawing
 from services.vision import (
     FORMAT_NAMES,
     MAX_BATCH,
@@ -174,36 +175,6 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     st.caption(f"Read as {polarity}; {source} {result['size'][0]}×{result['size'][1]}")
 
 
-# Static script, no user data in it (only a constant anchor and a counter): on a phone the example
-# gallery is taller than the screen, so the result rendered under it would stay out of sight. It
-# scrolls only when the result's heading is not already fully visible (desktops rarely need it),
-# and leaves room for Streamlit's fixed header.
-SCROLL_JS = """<script>/* {nonce} */
-(() => {{
-  let tries = 0;
-  const go = () => {{
-    const el = window.parent.document.getElementById("{anchor}");
-    if (!el) {{ if (++tries < 40) setTimeout(go, 100); return; }}
-    const r = el.getBoundingClientRect();
-    if (r.top < 64 || r.bottom > window.parent.innerHeight) {{
-      el.style.scrollMarginTop = "4.5rem";
-      el.scrollIntoView({{block: "start"}});
-    }}
-  }};
-  go();
-}})();
-</script>"""
-
-
-def scroll_to_result(key: str, nonce: int) -> None:
-    """Bring show_result's heading for `key` into view; runs again only when `nonce` changes.
-
-    A components.html iframe with the same content is not reloaded on reruns, so the page does not
-    jump back to the result when the user scrolls away and touches another control.
-    """
-    components.html(SCROLL_JS.format(anchor=f"vision-result-{key}", nonce=int(nonce)), height=0)
-
-
 def read_upload(data: bytes, key: str) -> None:
     with user_facing_errors("reading your image"):
         result = cached_call("vision", "predict", data, explain=True)
@@ -333,9 +304,10 @@ def camera_section() -> None:
         shot = st.camera_input("Take a photo", key="vision_camera")
         if shot is not None:
             photo = shot.getvalue()
-            read_upload(photo, key="camera")
-            # The answer lands below the camera's viewfinder, off a phone's screen: bring it up, once per photo.
-            scroll_to_result("camera", zlib.crc32(photo))
+            with st.container(key="vision_result_camera"):
+                read_upload(photo, key="camera")
+                # The answer lands below the camera's viewfinder, off a phone's screen: bring it up, once per photo.
+                scroll_into_view_on_phone("vision_result_camera", f"camera:{zlib.crc32(photo)}")
         else:
             st.caption("Hold the number flat and fill the frame with it, then take the photo.")
     else:
@@ -347,46 +319,6 @@ if camera_tab.open:
         camera_section()
 
 
-MAX_SNAPSHOTS = 64  # strokes of one drawing whose pictures are kept for Undo (a few kB each, PNG)
-
-
-def _remount_canvas() -> None:
-    # A new key mounts a fresh canvas: the component keeps its strokes per key.
-    st.session_state["vision_canvas_rev"] = st.session_state.get("vision_canvas_rev", 0) + 1
-    st.session_state["vision_canvas_initial"] = None
-
-
-def _clear_canvas() -> None:
-    _remount_canvas()
-    st.session_state["vision_canvas_snapshots"] = {}
-
-
-def _undo_stroke(drawing: dict) -> None:
-    # The canvas's own undo sits in a toolbar that phones show only on hover: redraw all but the
-    # last stroke instead, as the initial drawing of a freshly mounted canvas.
-    objects = list(drawing.get("objects") or [])
-    if len(objects) <= 1:
-        _clear_canvas()
-        return
-    _remount_canvas()
-    st.session_state["vision_canvas_initial"] = {**drawing, "objects": objects[:-1]}
-
-
-def _remember(count: int, image: np.ndarray) -> None:
-    """Keep the picture the canvas sent with `count` strokes, for an Undo back to that many."""
-    snapshots = st.session_state.setdefault("vision_canvas_snapshots", {})
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")  # lossless
-    snapshots[count] = buffer.getvalue()
-    for stale in sorted(snapshots)[:-MAX_SNAPSHOTS]:
-        del snapshots[stale]
-
-
-def _recalled(count: int) -> np.ndarray | None:
-    data = st.session_state.get("vision_canvas_snapshots", {}).get(count)
-    return None if data is None else np.asarray(Image.open(io.BytesIO(data)))
-
-
 @st.fragment
 def draw_section() -> None:
     """Strokes rerun only this tab."""
@@ -395,6 +327,7 @@ def draw_section() -> None:
     st.caption(
         "Write one digit or a whole number, side by side, with the mouse or a finger. Release to read it."
     )
+    st.space(CANVAS_TOOLBAR_PX)  # the canvas's own toolbar pops up here, not over the line above
     try:
         from streamlit_drawable_canvas import st_canvas  # registers a component: import inside the page
     except Exception:  # noqa: BLE001 - the rest of the page works without the canvas
@@ -409,35 +342,11 @@ def draw_section() -> None:
             width=width,
             drawing_mode="freedraw",
             return_image_data=True,
-            initial_drawing=st.session_state.get("vision_canvas_initial"),
-            key=f"vision_canvas_{width}_{st.session_state.get('vision_canvas_rev', 0)}",
+            initial_drawing=initial_drawing(),
+            key=canvas_key(width),
         )
-        drawing = (canvas.json_data if canvas is not None else None) or {}
-        drawn = drawing.get("objects")
-        picture = canvas.image_data if canvas is not None and drawn else None
-        initial = st.session_state.get("vision_canvas_initial")
-        if drawn and picture is not None:
-            _remember(len(drawn), picture)
-        elif initial and initial.get("objects"):
-            # After Undo the remounted canvas shows the remaining strokes, and lists them, but sends
-            # no picture until the next stroke (seen in Chromium): read the picture it sent when it
-            # last held that many strokes, which were these very strokes (Undo only ever takes the
-            # last one away).
-            if not drawn:
-                drawing, drawn = initial, initial["objects"]
-            picture = _recalled(len(drawn))
-        clear_col, undo_col = st.columns(2)
-        clear_col.button(
-            "Clear canvas", icon=":material/delete:", on_click=_clear_canvas, key="vision_canvas_clear"
-        )
-        undo_col.button(
-            "Undo last stroke",
-            icon=":material/undo:",
-            on_click=_undo_stroke,
-            args=(drawing,),
-            disabled=not drawn,
-            key="vision_canvas_undo",
-        )
+        drawing, drawn, picture = drawing_state(canvas)
+        canvas_buttons(drawing, drawn)
         if drawn and picture is not None:
             with user_facing_errors("reading your drawing"):
                 result = cached_service("vision").predict_array(picture, explain=True)
@@ -485,11 +394,13 @@ def examples_section() -> None:
             f"**Example:** {example['description']} (true {'digit' if len(example['label']) == 1 else 'number'}: {example['label']})"
         )
         data = Path(example["path"]).read_bytes()
-        with user_facing_errors("reading the example"):
+        # On a phone the gallery is taller than the screen: bring the answer up once per click.
+        with st.container(key="vision_result_example"), user_facing_errors("reading the example"):
             result = cached_call("vision", "predict", data, explain=True)
             show_result(result, preview_rgb(data), key="example")
             result_actions(result, share={"example": example["name"]}, key="example")
-        scroll_to_result("example", st.session_state.get("vision_example_clicks", 0))
+            token = f"example:{chosen}:{st.session_state.get('vision_example_clicks', 0)}"
+            scroll_into_view_on_phone("vision_result_example", token)
 
 
 if examples_tab.open:

@@ -22,6 +22,7 @@ from pages.ui import (
     shared_input,
     user_facing_errors,
 )
+from pages.ui.charts import waveform_chart
 from services import speech as speech_service
 
 setup_page(
@@ -157,37 +158,6 @@ if data is None:
     st.stop()
 
 
-def _waveform_chart(wave: np.ndarray, sample_rate: int, parts: list[tuple[float, float]]) -> alt.Chart:
-    """Min/max envelope of the waveform with the detected spoken parts shaded."""
-    bins = max(1, min(1200, wave.shape[0]))
-    edges = np.linspace(0, wave.shape[0], bins + 1).astype(int)
-    low = np.array([wave[a:b].min() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    high = np.array([wave[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:], strict=True)])
-    frame = pd.DataFrame({"time (s)": edges[:-1] / sample_rate, "low": low, "high": high})
-    regions = pd.DataFrame(
-        [{"start": s, "end": e, "part": f"part {i + 1}"} for i, (s, e) in enumerate(parts)]
-    )
-    shade = (
-        alt.Chart(regions)
-        .mark_rect(opacity=0.18, color="#7c3aed")
-        .encode(
-            x=alt.X("start:Q", title="time (s)"),
-            x2="end:Q",
-            tooltip=["part", alt.Tooltip("start:Q", format=".2f"), alt.Tooltip("end:Q", format=".2f")],
-        )
-    )
-    area = (
-        alt.Chart(frame)
-        .mark_area(color="#4c1d95")
-        .encode(
-            x=alt.X("time (s):Q"),
-            y=alt.Y("low:Q", title="amplitude", scale=alt.Scale(domain=[-1, 1])),
-            y2="high:Q",
-        )
-    )
-    return (shade + area).properties(height=chart_height())
-
-
 def _spectrogram_chart(features: np.ndarray, frame_s: float) -> alt.Chart:
     """(T, n_mels) normalised log-mel as a heatmap, low frequencies at the bottom."""
     frames, bands = features.shape
@@ -272,13 +242,14 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
                     f"{result['input_channels']} channel(s) · speech from {result['speech_start_s']:.2f} s "
                     f"to {result['speech_end_s']:.2f} s")  # fmt: skip
         st.altair_chart(
-            _waveform_chart(
+            waveform_chart(
                 np.asarray(details["waveform"], dtype=np.float32), details["sample_rate"], details["parts_s"]
             ),
             width="stretch",
         )
         st.caption(
-            "Waveform resampled to 8 kHz; the shaded parts are what the detector kept (one per spoken word)."
+            "Waveform resampled to 8 kHz, its amplitude axis scaled to the loudest sample; the shaded parts "
+            "are what the detector kept (one per spoken word)."
         )
 
     def _part_title(index: int, part: dict) -> str:

@@ -19,7 +19,14 @@ from pages.ui import (
     user_facing_errors,
 )
 from services.model_cards import load_model_cards
-from services.recommend import MAX_K, MIN_RATINGS_TO_RECOMMEND, display_title, example_inputs, parse_ratings
+from services.recommend import (
+    MAX_K,
+    MIN_RATINGS_TO_RECOMMEND,
+    RATING_MAX,
+    display_title,
+    example_inputs,
+    parse_ratings,
+)
 
 setup_page(
     "Recommendation",
@@ -120,8 +127,10 @@ your vector · film vector*; 5-fold RMSE {metrics.get("rmse", float("nan")):.3f}
 **Top-N in two stages:** an implicit model of *who watched what* proposes films people with your
 history watch, and the rating model orders them (5-fold NDCG@10 {metrics.get("ndcg@10", float("nan")):.3f}).
 **Your taste** is the regularised least-squares fit to your ratings with every film fixed, so each
-prediction splits exactly into one share per film you rated: the reasons under a pick are the films
-whose shares raise *that* pick most (a low rating of a very different film can raise it too).
+prediction splits exactly into how viewers rate the film, how generously you rate, and one share per
+film you rated. Under each pick only films you rated 4★ or 5★ are named, each with the stars it adds;
+the shares of your other ratings are summed, and the parts add up to the prediction. When the films
+you loved move a pick by less than 0.1★ it is explained as popular and highly rated overall.
 
 **Measured against simple baselines** (same 5 folds): a film's average rating adjusted for the viewer
 (bias only) has RMSE {metrics.get("baseline_bias_rmse", float("nan")):.3f}, one global average
@@ -145,6 +154,7 @@ genre = None if genre_choice == ANY_GENRE else genre_choice
 
 result = None
 rated_ids: list[int] = []
+rated_stars: dict[int, float] = {}  # the viewer's ratings, for "more like this"
 share: dict[str, str] | None = None
 
 if mode == FRESH:
@@ -214,6 +224,7 @@ if mode == FRESH:
         if pasted.strip():
             ratings = {**parse_ratings(pasted), **ratings}
         rated_ids = [i for i in ratings if i in items.index]
+        rated_stars = {i: ratings[i] for i in rated_ids}
         if ratings:
             result = cached_call("recommend", "predict", {"ratings": ratings, "k": k, "genre": genre})
             share = {"ratings": ratings_text(ratings)}
@@ -263,14 +274,35 @@ else:
                 width="stretch",
             )
             rated_ids = [row["item_id"] for row in profile["top_rated"]]
+            rated_stars = {row["item_id"]: row["rating"] for row in profile["top_rated"]}
     with user_facing_errors("computing recommendations"):
         result = cached_call("recommend", "predict", {"user": int(user_id), "k": k, "genre": genre})
 
 
-def reasons_text(because: list[dict]) -> str:
-    return ", ".join(
-        f"*{display_title(b['title'])}* {b['rating']:g}★ (+{b['contribution']:.2f})" for b in because
-    )
+def signed(stars: float) -> str:
+    return f"{'−' if stars < 0 else '+'}{abs(stars):.2f}★"
+
+
+def explanation_lines(explanation: dict) -> str:
+    """The pick's reason in words, then its prediction split into parts that add up to it."""
+    films = explanation["films"]
+    if films:
+        words = "Because you rated " + ", ".join(
+            f"*{display_title(film['title'])}* {film['rating']:g}★ ({signed(film['contribution'])}, "
+            f"{film['share']:.0%} of the prediction)"
+            for film in films
+        )
+    else:
+        words = explanation["summary"][:1].upper() + explanation["summary"][1:]
+    habit = explanation["habit"]
+    habit_words = "you rate higher than most" if habit >= 0 else "you rate lower than most"
+    parts = [f"{explanation['overall']:.2f}★ how viewers rate it", f"{signed(habit)} {habit_words}"]
+    parts += [f"{signed(film['contribution'])} {display_title(film['title'])}" for film in films]
+    parts.append(f"{signed(explanation['other_ratings'])} your {'other ' if films else ''}ratings")
+    breakdown = " ".join(parts) + f" = {explanation['predicted']:.2f}★"
+    if explanation["predicted"] > RATING_MAX:
+        breakdown += f" (shown as {RATING_MAX:g}★, the top of the scale)"
+    return f"{words}.  \n   :gray[{breakdown}]"
 
 
 recommended_ids: list[int] = []
@@ -299,8 +331,8 @@ with picks_tab:
         for rank, rec in enumerate(result["recommendations"], start=1):
             recommended_ids.append(rec["item_id"])
             line = f"{rank}. **{rec['display_title']}** · {rec['predicted_rating']:.1f}★ predicted"
-            if rec["because"]:
-                line += f"  \n   Because you rated {reasons_text(rec['because'])}"
+            if rec.get("explanation"):
+                line += f"  \n   {explanation_lines(rec['explanation'])}"
             elif result["fallback"]:
                 line += f" · rated by {rec['n_ratings']} MovieLens users"
             lines.append(line)
@@ -319,29 +351,46 @@ with picks_tab:
 
 with similar_tab:
     options = list(items.index)
-    default_seed = recommended_ids[0] if recommended_ids else 50
+    # Start on the film the viewer rated highest (the better known one on a tie); with no ratings, ask.
+    favourite = max(
+        rated_stars, key=lambda item_id: (rated_stars[item_id], items.at[item_id, "n_ratings"]), default=None
+    )
+    if favourite != st.session_state.get("rec_similar_favourite"):  # a new favourite: start on it again
+        st.session_state.rec_similar_favourite = favourite
+        st.session_state.rec_similar = favourite
     seed_item = st.selectbox(
         "Films closest to",
         options,
-        index=options.index(default_seed),
+        index=None,
+        placeholder="Choose a film you like",
         format_func=lambda item_id: items.at[item_id, "display_title"],
         key="rec_similar",
     )
-    with user_facing_errors("finding similar movies"):
-        similar = service.similar_items(int(seed_item), k=8)
-        for note in similar["notes"]:
-            st.caption(note)
-        st.dataframe(
-            pd.DataFrame(similar["similar"])[["display_title", "similarity", "genres", "n_ratings"]],
-            hide_index=True,
-            width="stretch",
-            column_config={
-                "display_title": "film",
-                "similarity": st.column_config.ProgressColumn(
-                    "cosine", min_value=0.0, max_value=1.0, format="%.2f"
-                ),
-            },
-        )
+    if seed_item is None:
+        st.caption("Choose a film, or rate a few films: this tab then starts on your favourite.")
+    else:
+        with user_facing_errors("finding similar movies"):
+            similar = service.similar_items(int(seed_item), k=8)
+            for note in similar["notes"]:
+                st.caption(note)
+            st.caption(
+                "Closest in the model's taste space, weighted by how many MovieLens viewers rated both films: "
+                "a pair few people compared ranks lower."
+            )
+            st.dataframe(
+                pd.DataFrame(similar["similar"])[["display_title", "similarity", "support", "genres"]],
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "display_title": st.column_config.TextColumn("film", width="medium"),
+                    "similarity": st.column_config.ProgressColumn(
+                        "similarity", min_value=0.0, max_value=1.0, format="%.2f", width="small"
+                    ),
+                    "support": st.column_config.NumberColumn(
+                        "rated both", help="MovieLens viewers who rated both films", width="small"
+                    ),
+                },
+            )
 
 with map_tab:
     st.caption(

@@ -52,21 +52,6 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
     )
 
 
-def test_set_table(metrics: dict) -> pd.DataFrame | None:
-    """Per test set (out-of-domain and real-world sets beside the benchmark) → one row each."""
-    sets = metrics.get("test_sets")
-    if not isinstance(sets, dict) or not sets:
-        return None
-    rows = []
-    for name, values in sets.items():
-        if isinstance(values, dict):
-            numbers = {
-                k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-            rows.append({"test set": name, **numbers})
-    return pd.DataFrame(rows) if rows else None
-
-
 def cost_curve() -> list[alt.Chart] | None:
     """Training time and peak memory against the number of ratings (bench/recommend_scaling.json)."""
     path = REPO_ROOT / "bench" / "recommend_scaling.json"
@@ -111,7 +96,10 @@ def cost_curve() -> list[alt.Chart] | None:
             .encode(
                 x=alt.X("ratings:Q", scale=alt.Scale(type="log"), title="ratings (synthetic)"),
                 y=alt.Y("value:Q", scale=alt.Scale(type="log"), title=measure),
-                color=alt.Color("model:N", legend=alt.Legend(orient="bottom", title=None)),
+                # One entry per line: three side by side were wider than a phone and cut to "t".
+                color=alt.Color(
+                    "model:N", legend=alt.Legend(orient="bottom", direction="vertical", title=None)
+                ),
                 tooltip=["model", "ratings", "value"],
             )
             .properties(height=chart_height(160, legend=True))
@@ -126,35 +114,26 @@ if not cards:
 for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), cards, strict=True):
     with tab:
         st.subheader(card.title)
-        measured, reference = st.columns(2)
-        with measured:
-            st.markdown("**Measured here**")
-            headline = card.headline_metrics()
-            if headline:
-                st.dataframe(
-                    pd.DataFrame(
-                        {"metric": list(headline), "value": [round(v, 4) for v in headline.values()]}
-                    ),
-                    hide_index=True,
-                    width="stretch",
-                )
-            else:
-                st.info("No metrics.json yet: run the command below.")
-        with reference:
-            st.markdown("**Published references**")
-            st.dataframe(
-                pd.DataFrame(card.references, columns=["model", "figure"]), hide_index=True, width="stretch"
-            )
-        per_set = test_set_table(card.metrics)
-        if per_set is not None:
+        st.markdown("**Measured here**")
+        rows = card.metric_rows()
+        if rows:
+            # st.table wraps long text (st.dataframe cut the names inside its scroll box).
+            st.table(pd.DataFrame(rows), hide_index=True)
+        else:
+            st.info("No metrics.json yet: run `make evaluate`.")
+        st.markdown("**Published references**")
+        st.table(pd.DataFrame(card.references, columns=["model", "figure"]), hide_index=True)
+        per_set = card.test_set_rows()
+        if per_set:
             st.markdown("**Beyond the benchmark**: test sets never trained or tuned on")
-            st.dataframe(per_set, hide_index=True, width="stretch")
+            st.table(pd.DataFrame(per_set).fillna("–"), hide_index=True)
         if card.task == "recommend" and (curves := cost_curve()) is not None:
             st.markdown("**Cost curve**: training time and peak memory as the data grows (`make bench`)")
             for column, curve in zip(st.columns(len(curves)), curves, strict=True):
                 column.altair_chart(curve, width="stretch")
-        st.markdown("**Reproduce**")
-        st.code(card.reproduce_command, language="bash")
+        if card.reproduce_command:
+            st.markdown("**Reproduce**")
+            st.code(card.reproduce_command, language="bash")
         confusion = card.confusion_matrix
         if confusion:
             st.markdown("**Confusion matrix** (evaluation split)")

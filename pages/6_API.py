@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+from urllib.parse import urlsplit
 
 import httpx
 import streamlit as st
 
 from pages.ui import setup_page
+from pages.ui.launch import API_MOUNT_ENV
 from services import http_client
 from services.client import api_url
 
@@ -17,20 +20,46 @@ setup_page(
     "API",
     "🔌",
     "Every model of this demo is also a REST API for scripts and other services: the same code, the "
-    "same results and the same limits as these pages. Start it with `make api`.",
+    "same results and the same limits as these pages. `make run` serves it beside the app, under /api.",
 )
 
+
+def served_here() -> tuple[str, str] | None:
+    """(URL for the browser, URL for this server's own calls) of the API mounted on this app's port by
+    the launcher (`make run`), or None when the app was started some other way."""
+    mount = os.environ.get(API_MOUNT_ENV, "").strip()
+    if not mount:
+        return None
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(st.context.url or ""))
+    port = st.get_option("server.port")
+    address = st.get_option("server.address") or "127.0.0.1"
+    if address in ("0.0.0.0", "::"):  # listening everywhere: this process reaches itself on loopback
+        address = "127.0.0.1"
+    base_path = (st.get_option("server.baseUrlPath") or "").strip("/")
+    prefix = f"/{base_path}" if base_path else ""
+    local = f"http://{address}:{port}{prefix}{mount}"
+    return (f"{origin}{prefix}{mount}" if origin != "://" else local), local
+
+
 configured = api_url()
-base_url = configured or http_client.DEFAULT_API_URL
+here = served_here()
 if configured:
+    base_url = call_url = configured
     st.success(
         f"Calls below go to the API configured in `DEMO_API_URL`: **{base_url}**", icon=":material/link:"
     )
+elif here:
+    base_url, call_url = here
+    st.success(
+        f"The API runs inside this app, on the same port: **{base_url}**. `make api` starts it on its own "
+        f"(port 8000) for scripts that should not depend on the app.",
+        icon=":material/link:",
+    )
 else:
+    base_url = call_url = http_client.DEFAULT_API_URL
     st.info(
-        f"No API is configured for this app. Start one with `make api` (it listens on {base_url}), then "
-        "restart the app with `DEMO_API_URL=" + base_url + "` to use **Try it** here. Add "
-        "`DEMO_BACKEND=http` to make every page call the models through the API.",
+        f"This app was not started with `make run`, so no API runs inside it. Start one with `make api` "
+        f"(it listens on {base_url}); **Try it** below calls it there.",
         icon=":material/info:",
     )
 
@@ -71,12 +100,12 @@ titles = [f"{example.method} {example.path} · {example.title}" for example in a
 choice = st.selectbox("Request", range(len(all_examples)), format_func=titles.__getitem__, key="api_route")
 chosen = all_examples[choice]
 st.code(chosen.curl(base_url), language="bash", wrap_lines=True)
-if st.button("Try it", type="primary", disabled=configured is None, key="api_try"):
+if st.button("Try it", type="primary", key="api_try"):
     try:
-        with http_client.open_client(base_url) as client, st.spinner(f"{chosen.method} {chosen.path} …"):
+        with http_client.open_client(call_url) as client, st.spinner(f"{chosen.method} {chosen.path} …"):
             response = chosen.send(client)
     except httpx.TransportError as err:
-        st.error(http_client.unavailable_message(base_url, err), icon=":material/cloud_off:")
+        st.error(http_client.unavailable_message(call_url, err), icon=":material/cloud_off:")
     else:
         seconds = response.elapsed.total_seconds() if hasattr(response, "_elapsed") else None
         timing = f" in {seconds * 1000:.0f} ms" if seconds is not None else ""

@@ -9,6 +9,7 @@ from unittest import mock
 from fastapi.testclient import TestClient
 from streamlit.testing.v1 import AppTest
 
+from pages.ui.launch import API_MOUNT_ENV
 from serve import api
 from services.client import API_URL_ENV
 from services.http_client import DEFAULT_API_URL, api_examples
@@ -32,7 +33,8 @@ def curl_blocks(at: AppTest) -> list[str]:
     return [block.value for block in at.code if block.value.startswith(("curl", "python -c"))]
 
 
-def test_without_an_api_the_page_shows_every_curl_command_and_disables_try_it(monkeypatch):
+def test_without_an_api_the_page_shows_every_curl_command_and_try_it_stays_enabled(monkeypatch):
+    monkeypatch.delenv(API_MOUNT_ENV, raising=False)
     at = run_page(monkeypatch, None)
     commands = curl_blocks(at)
     examples = api_examples()
@@ -40,8 +42,18 @@ def test_without_an_api_the_page_shows_every_curl_command_and_disables_try_it(mo
     for example, command in zip(examples, commands, strict=False):
         assert f"{DEFAULT_API_URL}{example.path}" in command
     assert any("-F files=@" in command for command in commands)
-    assert at.button(key="api_try").disabled
+    assert not at.button(key="api_try").disabled  # issue 32: it was greyed out by default
     assert "make api" in at.info[0].value
+
+
+def test_started_by_the_launcher_the_api_is_on_the_apps_own_port(monkeypatch):
+    """`make run` mounts the API under /api on the app's port: links and Try it point there."""
+    monkeypatch.setenv(API_MOUNT_ENV, "/api")
+    at = run_page(monkeypatch, None)
+    assert "/api" in at.success[0].value and ":8000" not in at.success[0].value, at.success[0].value
+    links = [block.value for block in at.markdown if "/docs" in block.value]
+    assert links and "/api/docs" in links[0] and ":8000" not in links[0], links
+    assert not at.button(key="api_try").disabled
 
 
 def test_try_it_calls_the_configured_api_and_shows_the_answer(monkeypatch):

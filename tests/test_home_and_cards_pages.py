@@ -7,7 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from services import preload, registry
-from services.model_cards import load_model_cards
+from services.model_cards import METRIC_GLOSSARY, TEST_SET_NAMES, load_model_cards
 from services.tasks import TASKS as CARD_INDEX  # one card per task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,33 @@ def test_model_cards_page_renders_every_card():
     assert not at.exception
     assert len(at.tabs) == len(CARD_INDEX)
     assert not at.warning
+
+
+def test_model_cards_show_human_names_never_raw_keys():
+    """Issue 32: the cards showed `ece_temperature_1` and `mf_rating_order_ndcg@10` with no word on them.
+    Every figure of every metrics.json (and of its test-set table) has a name and a one-line meaning."""
+    cards = load_model_cards()
+    for card in cards:
+        for key in card.headline_metrics():
+            assert key in METRIC_GLOSSARY, f"{card.task}: add {key!r} to services.model_cards.METRIC_GLOSSARY"
+        for name, values in (card.metrics.get("test_sets") or {}).items():
+            assert name in TEST_SET_NAMES, f"{card.task}: add test set {name!r} to TEST_SET_NAMES"
+            for key, value in values.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    assert key in METRIC_GLOSSARY, f"{card.task}/{name}: add {key!r} to METRIC_GLOSSARY"
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "5_Model_cards.py"), default_timeout=60).run()
+    assert not at.exception
+    shown = "\n".join(
+        str(cell)
+        for table in at.table
+        for frame in [table.value]
+        for cell in [*frame.columns, *frame.to_numpy().ravel()]
+    )
+    raw_keys = {key for card in cards for key in card.headline_metrics() if "_" in key or "@" in key}
+    assert raw_keys and not [key for key in raw_keys if key in shown.split("\n")]
+    assert "ece_temperature_1" not in shown and "mf_rating_order_ndcg@10" not in shown
+    assert "Calibration error, unadjusted" in shown and "popularity beats it" in shown
+    assert not at.dataframe  # tables wrap (st.table) instead of cutting text in a scroll box
 
 
 def test_every_shipped_model_has_a_card_with_metrics():

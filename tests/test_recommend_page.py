@@ -45,7 +45,7 @@ def test_search_adds_nothing_until_a_rating_is_clicked(app):
     assert len(app.segmented_control) == 1  # one exact match; Dr. Strangelove is not offered
     assert app.session_state["rec_ratings"] == {}
     assert "Recommended for you" not in [s.value for s in app.subheader]
-    assert "Because you rated" not in _texts(app)
+    assert "how viewers rate it" not in _texts(app)
     stars = app.segmented_control(key="rec_new_50")
     assert stars.value is None  # no default rating
     stars.set_value(5).run()
@@ -74,9 +74,9 @@ def test_rating_three_films_shows_picks_with_their_own_reasons(app):
         assert not app.exception
     assert app.session_state["rec_ratings"] == {50: 5, 172: 5, 275: 4}
     text = _texts(app)
-    assert "Because you rated" in text and "predicted" in text
+    assert "how viewers rate it" in text and "predicted" in text
     app.selectbox(key="rec_genre").set_value("Comedy").run()
-    assert not app.exception and "Because you rated" in _texts(app)
+    assert not app.exception and "how viewers rate it" in _texts(app)
 
 
 def test_clicking_the_chosen_rating_again_removes_the_film(app):
@@ -95,7 +95,7 @@ def test_example_profile_button(app):
     app.button[0].click().run()
     assert not app.exception
     assert app.session_state["rec_ratings"]
-    assert "Because you rated" in _texts(app)
+    assert "how viewers rate it" in _texts(app)
 
 
 def test_a_shared_link_reopens_the_same_ratings():
@@ -104,7 +104,7 @@ def test_a_shared_link_reopens_the_same_ratings():
     at.run()
     assert not at.exception
     assert at.session_state["rec_ratings"] == {50: 5, 172: 4}
-    assert "Because you rated" in _texts(at)
+    assert "how viewers rate it" in _texts(at)
 
 
 def test_bad_pasted_rating_shows_a_warning_not_a_traceback(app):
@@ -142,3 +142,31 @@ def test_about_box_puts_the_figures_beside_their_baselines(app):
     ):
         assert f"{metrics[key]:.3f}" in about, key  # read from metrics.json, not typed
     assert "No test outside MovieLens-100K" in about
+
+
+def test_a_film_rated_two_stars_never_explains_a_pick():
+    """Issue 32: Godfather 5, Toy Story 4, Fargo 5, Titanic 2 - no pick is 'because you rated Titanic'."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["ratings"] = "127:5,1:4,100:5,313:2"
+    at.run()
+    assert not at.exception
+    text = _texts(at)
+    assert "how viewers rate it" in text and "Titanic" not in text
+    assert "Popular and highly rated overall; your ratings move it little" in text
+
+
+def test_more_like_this_starts_on_the_favourite_and_shows_support():
+    """Issue 32: the tab opens on the viewer's top-rated film (not Star Wars), with how many rated both."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["ratings"] = "127:5,1:4,100:4,313:2"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="rec_similar").value == 127  # The Godfather, rated 5
+    table = at.dataframe[-1].value
+    assert "support" in table.columns and (table["support"] >= 50).all()
+    assert "GoodFellas (1990)" in set(table["display_title"])
+
+
+def test_more_like_this_asks_when_nothing_is_rated(app):
+    assert app.selectbox(key="rec_similar").value is None
+    assert "Choose a film, or rate a few films" in _texts(app)

@@ -141,3 +141,43 @@ def test_about_box_reads_its_figures_from_the_metrics_file(app):
 def test_page_never_imports_torch():
     source = Path(PAGE).read_text()
     assert "import torch" not in source
+
+
+def _contrast(colour: str, background: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours."""
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(colour), luminance(background)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_waveform_axis_fits_the_signal_and_shows_in_both_themes(app):
+    """Issue 32: an example "7" peaking near ±0.1 was drawn on a fixed ±1 axis (a flat line), in dark
+    purple on the dark theme's near-black. The axis now reaches just past the loudest sample and the
+    wave keeps at least 3:1 contrast (WCAG, graphics) on the light and the dark background."""
+    import json
+
+    example = (EXAMPLES / "7_yweweler_3.wav").read_bytes()
+    app.audio_input[0].set_value(("seven.wav", example, "audio/wav"))
+    app.run()
+    assert not app.exception
+    waveform = [
+        json.loads(chart.proto.spec)
+        for chart in app.get("vega_lite_chart")
+        if '"amplitude"' in chart.proto.spec
+    ]
+    assert len(waveform) == 1
+    area = next(layer for layer in waveform[0]["layer"] if layer["mark"]["type"] == "area")
+    low, high = area["encoding"]["y"]["scale"]["domain"]
+    wave = np.asarray(speech.load_service().predict(example, explain=True)["details"]["waveform"])
+    peak = float(np.abs(wave).max())
+    assert -low == high and peak <= high <= 1.5 * peak + 0.01, (high, peak)
+    colour = area["mark"]["color"]
+    theme = (REPO_ROOT / ".streamlit" / "config.toml").read_text()
+    for background in ("#FFFFFF", "#0F1117"):
+        assert background in theme  # the backgrounds of the light and dark themes
+        assert _contrast(colour, background) >= 3.0, (colour, background)

@@ -33,6 +33,7 @@ from models.recommend.als import BiasedALS
 from models.recommend.data import N_ITEMS, N_USERS, read_items, read_ratings, require_data_dir
 from models.recommend.evaluation import PROTOCOL, ranking_metrics, rating_metrics
 from models.recommend.mf import BiasedMF, PureSVD, n_candidates, two_stage_scores
+from models.recommend.neighbours import build as build_neighbours
 from models.runtime import select_device, set_seed
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def train(args, data_dir: Path) -> int:
     metadata["ranking_factors"] = str(RANKING_FACTORS)
     tensors = {**model.state_dict(), "ranking_factors": ranker.item_factors_}
     save_file(tensors, str(out / "mf.safetensors"), metadata=metadata)
+    neighbours = build_neighbours(
+        data_dir, args.train_file, tensors["item_factors"].double().numpy(), out / "neighbours.safetensors"
+    )
     items = read_items(data_dir)
     lines = ",\n".join(json.dumps(item, ensure_ascii=False) for item in items)
     header = json.dumps("MovieLens-100K u.item: id, title, year, genres only (no ratings)")
@@ -189,7 +193,7 @@ def train(args, data_dir: Path) -> int:
                 for k, v in rating_metrics(model.predict(test.users, test.items), test.ratings).items()
             }
         )
-    print(f"wrote {out / 'mf.safetensors'} and {out / 'items.json'}", file=sys.stderr)
+    print(f"wrote {out / 'mf.safetensors'}, {neighbours['wrote']} and {out / 'items.json'}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
 

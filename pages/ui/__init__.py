@@ -248,8 +248,10 @@ def result_actions(result: dict, share: dict[str, str] | None = None, key: str =
     import json
     from urllib.parse import urlencode
 
-    link_column, result_column, _ = st.columns([1, 1, 3])
-    with link_column.popover("Copy link", icon=":material/link:", width="stretch"):
+    # Sized to their labels in a row that wraps: fixed columns in a narrow column (the Speech page's)
+    # shrank them to unlabelled icons.
+    row = st.container(horizontal=True, key=f"{key}_share_buttons")
+    with row.popover("Copy link", icon=":material/link:", width="content"):
         if share:
             st.query_params.from_dict(share)  # the address bar now reopens this input too
             base = (st.context.url or "").split("?", 1)[0]
@@ -257,7 +259,7 @@ def result_actions(result: dict, share: dict[str, str] | None = None, key: str =
             st.code(f"{base}?{urlencode(share)}", language=None, wrap_lines=True)
         else:
             st.caption("An upload or a recording cannot travel in a link; copy the result instead.")
-    with result_column.popover("Copy result", icon=":material/content_copy:", width="stretch"):
+    with row.popover("Copy result", icon=":material/content_copy:", width="content"):
         st.code(
             json.dumps(_shareable(result), indent=2, ensure_ascii=False),
             language="json",

@@ -1,5 +1,7 @@
 """`python -m pages.ui.launch [streamlit flags]`: `streamlit run app.py`, with the models loading
-from the moment the server starts rather than at the first visit.
+from the moment the server starts rather than at the first visit, and the REST API (serve/api.py)
+mounted under /api on the same port (Streamlit's `st.App` takes extra Starlette routes), so the API
+page works after `make run` alone.
 
 `make run` and the browser tests start the app this way. Loading holds Python's lock for seconds
 (importing torch alone is ~3 s), which starves the web server if it runs while the first visitor's
@@ -12,12 +14,15 @@ metadata of every installed package in search of custom components.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
+API_MOUNT = "/api"  # the REST API's prefix on the app's own port (/api/docs, /api/v1/...)
+API_MOUNT_ENV = "DEMO_API_MOUNT"  # tells the API page where the API is mounted in this process
 SERVER_WAIT_S = 15.0  # load anyway after this long, e.g. if Streamlit's runtime API changes
 IDLE_START_S = 3.0  # with no visitor yet, start loading this long after the server is up
 COMPRESSIBLE_ASSET_SUFFIXES = (".js", ".css", ".json", ".svg", ".map", ".txt", ".html", ".ttf")
@@ -176,15 +181,70 @@ def _static_assets_from_memory() -> None:
     routes.create_streamlit_static_handler = create_memory_handler
 
 
+def config_flags(argv: list[str]) -> dict[str, object]:
+    """`--server.port 8501 --server.headless=true` → {"server.port": 8501, "server.headless": True},
+    typed as `streamlit run` types its flags. Raises SystemExit on an unknown option or a stray word."""
+    from streamlit import config
+
+    options: dict[str, object] = {}
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if not word.startswith("--"):
+            raise SystemExit(
+                f"unexpected argument {word!r}: give Streamlit options as --section.option value"
+            )
+        name, has_value, value = word[2:].partition("=")
+        if not has_value:
+            if not words:
+                raise SystemExit(f"--{name} needs a value")
+            value = words.pop(0)
+        option = config._config_options_template.get(name)
+        if option is None:
+            raise SystemExit(f"unknown Streamlit option --{name}")
+        if option.type is bool:
+            options[name] = value.strip().lower() in ("1", "true", "yes", "on")
+        elif option.type in (int, float):
+            options[name] = option.type(value)
+        else:
+            options[name] = value
+    return options
+
+
+def streamlit_app():
+    """The Streamlit app with the REST API (serve/api.py) mounted at API_MOUNT on the same server, so
+    `make run` alone serves both: the API page's "Try it" and its /docs link answer on the app's port."""
+    from starlette.routing import Mount
+    from streamlit.starlette import App
+
+    os.environ[API_MOUNT_ENV] = API_MOUNT
+    return App(str(APP), routes=[Mount(API_MOUNT, app=_api_on_first_request)])
+
+
+_API: list = []  # serve.api's app, imported by the first request for it
+
+
+async def _api_on_first_request(scope, receive, send) -> None:
+    """The REST API, imported on its first request (in a worker thread, so the server keeps answering):
+    importing it at start would delay the app's first page, which the launcher exists to avoid."""
+    if not _API:
+        import importlib
+
+        import anyio
+
+        module = await anyio.to_thread.run_sync(importlib.import_module, "serve.api")
+        _API.append(module.app)
+    await _API[0](scope, receive, send)
+
+
 def main() -> None:
     threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
     _no_config_polling()
     _component_scan_by_name()
     _static_assets_from_memory()
-    from streamlit.web import cli
-
-    sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
-    cli.main()
+    flags = config_flags(sys.argv[1:])
+    sys.argv = [str(APP)]  # the pages see no launcher flags
+    streamlit_app().run(config=flags)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,14 @@ from threadpoolctl import threadpool_limits
 
 from models.recommend import GENRES, MF_MOVIELENS_100K, RecommenderModel
 from models.recommend.data import default_data_dir, read_ratings
+from models.recommend.neighbours import SHRINK as NEIGHBOUR_SHRINK
+from models.recommend.neighbours import load_neighbours
 from models.runtime import inference_context, select_device
 from services import limits
 from services.base import Service, cached_loader
 from services.errors import InputError, UnknownIdError
 from services.recommend.catalogue import CatalogueIndex, display_title
-from services.recommend.explanations import explain
+from services.recommend.explanations import Explanation, explain
 from services.recommend.inputs import (
     DEFAULT_K,
     MAX_BATCH,
@@ -61,7 +63,6 @@ from services.recommend.scoring import (
     UserScores,
     allowed_mask,
     genre_masks,
-    top_indices,
     two_stage_top,
 )
 
@@ -114,7 +115,12 @@ class RecommendService(Service):
     max_batch: ClassVar[int] = MAX_BATCH
 
     def __init__(
-        self, model: RecommenderModel, items: Sequence[dict], history: History | None, device: torch.device
+        self,
+        model: RecommenderModel,
+        items: Sequence[dict],
+        history: History | None,
+        device: torch.device,
+        neighbours: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self._model = model
         self._device = device
@@ -132,6 +138,11 @@ class RecommendService(Service):
         years = [item["year"] for item in items if item.get("year")]
         self._scope = f"MovieLens-100K: films up to {max(years)}" if years else "MovieLens-100K"
         self._map = self._build_item_map()
+        self._neighbours = neighbours or load_neighbours()  # "more like this" (neighbours.safetensors)
+        if self._neighbours is None:
+            raise FileNotFoundError(
+                "models/recommend/neighbours.safetensors is missing: python -m models.recommend.neighbours"
+            )
 
     # ---------- facts ----------
     @property
@@ -349,17 +360,24 @@ class RecommendService(Service):
         exclude = user.rated_items.tolist() if user.rated_items is not None else []
         allowed = allowed_mask(self._eligible, self._genre_masks, request.genre, exclude)
         top = two_stage_top(user, allowed, request.k)
-        reasons = [[] for _ in top]
+        explanations: list[Explanation | None] = [None] * len(top)
         if user.solution is not None:
             titles = [item["title"] for item in self._items]
-            reasons = explain(
-                user.solution, self._arrays.item_factors[top], user.rated_items, user.rated_values, titles
+            explanations = explain(
+                user.solution,
+                self._arrays.item_factors[top],
+                self._average_user[top],
+                user.rated_items,
+                user.rated_values,
+                titles,
             )
         recs = []
-        for index, because in zip(top.tolist(), reasons, strict=True):
+        for index, explanation in zip(top.tolist(), explanations, strict=True):
             rec = self._describe(index)
             rec["predicted_rating"] = round(float(np.clip(user.predicted[index], RATING_MIN, RATING_MAX)), 3)
-            rec["because"] = [reason.as_dict() for reason in because]
+            rec["because"] = [reason.as_dict() for reason in explanation.reasons] if explanation else []
+            if explanation is not None:
+                rec["explanation"] = explanation.as_dict()
             recs.append(rec)
         notes = []
         if request.mode == "trained":
@@ -436,8 +454,9 @@ class RecommendService(Service):
     def similar_items(
         self, item_id: Any, k: int = DEFAULT_K, genre: str | None = None, *, strict_ids: bool = False
     ) -> dict[str, Any]:
-        """Films closest to item_id by cosine of item factors; unknown ids → popularity fallback, or
-        UnknownIdError with strict_ids. A Report (services/base.py): no stage times."""
+        """Films closest to item_id by cosine of item factors shrunk by how many people rated both
+        (models/recommend/neighbours.py); unknown ids → popularity fallback, or UnknownIdError with
+        strict_ids. A Report (services/base.py): no stage times."""
         started = time.perf_counter()
         k, genre = check_k(k), check_genre(genre)
         item_id = whole_number(item_id, "movie")
@@ -450,19 +469,32 @@ class RecommendService(Service):
         else:
             index = item_id - 1
             unit = self._arrays.unit_factors
-            cosine = unit @ unit[index]  # (n_items,)
-            top = top_indices(cosine, allowed_mask(self._eligible, self._genre_masks, genre, [index]), k)
-            recs = [self._describe(j) | {"similarity": round(float(cosine[j]), 4)} for j in top.tolist()]
+            neighbours, support = self._neighbours[0][index], self._neighbours[1][index]  # (TOP,) each
+            allowed = allowed_mask(self._eligible, self._genre_masks, genre, [index])
+            keep = allowed[neighbours] & (support > 0)
+            neighbours, support = neighbours[keep][:k], support[keep][:k]
+            cosine = unit[neighbours] @ unit[index]  # (k,)
+            recs = [
+                self._describe(int(j))
+                | {
+                    "similarity": round(float(c), 4),
+                    "support": int(n),
+                    "score": round(float(c * n / (n + NEIGHBOUR_SHRINK)), 4),
+                }
+                for j, c, n in zip(neighbours.tolist(), cosine.tolist(), support.tolist(), strict=True)
+            ]
             notes = []
             if self._arrays.counts[index] < MIN_RATINGS_TO_RECOMMEND:
                 notes.append(
                     f"this film has only {int(self._arrays.counts[index])} training ratings, "
                     "so its neighbours are unreliable"
                 )
+            if len(recs) < k:
+                notes.append(f"only {len(recs)} close films match the filter")
             result = {
                 "label": recs[0]["title"] if recs else None,
-                "confidence": round(max(0.0, recs[0]["similarity"]), 4) if recs else 0.0,
-                "top_k": [{"label": rec["title"], "score": rec["similarity"]} for rec in recs],
+                "confidence": round(max(0.0, recs[0]["score"]), 4) if recs else 0.0,
+                "top_k": [{"label": rec["title"], "score": rec["score"]} for rec in recs],
                 "low_confidence": bool(notes) or not recs,
                 "notes": notes,
                 "mode": "similar",

@@ -23,14 +23,14 @@ def test_star_wars_and_enter_adds_nothing_then_a_click_rates_it(page, app_url, r
     expect(page.get_by_text("Star Wars (1977)").first).to_be_visible()
     # Enter only searched: no film was added, no rating was assumed, no recommendations yet.
     expect(page.get_by_text("None yet.")).to_be_visible()
-    expect(page.get_by_text("Because you rated")).to_have_count(0)
+    expect(page.get_by_text("how viewers rate it")).to_have_count(0)
     expect(page.get_by_text("Dr. Strangelove")).to_have_count(0)
     page.screenshot(path=str(readme_screenshots / "recommend_search_enter.png"), full_page=True)
 
     page.get_by_text("5★", exact=True).first.click()  # the 5-star choice beside the match
     wait_for_idle(page)
     expect(page.get_by_text("None yet.")).to_have_count(0)
-    expect(page.get_by_text("Because you rated").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("how viewers rate it").first).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Fold-in (solving your taste vector)")).to_be_visible()
 
 
@@ -47,7 +47,7 @@ def test_example_profile_gives_picks_with_their_own_reasons(page, app_url, readm
     open_page(page, app_url, "Recommendation")
     page.get_by_role("button", name="Sci fi fan").click()
     wait_for_idle(page)
-    reasons = page.get_by_text("Because you rated")
+    reasons = page.get_by_text("how viewers rate it")
     expect(reasons.first).to_be_visible(timeout=60_000)
     assert reasons.count() >= 5
     page.screenshot(path=str(readme_screenshots / "recommend_picks.png"), full_page=True)
@@ -64,11 +64,11 @@ def test_a_copied_link_reopens_the_same_ratings_and_picks(page, app_url, browser
     open_page(page, app_url, "Recommendation")
     page.get_by_role("button", name="Drama lover").click()
     wait_for_idle(page)
-    first_pick = page.get_by_text("Because you rated").first
+    first_pick = page.get_by_text("how viewers rate it").first
     expect(first_pick).to_be_visible(timeout=60_000)
     picks = (
         page.locator("[data-testid='stMarkdownContainer']")
-        .filter(has_text="Because you rated")
+        .filter(has_text="how viewers rate it")
         .last.inner_text()
     )
     page.get_by_role("button", name="Copy link").click()
@@ -79,11 +79,11 @@ def test_a_copied_link_reopens_the_same_ratings_and_picks(page, app_url, browser
         visitor = other.new_page()
         visitor.goto(link.inner_text().strip())
         wait_for_idle(visitor)
-        expect(visitor.get_by_text("Because you rated").first).to_be_visible(timeout=60_000)
+        expect(visitor.get_by_text("how viewers rate it").first).to_be_visible(timeout=60_000)
         expect(visitor.get_by_text("None yet.")).to_have_count(0)
         reopened = (
             visitor.locator("[data-testid='stMarkdownContainer']")
-            .filter(has_text="Because you rated")
+            .filter(has_text="how viewers rate it")
             .last.inner_text()
         )
         assert reopened == picks  # same ratings, same picks, same reasons

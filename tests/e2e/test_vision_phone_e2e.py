@@ -115,6 +115,15 @@ def test_phone_canvas_buttons_and_undo(phone, app_url):
         found = button.bounding_box()
         assert found is not None and found["x"] >= 0 and found["x"] + found["width"] <= PHONE["width"], found
     _no_sideways_scroll(page)
+    # Issue 32: Undo sits right beside Clear, on the same row, not a screen away.
+    clear_box, undo_box = clear.bounding_box(), undo.bounding_box()
+    assert abs(clear_box["y"] - undo_box["y"]) < 4, (clear_box, undo_box)
+    assert 0 <= undo_box["x"] - (clear_box["x"] + clear_box["width"]) < 40, (clear_box, undo_box)
+    # ... and the canvas's own toolbar (shown on touch screens) does not cover the drawing hint.
+    hint = page.get_by_text("Write one digit or a whole number").bounding_box()
+    toolbar = page.locator(".dc-toolbar-card").first.bounding_box()
+    assert toolbar is not None and hint is not None
+    assert toolbar["y"] >= hint["y"] + hint["height"] or toolbar["x"] >= hint["x"] + hint["width"], (hint, toolbar)
     undo.click()
     wait_for_idle(page)
     expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)
