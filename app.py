@@ -16,6 +16,7 @@ setup_page(
     "🧪",
     "Four small models, each trained or fine-tuned by this project on real public data, running live "
     "on your own inputs: digits you draw or photograph, sentences you type, digits you say, movies you rate.",
+    intro_as_text=True,  # the demo's purpose: body text, not a grey caption
 )
 
 # (task, page, title, icon, what the page offers): no figures here; facts come from each model's info()

@@ -22,6 +22,9 @@ def test_home_page_shows_at_once_then_every_self_test_answers():
     assert not at.exception
     assert len(at.success) == 4, [w.value for w in at.warning] + [e.value for e in at.error]
     assert not at.error
+    # Issue 32: the purpose line is body text, not a small grey caption.
+    assert any(m.value.startswith("Four small models") for m in at.markdown)
+    assert not any(c.value.startswith("Four small models") for c in at.caption)
 
 
 def test_the_first_page_needs_no_torch():

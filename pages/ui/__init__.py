@@ -143,15 +143,16 @@ def device_badge() -> None:
     st.markdown(f":material/memory: **{plain}**", help=f"Device: {device['details']}")
 
 
-def setup_page(title: str, icon: str, intro: str) -> None:
-    """Page config, sidebar navigation, title with the device badge, and a one-paragraph introduction."""
+def setup_page(title: str, icon: str, intro: str, intro_as_text: bool = False) -> None:
+    """Page config, sidebar navigation, title with the device badge, and a one-paragraph introduction
+    (body text where it is the page's purpose, as on Home; a caption elsewhere)."""
     st.set_page_config(page_title=f"{title} · AI demo", page_icon=icon, layout="wide")
     _sidebar_navigation()
     heading, badge = st.columns([4, 1.4], vertical_alignment="bottom")
     heading.title(f"{icon} {title}")
     with badge:
         device_badge()
-    st.caption(intro)
+    (st.markdown if intro_as_text else st.caption)(intro)
 
 
 @contextlib.contextmanager

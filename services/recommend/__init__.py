@@ -30,7 +30,6 @@ from services.recommend.service import (
     RecommendService,
     example_inputs,
     load_service,
-    self_test,
 )
 
 __all__ = [
@@ -51,5 +50,4 @@ __all__ = [
     "example_inputs",
     "load_service",
     "parse_ratings",
-    "self_test",
 ]

@@ -201,7 +201,7 @@ class RecommendService(Service):
         example = next(e for e in example_inputs() if e["name"] == "sci_fi_fan")
         started = time.perf_counter()
         result = self.predict({"ratings": example["ratings"], "k": 3})
-        titles = [rec["title"] for rec in result["recommendations"]]
+        titles = [rec["display_title"] for rec in result["recommendations"]]  # as its page names them
         return {
             "input": f"{len(example['ratings'])} hand-made ratings (sci-fi fan)",
             "output": "top picks: " + "; ".join(titles),
@@ -212,12 +212,6 @@ class RecommendService(Service):
     def catalogue(self) -> list[dict]:
         """Every film with id, title, display title, year, genres and its training rating count."""
         return [{"id": row["item_id"], **row} for row in map(self._describe, range(self.n_items))]
-
-    def item(self, item_id: Any) -> dict:
-        item_id = whole_number(item_id, "movie")
-        if not 1 <= item_id <= self.n_items:
-            raise UnknownIdError(f"there is no movie with id {item_id} (ids go from 1 to {self.n_items})")
-        return self._describe(item_id - 1)
 
     def search(self, query: str, limit: int = SEARCH_LIMIT) -> dict[str, Any]:
         """Films whose title contains what was typed ("The Godfather" finds "Godfather, The"); no fuzzy
@@ -574,7 +568,3 @@ def example_inputs() -> list[dict]:
         ratings = {int(item): float(value) for item, value in data["ratings"].items()}
         examples.append({"name": path.stem, "description": data["description"], "ratings": ratings})
     return examples
-
-
-def self_test() -> dict[str, Any]:
-    return load_service().self_test()
