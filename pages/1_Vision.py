@@ -225,6 +225,8 @@ def batch_table(names: list[str], payloads: list[bytes]) -> None:
             }
         )
     table = pd.DataFrame(rows)
+    # Whole numbers stay whole beside the rows that failed ("4", not "4.0", in the CSV too).
+    table["digits"] = table.get("digits", pd.Series([None] * len(table))).astype("Int64")
     ok = int(table["error"].isna().sum())
     table["error"] = table["error"].fillna("")
     st.subheader(f"Results for {len(payloads)} images ({ok} recognised)")
@@ -240,8 +242,11 @@ def batch_table(names: list[str], payloads: list[bytes]) -> None:
             "runner_up_confidence": st.column_config.NumberColumn("runner-up confidence", format="%.3f"),
             "runner_up": st.column_config.TextColumn("runner-up"),
             "latency_ms": st.column_config.NumberColumn("latency", format="%.1f ms"),
+            "error": st.column_config.TextColumn("error", width="large"),
         },
     )
+    for failed in table[table["error"] != ""].itertuples():  # the whole message, not cut by the table
+        st.caption(f":material/error: **{failed.file}**: {failed.error}")
     st.download_button(
         "Download results as CSV",
         table.to_csv(index=False).encode(),

@@ -69,12 +69,25 @@ def test_bad_upload_shows_a_message_not_a_traceback(app):
 
 
 def test_many_uploads_give_a_table_and_csv(app):
+    import io
+    from unittest import mock
+
+    import pandas as pd
+    import streamlit as st
+
     files = [
         ("seven.png", SEVEN, "image/png"),
         ("two.png", TWO, "image/png"),
         ("bad.png", b"nope", "image/png"),
     ]
-    app.file_uploader[0].set_value(files).run()
+    with mock.patch.object(st, "download_button", wraps=st.download_button) as download:
+        app.file_uploader[0].set_value(files).run()
+    # Issue 32: the CSV wrote digit counts as "1.0" beside a failed row, and the table cut the error.
+    csv_text = download.call_args.args[1].decode()
+    written = pd.read_csv(io.StringIO(csv_text), dtype=str, keep_default_na=False)
+    assert list(written["digits"]) == ["1", "1", ""], csv_text
+    assert "not an image" in written["error"][2]
+    assert any("bad.png" in c and "not an image" in c for c in _texts(app.caption))
     assert not app.exception
     assert "Results for 3 images (2 recognised)" in _texts(app.subheader)
     table = app.dataframe[0].value
