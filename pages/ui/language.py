@@ -278,6 +278,18 @@ def user_columns(data: bytes, filename: str, texts: Sequence[str]):
     return table
 
 
+def batch_summary(results: Sequence[dict]) -> str:
+    """ "Classified 4 texts: 1 positive, 1 negative, 1 mixed, 1 with errors." A mixed text is counted
+    as mixed only, never inside the positive or negative count its overall label leans to."""
+    errors = sum(bool(row.get("error")) for row in results)
+    readings = [row.get("reading") or row.get("label") for row in results if not row.get("error")]
+    counts = {reading: readings.count(reading) for reading in ("positive", "negative", "mixed")}
+    text = f"Classified {len(results)} texts: {counts['positive']} positive, {counts['negative']} negative"
+    if counts["mixed"]:
+        text += f", {counts['mixed']} mixed (positive and negative parts; see the reading column)"
+    return text + f", {errors} with errors."
+
+
 def batch_table(data: bytes, filename: str, texts: Sequence[str], results: Sequence[dict]):
     """The result table: the user's own columns in their order, then the model's columns after them.
 
