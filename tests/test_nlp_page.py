@@ -176,3 +176,15 @@ def test_batch_summary_counts_a_mixed_text_on_its_own():
     assert table["reading"].tolist() == ["positive", "negative", "mixed"]
     summary = next(s.value for s in at.success if s.value.startswith("Classified"))
     assert summary.startswith("Classified 3 texts: 1 positive, 1 negative, 1 mixed"), summary
+
+
+def test_summary_of_a_review_keeps_its_verdict():
+    """Issue 32: the three-sentence summary of the bundled three-paragraph review left out its verdict
+    ("Overall this is an uneven but often rewarding piece of work ...")."""
+    review = (REPO_ROOT / "models" / "nlp" / "examples" / "long_review.txt").read_text(encoding="utf-8")
+    at = open_tab(_page(), "nlp_tab", "Summary")
+    at.text_area[0].set_value(review)
+    at.button[0].click().run()
+    assert not at.exception
+    shown = [t.value for t in at.text]
+    assert len(shown) == 3 and any(s.startswith("Overall this is an uneven") for s in shown), shown
