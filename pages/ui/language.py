@@ -110,7 +110,15 @@ def word_chart(text: str, words: Sequence[dict], top: int = 12) -> dict | None:
         "data": {"values": rows},
         "mark": {"type": "bar", "cornerRadiusEnd": 3},
         "encoding": {
-            "x": {"field": "contribution", "type": "quantitative", "title": "push towards positive (logits)"},
+            # No stacking and a fixed, symmetric domain: Vega then derives no extent from the data, which
+            # it logged as "Infinite extent" warnings on every result while the data was still empty.
+            "x": {
+                "field": "contribution",
+                "type": "quantitative",
+                "title": "push towards positive (logits)",
+                "stack": None,
+                "scale": {"domain": [-peak, peak]},
+            },
             "y": {
                 "field": "word",
                 "type": "nominal",
