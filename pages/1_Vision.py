@@ -25,6 +25,7 @@ from pages.ui import (
 from pages.ui.drawing import CANVAS_TOOLBAR_PX, canvas_buttons, canvas_key, drawing_state, initial_drawing
 from services.vision import (
     FORMAT_NAMES,
+    LOW_CONFIDENCE_BELOW,
     MAX_BATCH,
     MAX_DIGITS,
     MAX_PIXELS,
@@ -142,7 +143,8 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     st.caption(f"Confidence of the whole {kind}: {result['confidence']:.1%}")
     if result["low_confidence"]:
         st.warning(
-            f"Low confidence ({result['confidence']:.0%}): check the boxes; this may not be a clear number.",
+            f"Check this number ({result['confidence']:.0%} confident): below {LOW_CONFIDENCE_BELOW:.0%}, numbers "
+            "it had never seen were often misread. Compare the boxes with the picture.",
             icon=":material/help:",
         )
     for note in result.get("notes", []):

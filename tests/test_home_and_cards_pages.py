@@ -99,6 +99,9 @@ def test_model_cards_show_human_names_never_raw_keys():
     assert "ece_temperature_1" not in shown and "mf_rating_order_ndcg@10" not in shown
     assert "Calibration error, unadjusted" in shown and "popularity beats it" in shown
     assert not at.dataframe  # tables wrap (st.table) instead of cutting text in a scroll box
+    # Issue 32: the vision card shows the whole-number reliability diagram with the doubt threshold.
+    specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
+    assert any('"share read right"' in spec and '"rule"' in spec for spec in specs)
 
 
 def test_every_shipped_model_has_a_card_with_metrics():
