@@ -61,7 +61,7 @@ def _tab(page, name: str) -> None:
 
 def _titanic_profile(page) -> None:
     open_page(page, shots.shot_url(page), f"Recommendation?ratings={TITANIC_PROFILE}")
-    expect(page.get_by_text("predicted").first).to_be_visible(timeout=90_000)
+    expect(page.get_by_text(re.compile("★ predicted")).first).to_be_visible(timeout=90_000)
 
 
 def explanations(page, width_name):
