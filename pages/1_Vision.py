@@ -25,6 +25,7 @@ from pages.ui import (
 from pages.ui.drawing import CANVAS_TOOLBAR_PX, canvas_buttons, canvas_key, drawing_state, initial_drawing
 from services.vision import (
     FORMAT_NAMES,
+    LOW_CONFIDENCE_BELOW,
     MAX_BATCH,
     MAX_DIGITS,
     MAX_PIXELS,
@@ -142,7 +143,8 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
     st.caption(f"Confidence of the whole {kind}: {result['confidence']:.1%}")
     if result["low_confidence"]:
         st.warning(
-            f"Low confidence ({result['confidence']:.0%}): check the boxes; this may not be a clear number.",
+            f"Check this number ({result['confidence']:.0%} confident): below {LOW_CONFIDENCE_BELOW:.0%}, numbers "
+            "it had never seen were often misread. Compare the boxes with the picture.",
             icon=":material/help:",
         )
     for note in result.get("notes", []):
@@ -225,6 +227,8 @@ def batch_table(names: list[str], payloads: list[bytes]) -> None:
             }
         )
     table = pd.DataFrame(rows)
+    # Whole numbers stay whole beside the rows that failed ("4", not "4.0", in the CSV too).
+    table["digits"] = table.get("digits", pd.Series([None] * len(table))).astype("Int64")
     ok = int(table["error"].isna().sum())
     table["error"] = table["error"].fillna("")
     st.subheader(f"Results for {len(payloads)} images ({ok} recognised)")
@@ -240,8 +244,11 @@ def batch_table(names: list[str], payloads: list[bytes]) -> None:
             "runner_up_confidence": st.column_config.NumberColumn("runner-up confidence", format="%.3f"),
             "runner_up": st.column_config.TextColumn("runner-up"),
             "latency_ms": st.column_config.NumberColumn("latency", format="%.1f ms"),
+            "error": st.column_config.TextColumn("error", width="large"),
         },
     )
+    for failed in table[table["error"] != ""].itertuples():  # the whole message, not cut by the table
+        st.caption(f":material/error: **{failed.file}**: {failed.error}")
     st.download_button(
         "Download results as CSV",
         table.to_csv(index=False).encode(),

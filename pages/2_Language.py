@@ -15,7 +15,13 @@ from pages.ui import (
     shared_input,
     user_facing_errors,
 )
-from pages.ui.language import batch_table, domain_table_markdown, out_of_domain_summary, show_sentiment
+from pages.ui.language import (
+    batch_summary,
+    batch_table,
+    domain_table_markdown,
+    out_of_domain_summary,
+    show_sentiment,
+)
 from services import nlp
 
 setup_page(
@@ -197,15 +203,7 @@ def batch_section() -> None:
             results = cached_call("nlp", "predict_batch", texts)
             # The user's own columns come back in their order, the model's columns after them.
             table = batch_table(data, name or "texts.txt", texts, results)
-            labels = pd.Series([row.get("label", "") for row in results])
-            counts = labels.value_counts()
-            mixed = sum(row.get("reading") == "mixed" for row in results)
-            errors = sum(bool(row.get("error")) for row in results)
-            st.success(
-                f"Classified {len(table)} texts: {counts.get('positive', 0)} positive, "
-                f"{counts.get('negative', 0)} negative ({mixed} of them mixed), {errors} with errors.",
-                icon=":material/check_circle:",
-            )
+            st.success(batch_summary(results), icon=":material/check_circle:")
             st.dataframe(table, hide_index=True, width="stretch")
             st.download_button(
                 "Download results (CSV)",

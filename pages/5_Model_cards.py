@@ -107,6 +107,42 @@ def cost_curve() -> list[alt.Chart] | None:
     return charts
 
 
+def reliability_diagram(calibration: dict) -> alt.Chart | None:
+    """Mean confidence against how often the answers were right, per confidence bin (the diagonal is
+    perfect calibration), for the numbers the doubt threshold was chosen on and, if measured, the test."""
+    rows = [
+        {**row, "numbers": name}
+        for key, name in (("fit", "training digits (threshold chosen here)"), ("test", "test digits"))
+        for row in calibration.get(key, {}).get("bins", [])
+    ]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    axis = alt.Scale(domain=[0, 1])
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0.0, 1.0]}))
+        .mark_line(strokeDash=[4, 4], color="gray")
+        .encode(
+            x=alt.X("x:Q", scale=axis, title="confidence of the whole number"), y=alt.Y("x:Q", scale=axis)
+        )
+    )
+    points = (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("confidence:Q", scale=axis),
+            y=alt.Y("accuracy:Q", scale=axis, title="share read right"),
+            color=alt.Color(
+                "numbers:N", legend=alt.Legend(orient="bottom", direction="vertical", title=None)
+            ),
+            tooltip=["numbers", "lower", "upper", "n", "confidence", "accuracy"],
+        )
+    )
+    threshold = calibration.get("doubt_below")
+    rule = alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(color="#DC2626").encode(x="t:Q")
+    return (diagonal + points + rule).properties(height=chart_height(220, legend=True))
+
+
 cards = load_model_cards()
 if not cards:
     st.warning("No model cards found in models/. Train the models first: `make train`.")
@@ -134,6 +170,14 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
         if card.reproduce_command:
             st.markdown("**Reproduce**")
             st.code(card.reproduce_command, language="bash")
+        calibration = card.metrics.get("number_calibration")
+        if isinstance(calibration, dict) and (diagram := reliability_diagram(calibration)) is not None:
+            st.markdown(
+                f"**Is the number's confidence honest?** Generated numbers: confidence against the share read "
+                f"right (dashed: perfect). Below the red line ({calibration['doubt_below']:.0%}) an answer is "
+                "flagged *check this number*; the line was chosen on numbers made of training digits only."
+            )
+            st.altair_chart(diagram, width="stretch")
         confusion = card.confusion_matrix
         if confusion:
             st.markdown("**Confusion matrix** (evaluation split)")

@@ -23,6 +23,9 @@ def test_home_page_shows_at_once_then_every_self_test_answers():
     assert not at.exception
     assert len(at.success) == 4, [w.value for w in at.warning] + [e.value for e in at.error]
     assert not at.error
+    # Issue 32: the purpose line is body text, not a small grey caption.
+    assert any(m.value.startswith("Four small models") for m in at.markdown)
+    assert not any(c.value.startswith("Four small models") for c in at.caption)
 
 
 def test_the_first_page_needs_no_torch():
@@ -97,6 +100,9 @@ def test_model_cards_show_human_names_never_raw_keys():
     assert "ece_temperature_1" not in shown and "mf_rating_order_ndcg@10" not in shown
     assert "Calibration error, unadjusted" in shown and "popularity beats it" in shown
     assert not at.dataframe  # tables wrap (st.table) instead of cutting text in a scroll box
+    # Issue 32: the vision card shows the whole-number reliability diagram with the doubt threshold.
+    specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
+    assert any('"share read right"' in spec and '"rule"' in spec for spec in specs)
 
 
 def test_every_shipped_model_has_a_card_with_metrics():

@@ -164,3 +164,27 @@ def test_about_box_shows_the_out_of_domain_range_beside_the_benchmark():
     about = _all_markdown(_page())
     assert f"{metrics['accuracy']:.1%} on the {metrics['n']} {metrics['dataset']}" in about
     assert f"**{min(outside):.1%}–{max(outside):.1%}**" in about  # read from metrics.json, not typed
+
+
+def test_batch_summary_counts_a_mixed_text_on_its_own():
+    """Issue 32: "Great food, rude staff." (read as mixed, overall label positive) was counted as positive."""
+    at = open_tab(_page(), "nlp_tab", "Batch")
+    csv = b'text\n"Lovely film, truly."\nAwful film.\n"Great food, rude staff."\n'
+    at.file_uploader[0].set_value(("reviews.csv", csv, "text/csv")).run()
+    assert not at.exception
+    table = next(df.value for df in at.dataframe if "reading" in df.value.columns)
+    assert table["reading"].tolist() == ["positive", "negative", "mixed"]
+    summary = next(s.value for s in at.success if s.value.startswith("Classified"))
+    assert summary.startswith("Classified 3 texts: 1 positive, 1 negative, 1 mixed"), summary
+
+
+def test_summary_of_a_review_keeps_its_verdict():
+    """Issue 32: the three-sentence summary of the bundled three-paragraph review left out its verdict
+    ("Overall this is an uneven but often rewarding piece of work ...")."""
+    review = (REPO_ROOT / "models" / "nlp" / "examples" / "long_review.txt").read_text(encoding="utf-8")
+    at = open_tab(_page(), "nlp_tab", "Summary")
+    at.text_area[0].set_value(review)
+    at.button[0].click().run()
+    assert not at.exception
+    shown = [t.value for t in at.text]
+    assert len(shown) == 3 and any(s.startswith("Overall this is an uneven") for s in shown), shown

@@ -380,3 +380,15 @@ def test_confidence_is_the_temperature_scaled_softmax(service):
     expected = torch.softmax(logits / service.temperature, dim=-1).max().item()
     assert service.temperature > 1.0
     assert service.predict(text)["confidence"] == pytest.approx(expected, abs=2e-3)
+
+
+def test_verdict_sentence_is_found_by_its_cue_or_as_the_last_paragraphs_opening():
+    from services.nlp.embeddings import verdict_sentence
+    from services.nlp.inputs import split_sentences
+
+    cued = "The food was fine. Service was slow. In short, a decent place. We left at nine."
+    assert verdict_sentence(cued, split_sentences(cued)) == 2
+    paragraphs = "Good start. Weak middle.\n\nA brave ending. The cast shines."
+    assert verdict_sentence(paragraphs, split_sentences(paragraphs)) == 2
+    report = "The council voted on Tuesday. Work starts in spring. Overalls were handed out."
+    assert verdict_sentence(report, split_sentences(report)) is None  # "Overalls" is not "Overall"

@@ -19,7 +19,6 @@ from services.recommend import (
     example_inputs,
     load_service,
     parse_ratings,
-    self_test,
 )
 from services.recommend.explanations import SMALL_PERSONAL
 
@@ -346,11 +345,13 @@ def test_threads_get_the_serial_answers(service):
     assert parallel == serial
 
 
-def test_self_test_and_examples():
+def test_self_test_and_examples(service):
     examples = example_inputs()
     assert {e["name"] for e in examples} == {"sci_fi_fan", "family_comedy", "drama_lover"}
-    report = self_test()
+    report = service.self_test()
     assert report["output"].startswith("top picks:") and report["latency_ms"] >= 0
+    # Issue 32: the Home card names films as their page does ("The Princess Bride", not "Princess Bride, The")
+    assert ", The (" not in report["output"] and "The Princess Bride (1987)" in report["output"]
 
 
 def test_service_cli_outputs_one_json_line_per_input(repo_root):

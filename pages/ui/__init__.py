@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -106,34 +105,6 @@ def chart_height(plot_px: int = CHART_MIN_HEIGHT, legend: bool = False) -> int:
     return max(plot_px, CHART_MIN_HEIGHT) + AXES_PX + (LEGEND_BELOW_PX if legend else 0)
 
 
-PAGE_ICONS = {
-    "Vision": "🔢",
-    "Language": "💬",
-    "Speech": "🎙️",
-    "Recommendation": "🎬",
-    "Model cards": "📇",
-    "API": "🔌",
-}
-
-
-def _sidebar_navigation() -> None:
-    """The sidebar's page list, with the home page called "Home" (Streamlit would call it "app")."""
-    from streamlit.errors import StreamlitAPIException
-
-    pages_dir = Path(__file__).resolve().parents[1]
-    links = [("app.py", "Home", "🏠")]
-    for path in sorted(pages_dir.glob("[0-9]*_*.py")):
-        label = path.stem.split("_", 1)[1].replace("_", " ")
-        links.append((f"pages/{path.name}", label, PAGE_ICONS.get(label, "📄")))
-    with st.sidebar:
-        for target, label, icon in links:
-            try:
-                st.page_link(target, label=label, icon=icon)
-            except StreamlitAPIException:
-                # A page run on its own (AppTest of one page) knows no other pages: no menu then.
-                return
-
-
 def device_badge() -> None:
     """A plain-language badge ("Running on CPU"), with the technical details on hover."""
     device = device_summary()
@@ -143,15 +114,15 @@ def device_badge() -> None:
     st.markdown(f":material/memory: **{plain}**", help=f"Device: {device['details']}")
 
 
-def setup_page(title: str, icon: str, intro: str) -> None:
-    """Page config, sidebar navigation, title with the device badge, and a one-paragraph introduction."""
+def setup_page(title: str, icon: str, intro: str, intro_as_text: bool = False) -> None:
+    """Page config, title with the device badge, and a one-paragraph introduction
+    (body text where it is the page's purpose, as on Home; a caption elsewhere)."""
     st.set_page_config(page_title=f"{title} · AI demo", page_icon=icon, layout="wide")
-    _sidebar_navigation()
     heading, badge = st.columns([4, 1.4], vertical_alignment="bottom")
     heading.title(f"{icon} {title}")
     with badge:
         device_badge()
-    st.caption(intro)
+    (st.markdown if intro_as_text else st.caption)(intro)
 
 
 @contextlib.contextmanager

@@ -110,7 +110,15 @@ def word_chart(text: str, words: Sequence[dict], top: int = 12) -> dict | None:
         "data": {"values": rows},
         "mark": {"type": "bar", "cornerRadiusEnd": 3},
         "encoding": {
-            "x": {"field": "contribution", "type": "quantitative", "title": "push towards positive (logits)"},
+            # No stacking and a fixed, symmetric domain: Vega then derives no extent from the data, which
+            # it logged as "Infinite extent" warnings on every result while the data was still empty.
+            "x": {
+                "field": "contribution",
+                "type": "quantitative",
+                "title": "push towards positive (logits)",
+                "stack": None,
+                "scale": {"domain": [-peak, peak]},
+            },
             "y": {
                 "field": "word",
                 "type": "nominal",
@@ -276,6 +284,18 @@ def user_columns(data: bytes, filename: str, texts: Sequence[str]):
     if table[column].tolist() != list(texts):
         return None  # never misalign a prediction with someone else's row
     return table
+
+
+def batch_summary(results: Sequence[dict]) -> str:
+    """ "Classified 4 texts: 1 positive, 1 negative, 1 mixed, 1 with errors." A mixed text is counted
+    as mixed only, never inside the positive or negative count its overall label leans to."""
+    errors = sum(bool(row.get("error")) for row in results)
+    readings = [row.get("reading") or row.get("label") for row in results if not row.get("error")]
+    counts = {reading: readings.count(reading) for reading in ("positive", "negative", "mixed")}
+    text = f"Classified {len(results)} texts: {counts['positive']} positive, {counts['negative']} negative"
+    if counts["mixed"]:
+        text += f", {counts['mixed']} mixed (positive and negative parts; see the reading column)"
+    return text + f", {errors} with errors."
 
 
 def batch_table(data: bytes, filename: str, texts: Sequence[str], results: Sequence[dict]):

@@ -237,11 +237,22 @@ async def _api_on_first_request(scope, receive, send) -> None:
     await _API[0](scope, receive, send)
 
 
+def _navigation_from_the_first_visit() -> None:
+    """app.py declares its pages with st.navigation, but a folder named pages/ sits beside it, so until
+    some session has run app.py Streamlit serves a first visit to /Vision in its legacy mode (the page
+    alone, a sidebar calling the home page "app"). Streamlit's own st.navigation sets this class flag
+    on its first call; setting it before the server starts gives every visit the app's navigation."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
 def main() -> None:
     threading.Thread(target=_load_when_server_is_up, name="preload-trigger", daemon=True).start()
     _no_config_polling()
     _component_scan_by_name()
     _static_assets_from_memory()
+    _navigation_from_the_first_visit()
     flags = config_flags(sys.argv[1:])
     sys.argv = [str(APP)]  # the pages see no launcher flags
     streamlit_app().run(config=flags)

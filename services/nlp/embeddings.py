@@ -6,6 +6,7 @@ encoder window is embedded window by window and the vectors averaged, weighted b
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -93,16 +94,28 @@ class SentenceEmbedder:
             )
         n_sentences = max(1, int(n_sentences))
         sentences = [clean[s:e] for s, e in spans]
+        verdict = None
         if len(sentences) <= n_sentences:
             scores = [1.0] * len(sentences)
             chosen = list(range(len(sentences)))
             notes.append(f"The text has only {len(sentences)} sentence(s), so all of them are returned.")
         else:
             scores = centrality(self.embed(sentences))
-            chosen = sorted(sorted(range(len(sentences)), key=lambda i: -scores[i])[:n_sentences])
+            verdict = verdict_sentence(clean, spans)
+            # The verdict keeps its slot; the most central of the other sentences fill the rest.
+            ranked = [i for i in sorted(range(len(sentences)), key=lambda i: -scores[i]) if i != verdict]
+            picked = ([verdict] if verdict is not None else []) + ranked
+            chosen = sorted(picked[:n_sentences])
+            # Say so when centrality alone would have left the verdict out.
+            if verdict is not None and sum(score > scores[verdict] for score in scores) >= n_sentences:
+                notes.append(
+                    "The closing verdict is kept although it repeats no single part of the text; "
+                    "the most central other sentences fill the rest."
+                )
         return {
             "summary": [sentences[i] for i in chosen],
             "indices": chosen,
+            "verdict": verdict,
             "n_sentences": len(sentences),
             "sentences": [
                 {"index": i, "text": sentence, "score": round(scores[i], 4), "selected": i in chosen}
@@ -111,6 +124,45 @@ class SentenceEmbedder:
             "notes": notes,
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         }
+
+
+# A closing judgement opens with one of these ("Overall this is an uneven but often rewarding ...").
+CONCLUSION_CUES = (
+    "overall",
+    "in short",
+    "in conclusion",
+    "in sum",
+    "all in all",
+    "all told",
+    "to sum up",
+    "to conclude",
+    "on balance",
+    "in the end",
+    "ultimately",
+    "bottom line",
+    "the verdict",
+)
+_PARAGRAPH_BREAK_RE = re.compile(r"\n\s*\n")
+
+
+def verdict_sentence(text: str, spans: list[tuple[int, int]]) -> int | None:
+    """The index of the text's verdict: the last sentence that opens with a conclusion cue, else, in a
+    text of several paragraphs, the first sentence of the last paragraph (reviews and reports end on
+    their judgement, which centrality alone ranks low because it repeats no single part). None for a
+    one-paragraph text without a cue, such as a news report."""
+    for index in range(len(spans) - 1, -1, -1):
+        start, end = spans[index]
+        opening = text[start:end].lower().lstrip("\"'“‘(")
+        if any(
+            opening.startswith(cue) and not opening[len(cue) : len(cue) + 1].isalpha()
+            for cue in CONCLUSION_CUES
+        ):
+            return index
+    breaks = [match.end() for match in _PARAGRAPH_BREAK_RE.finditer(text.rstrip())]
+    if not breaks:
+        return None
+    last_paragraph = breaks[-1]
+    return next((index for index, (start, _) in enumerate(spans) if start >= last_paragraph), None)
 
 
 def centrality(vectors: torch.Tensor) -> list[float]:

@@ -5,12 +5,17 @@ fallback. One concern per module:
     inputs.py        ids, ratings, k, genre and whole requests → `Request` or a typed InputError
     catalogue.py     title search ("The Godfather" finds "Godfather, The"; no fuzzy matches)
     scoring.py       the weights as numpy arrays, fold-in, scores and the two-stage top-N
-    explanations.py  the rated films that pull each pick up (per-item contributions)
+    explanations.py  why a pick: overall + your habit + the films you loved, adding up to the prediction
+    history.py       existing users' ratings from the local MovieLens files (never shipped)
+    item_map.py      the 2-D map of the films (PCA of the item factors)
+    examples.py      the bundled hand-made rating profiles
     service.py       RecommendService (services.base.Service) and `load_service()`
     cli.py           `python -m services.recommend --rate "50:5,172:4" --k 10`
 """
 
 from services.recommend.catalogue import display_title
+from services.recommend.examples import EXAMPLES_DIR, example_inputs
+from services.recommend.history import History
 from services.recommend.inputs import (
     MAX_BATCH,
     MAX_ID_CHARS,
@@ -24,14 +29,7 @@ from services.recommend.inputs import (
     parse_ratings,
 )
 from services.recommend.scoring import MIN_RATINGS_TO_RECOMMEND
-from services.recommend.service import (
-    EXAMPLES_DIR,
-    History,
-    RecommendService,
-    example_inputs,
-    load_service,
-    self_test,
-)
+from services.recommend.service import RecommendService, load_service
 
 __all__ = [
     "EXAMPLES_DIR",
@@ -51,5 +49,4 @@ __all__ = [
     "example_inputs",
     "load_service",
     "parse_ratings",
-    "self_test",
 ]

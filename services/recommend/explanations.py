@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.recommend import FoldIn
+from services.recommend.catalogue import display_title
 
 EXPLAIN_TOP = 3  # rated films named per pick
 RATED_HIGHLY = 4.0  # stars: only films rated this or higher are named as a reason
@@ -133,7 +134,11 @@ def explain(
 
 def _summary(reasons: Sequence[Reason], other: float, overall: float) -> str:
     if reasons:
-        return "your high ratings of " + ", ".join(reason.title for reason in reasons) + " lift it"
+        return (
+            "your high ratings of "
+            + ", ".join(display_title(reason.title) for reason in reasons)
+            + " lift it"
+        )
     if other >= MIN_PERSONAL:
         return (
             f"your ratings together lift it by {other:.2f}★; no film you rated highly accounts for much of it"

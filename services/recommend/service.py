@@ -17,12 +17,9 @@ used and the result says that rated films could not be excluded.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -31,7 +28,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from models.recommend import GENRES, MF_MOVIELENS_100K, RecommenderModel
-from models.recommend.data import default_data_dir, read_ratings
+from models.recommend.data import default_data_dir
 from models.recommend.neighbours import SHRINK as NEIGHBOUR_SHRINK
 from models.recommend.neighbours import load_neighbours
 from models.runtime import inference_context, select_device
@@ -39,7 +36,9 @@ from services import limits
 from services.base import Service, cached_loader
 from services.errors import InputError, UnknownIdError
 from services.recommend.catalogue import CatalogueIndex, display_title
+from services.recommend.examples import example_inputs
 from services.recommend.explanations import Explanation, explain
+from services.recommend.history import History, load_history
 from services.recommend.inputs import (
     DEFAULT_K,
     MAX_BATCH,
@@ -57,6 +56,7 @@ from services.recommend.inputs import (
     request_fields,
     whole_number,
 )
+from services.recommend.item_map import build_item_map
 from services.recommend.scoring import (
     MIN_RATINGS_TO_RECOMMEND,
     ModelArrays,
@@ -68,39 +68,7 @@ from services.recommend.scoring import (
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(MF_MOVIELENS_100K.weights_path).parent / "examples"
 SEARCH_LIMIT = limits.RECOMMEND.search_results
-
-
-@dataclass(frozen=True)
-class History:
-    """Existing users' ratings, read from the local dataset (never shipped); arrays are read-only."""
-
-    items: Mapping[int, np.ndarray]  # 0-based user index → 0-based item indices
-    ratings: Mapping[int, np.ndarray]  # 0-based user index → ratings
-
-
-def load_history(data_dir: Path | None) -> History | None:
-    if data_dir is None:
-        return None
-    try:
-        table = read_ratings(data_dir / "u.data")
-    except (OSError, ValueError):
-        logger.warning("could not read %s; existing-user histories unavailable", data_dir / "u.data")
-        return None
-    order = np.lexsort((table.items, table.users))
-    users, items, ratings = table.users[order], table.items[order], table.ratings[order]
-    bounds = np.flatnonzero(np.diff(users)) + 1
-    item_map, rating_map = {}, {}
-    for chunk_users, chunk_items, chunk_ratings in zip(
-        np.split(users, bounds), np.split(items, bounds), np.split(ratings, bounds), strict=True
-    ):
-        chunk_items.setflags(write=False)
-        chunk_ratings.setflags(write=False)
-        item_map[int(chunk_users[0])] = chunk_items
-        rating_map[int(chunk_users[0])] = chunk_ratings
-    logger.info("existing-user histories from %s (%d users)", data_dir, len(item_map))
-    return History(MappingProxyType(item_map), MappingProxyType(rating_map))
 
 
 def _stars_to_confidence(stars: float) -> float:
@@ -137,7 +105,7 @@ class RecommendService(Service):
         self._index = CatalogueIndex.build([item["title"] for item in items], counts.tolist())
         years = [item["year"] for item in items if item.get("year")]
         self._scope = f"MovieLens-100K: films up to {max(years)}" if years else "MovieLens-100K"
-        self._map = self._build_item_map()
+        self._map = build_item_map(self._arrays, self._items, self._eligible)
         self._neighbours = neighbours or load_neighbours()  # "more like this" (neighbours.safetensors)
         if self._neighbours is None:
             raise FileNotFoundError(
@@ -203,7 +171,7 @@ class RecommendService(Service):
         example = next(e for e in example_inputs() if e["name"] == "sci_fi_fan")
         started = time.perf_counter()
         result = self.predict({"ratings": example["ratings"], "k": 3})
-        titles = [rec["title"] for rec in result["recommendations"]]
+        titles = [rec["display_title"] for rec in result["recommendations"]]  # as its page names them
         return {
             "input": f"{len(example['ratings'])} hand-made ratings (sci-fi fan)",
             "output": "top picks: " + "; ".join(titles),
@@ -214,12 +182,6 @@ class RecommendService(Service):
     def catalogue(self) -> list[dict]:
         """Every film with id, title, display title, year, genres and its training rating count."""
         return [{"id": row["item_id"], **row} for row in map(self._describe, range(self.n_items))]
-
-    def item(self, item_id: Any) -> dict:
-        item_id = whole_number(item_id, "movie")
-        if not 1 <= item_id <= self.n_items:
-            raise UnknownIdError(f"there is no movie with id {item_id} (ids go from 1 to {self.n_items})")
-        return self._describe(item_id - 1)
 
     def search(self, query: str, limit: int = SEARCH_LIMIT) -> dict[str, Any]:
         """Films whose title contains what was typed ("The Godfather" finds "Godfather, The"); no fuzzy
@@ -543,33 +505,6 @@ class RecommendService(Service):
         }
 
     # ---------- item map ----------
-    def _build_item_map(self) -> tuple:
-        # PCA by one small SVD in numpy: importing scikit-learn for it cost ~5 s of every cold start.
-        factors = self._arrays.item_factors
-        fitted = factors[self._eligible]
-        mean = fitted.mean(axis=0)
-        _, _, components = np.linalg.svd(fitted - mean, full_matrices=False)
-        components = components[:2]
-        # One sign per axis, as scikit-learn chooses it: the largest loading of each axis is positive.
-        signs = np.sign(components[np.arange(2), np.abs(components).argmax(axis=1)])
-        coords = (factors - mean) @ (components * signs[:, None]).T
-        rows = []
-        for index, item in enumerate(self._items):
-            genres = [g for g in item["genres"] if g != "unknown"]
-            rows.append(
-                MappingProxyType(
-                    {
-                        "item_id": int(item["id"]),
-                        "title": str(item["title"]),
-                        "x": round(float(coords[index, 0]), 4),
-                        "y": round(float(coords[index, 1]), 4),
-                        "genre": genres[0] if genres else "unknown",
-                        "n_ratings": int(self._arrays.counts[index]),
-                    }
-                )
-            )
-        return tuple(rows)
-
     def item_map(self, min_ratings: int = MIN_RATINGS_TO_RECOMMEND) -> list[dict]:
         """2-D PCA of the item factors (fitted on films with ≥ 20 ratings); genre = first listed genre."""
         return [dict(row) for row in self._map if row["n_ratings"] >= min_ratings]
@@ -591,17 +526,3 @@ def _build() -> RecommendService:
 
 
 load_service = cached_loader(_build)
-
-
-def example_inputs() -> list[dict]:
-    """The bundled hand-made rating profiles: {"name", "description", "ratings": {item_id: rating}}."""
-    examples = []
-    for path in sorted(EXAMPLES_DIR.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        ratings = {int(item): float(value) for item, value in data["ratings"].items()}
-        examples.append({"name": path.stem, "description": data["description"], "ratings": ratings})
-    return examples
-
-
-def self_test() -> dict[str, Any]:
-    return load_service().self_test()

@@ -46,3 +46,18 @@ def test_model_cards_page_lists_every_model(page, app_url):
     for tab in ("Vision", "Language", "Speech", "Recommendation"):
         expect(page.get_by_role("tab", name=tab)).to_be_visible()
     expect(page.get_by_text("Published references").first).to_be_visible()
+
+
+def test_the_app_menu_switches_between_light_and_dark(browser, app_url):
+    """Issue 32: an in-app light/dark switch, Streamlit's own (app menu → Light / Dark / System)."""
+    context = browser.new_context(color_scheme="light", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        open_page(page, app_url)
+        assert _background_luminance(page) > 200
+        page.get_by_test_id("stMainMenu").click()
+        page.get_by_role("menuitemradio", name="Dark").click()
+        page.wait_for_timeout(500)
+        assert _background_luminance(page) < 60
+    finally:
+        context.close()

@@ -2,19 +2,19 @@
 stakeholder used. Runs only with SCREENSHOTS=1, like tests/e2e/test_screenshots_e2e.py, whose app
 fixture and helpers it shares:
 
-    SCREENSHOTS=1 SCREENSHOT_OUT=docs/screenshots/issue32/after \\
-        python -m pytest tests/e2e/test_screenshots_issue32_e2e.py
+    SCREENSHOTS=1 python -m pytest tests/e2e/test_screenshots_issue32_e2e.py   # -> docs/screenshots/issue32/after
     git archive a0fd89f | tar -x -C /tmp/before && ln -s "$PWD/.venv" /tmp/before/.venv
     SCREENSHOTS=1 SCREENSHOT_APP_ROOT=/tmp/before SCREENSHOT_OUT=docs/screenshots/issue32/before \\
         python -m pytest tests/e2e/test_screenshots_issue32_e2e.py
 
-Each picture is the screen with the item's element scrolled to the top, so before and after compare
+Each picture is the screen with the item's element scrolled to the top (below the header bar), so before and after compare
 at the same place. The behaviour itself is asserted by the AppTests and e2e tests named in
 docs/screenshots/README.md.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -23,21 +23,27 @@ from playwright.sync_api import expect
 
 from tests.e2e import test_screenshots_e2e as shots
 from tests.e2e.browser import PHONE, open_page, upload, wait_for_idle
+from tests.e2e.conftest import REPO_ROOT
 from tests.e2e.test_screenshots_e2e import shot_app_url  # noqa: F401 (the shared app fixture)
 
 pytestmark = shots.pytestmark
+OUT = REPO_ROOT / os.environ.get("SCREENSHOT_OUT", "docs/screenshots/issue32/after")
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": PHONE}
 TITANIC_PROFILE = "127:5,1:4,100:5,313:2"  # Godfather 5, Toy Story 4, Fargo 5, Titanic 2 (the issue's)
 
 
 def _screen(page, item: str, width_name: str, target=None):
     """The screen with `target` (when it is there) scrolled to the top."""
-    path = shots.OUT / f"{item}-{width_name}.jpg"
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{item}-{width_name}.jpg"
     page.wait_for_timeout(800)  # charts finish drawing
     if target is not None:
         try:
             target.first.wait_for(state="visible", timeout=shots.STEP_MS)
-            target.first.evaluate("e => e.scrollIntoView({block: 'start'})")
+            # to the top, clear of Streamlit's fixed header bar
+            target.first.evaluate(
+                "e => { e.style.scrollMarginTop = '5rem'; e.scrollIntoView({block: 'start'}); }"
+            )
             page.wait_for_timeout(400)
         except PlaywrightError:
             if shots.STRICT:
@@ -55,7 +61,7 @@ def _tab(page, name: str) -> None:
 
 def _titanic_profile(page) -> None:
     open_page(page, shots.shot_url(page), f"Recommendation?ratings={TITANIC_PROFILE}")
-    expect(page.get_by_text("predicted").first).to_be_visible(timeout=90_000)
+    expect(page.get_by_text(re.compile("★ predicted")).first).to_be_visible(timeout=90_000)
 
 
 def explanations(page, width_name):
