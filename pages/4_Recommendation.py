@@ -299,7 +299,7 @@ def explanation_lines(explanation: dict) -> str:
     parts = [f"{explanation['overall']:.2f}★ how viewers rate it", f"{signed(habit)} {habit_words}"]
     parts += [f"{signed(film['contribution'])} {display_title(film['title'])}" for film in films]
     parts.append(f"{signed(explanation['other_ratings'])} your {'other ' if films else ''}ratings")
-    breakdown = " ".join(parts) + f" = {explanation['predicted']:.2f}★"
+    breakdown = " · ".join(parts) + f" = {explanation['predicted']:.2f}★"
     if explanation["predicted"] > RATING_MAX:
         breakdown += f" (shown as {RATING_MAX:g}★, the top of the scale)"
     return f"{words}.  \n   :gray[{breakdown}]"

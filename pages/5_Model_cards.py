@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import chart_height, setup_page
-from services.model_cards import load_model_cards
+from services.model_cards import load_model_cards, markdown_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,4 +183,9 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
             st.markdown("**Confusion matrix** (evaluation split)")
             st.altair_chart(confusion_heatmap(*confusion), width="content")
         with st.expander("Full model card", expanded=False):
-            st.markdown(card.markdown)
+            for kind, block in markdown_blocks(card.markdown):
+                if kind == "table":  # as a table that wraps: a Markdown table is cut off on a phone
+                    header, rows = block
+                    st.table(pd.DataFrame(rows, columns=header), hide_index=True)
+                else:
+                    st.markdown(block)

@@ -260,6 +260,47 @@ def evaluate_command(task: str) -> str:
     return f"python -m models evaluate {task} --data-dir ../shared/data/{TASKS[task].data_dir}"
 
 
+def markdown_blocks(text: str) -> list[tuple[str, Any]]:
+    """The card's Markdown cut into ("markdown", text) and ("table", (header, rows)) blocks, so a page can
+    show the tables as tables that wrap (a Markdown table wider than a phone is cut off)."""
+    blocks: list[tuple[str, Any]] = []
+    prose: list[str] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        is_table = (
+            line.lstrip().startswith("|")
+            and index + 1 < len(lines)
+            and re.fullmatch(r"\s*\|?[\s:|-]+\|?\s*", lines[index + 1]) is not None
+            and "-" in lines[index + 1]
+        )
+        if not is_table:
+            prose.append(line)
+            index += 1
+            continue
+        if prose:
+            blocks.append(("markdown", "\n".join(prose)))
+            prose = []
+        header = _cells(line)
+        rows = []
+        index += 2
+        while index < len(lines) and lines[index].lstrip().startswith("|"):
+            cells = _cells(lines[index])
+            rows.append((cells + [""] * len(header))[: len(header)])
+            index += 1
+        blocks.append(("table", (header, rows)))
+    if prose:
+        blocks.append(("markdown", "\n".join(prose)))
+    return blocks
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of one Markdown table row (escaped pipes kept inside their cell)."""
+    inner = line.strip().removeprefix("|").removesuffix("|")
+    return [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", inner)]
+
+
 def load_model_cards(models_dir: Path = MODELS_DIR) -> list[ModelCard]:
     cards = []
     for task, spec in TASKS.items():

@@ -114,3 +114,14 @@ def test_every_shipped_model_has_a_card_with_metrics():
     for task in ("vision", "speech", "nlp"):
         labels, matrix = cards[task].confusion_matrix
         assert len(matrix) == len(labels) and all(len(row) == len(labels) for row in matrix)
+
+
+def test_card_markdown_tables_become_tables():
+    from services.model_cards import markdown_blocks
+
+    text = "Intro.\n\n| set | n |\n|---|---:|\n| a \\| b | 3 |\n| c | 4 |\n\nAfter."
+    assert markdown_blocks(text) == [
+        ("markdown", "Intro.\n"),
+        ("table", (["set", "n"], [["a | b", "3"], ["c", "4"]])),
+        ("markdown", "\nAfter."),
+    ]

@@ -123,7 +123,10 @@ def test_phone_canvas_buttons_and_undo(phone, app_url):
     hint = page.get_by_text("Write one digit or a whole number").bounding_box()
     toolbar = page.locator(".dc-toolbar-card").first.bounding_box()
     assert toolbar is not None and hint is not None
-    assert toolbar["y"] >= hint["y"] + hint["height"] or toolbar["x"] >= hint["x"] + hint["width"], (hint, toolbar)
+    assert toolbar["y"] >= hint["y"] + hint["height"] or toolbar["x"] >= hint["x"] + hint["width"], (
+        hint,
+        toolbar,
+    )
     undo.click()
     wait_for_idle(page)
     expect(page.get_by_text("Predicted digit: 1")).to_be_visible(timeout=TIMEOUT_MS)
