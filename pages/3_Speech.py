@@ -279,7 +279,7 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
 with st.container(key="speech_result"), user_facing_errors("recognising the audio"):
     service = cached_service("speech")
     with st.spinner("Listening…"):
-        result = cached_call("speech", "predict", data, top_k=11, explain=True)
+        result = cached_call("speech", "predict", data, top_k=8, explain=True)
     details = result.pop("details")
     if st.session_state.speech_input_id != st.session_state.speech_demo_applied:
         # Each new input acts on the demo once (a rerun of the same input does not repeat it).
@@ -375,7 +375,7 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
                     "Gradient × input: how much each frame's features move the winning score. Attention: the "
                     "weight the pooling layer gave each 20 ms step."
                 )
-    if result["n_digits"] > 1 and result["top_k"]:
+    if result.get("kind") == "digit" and result["n_digits"] > 1 and result["top_k"]:
         st.markdown("**Most likely strings**")
         st.dataframe(
             pd.DataFrame(

@@ -23,7 +23,7 @@ CARD_INDEX: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
         [("DistilBERT (GLUE dev)", "accuracy 0.913"), ("MiniLM-L6-H384 (GLUE dev)", "accuracy 0.915")],
     ),
     "speech": (
-        "Speech · recurrent spoken-digit recognizer (FSDD)",
+        "Speech · digits and voice commands (recurrent network, FSDD + Speech Commands)",
         "python -m models evaluate speech --data-dir ../shared/data/fsdd",
         [("published FSDD results", "accuracy 0.97–0.973")],
     ),
