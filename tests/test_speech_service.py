@@ -31,7 +31,7 @@ STRING = next(e for e in speech.example_inputs() if e["kind"] == "string")
 OTHERS = [e for e in speech.example_inputs() if e["kind"] == "other"]
 COMMANDS = [e for e in speech.example_inputs() if e["kind"] == "command"]
 # Floors just under what the shipped model measured on strangers' voices (metrics.json).
-FLOORS = {"subset_digits": 0.85, "subset_commands": 0.85, "extra_test": 0.92, "other_rejected": 0.6}
+FLOORS = {"subset_digits": 0.77, "subset_commands": 0.88, "extra_test": 0.92, "other_rejected": 0.8}
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +113,14 @@ def test_digit_string_is_split_and_read(service):
 
 
 def test_result_schema_is_plain_and_sorted(service):
-    result = service.predict(Path(SINGLES[1]["path"]).read_bytes(), top_k=10)
+    n_classes = len(service.labels)
+    result = service.predict(Path(SINGLES[1]["path"]).read_bytes(), top_k=n_classes)
     json.dumps(result)  # plain types only
     scores = [row["score"] for row in result["top_k"]]
-    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert len(scores) == n_classes and scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1.0, abs=1e-3)
     assert set(RESULT_FIELDS) <= result.keys()
-    assert {"digits", "parts", "duration_s"} <= result.keys()
+    assert {"digits", "words", "commands", "kind", "parts", "duration_s"} <= result.keys()
     assert set(result["stages_ms"]) == {"preprocess", "forward", "postprocess"}
     assert result["low_confidence"] is False and result["notes"] == []
 

@@ -80,10 +80,7 @@ def render_training(metrics: dict) -> str:
         f"- Clips per source: {data}; repeated per epoch (each copy augmented differently): {repeats or 'none'}.",
         f"- Training examples per epoch by class: {json.dumps(training.get('class_counts_per_epoch', {}))}.",
         f"- Wall time: {training.get('train_wall_s', float('nan')) / 60:.1f} min on {training.get('device', '?')}.",
-        f"- “Not a word I know” threshold on the best known word's probability: "
-        f"{metrics.get('reject_threshold', 0.0):.2f}, the highest that leaves at most "
-        f"{training.get('max_false_reject', 0.0):.0%} of the known words of "
-        f"{' and '.join(training.get('threshold_set_on', [])) or 'all validation sets'} unanswered.",
+        _threshold_line(metrics.get("reject_threshold", 0.0), training),
         "",
         "| validation set (carved from the training data) | "
         + " | ".join(n for _, n in VALIDATION_COLUMNS)
@@ -95,6 +92,22 @@ def render_training(metrics: dict) -> str:
         text = " | ".join("–" if value is None else f"{value:.3f}" for value in cells)
         lines.append(f"| {VALIDATION_NAMES.get(name, name)} | {text} |")
     return "\n".join(lines)
+
+
+def _threshold_line(threshold: float, training: dict) -> str:
+    sets = " and ".join(training.get("threshold_set_on", [])) or "all validation sets"
+    budget = f"{training.get('max_false_reject', 0.0):.0%}"
+    if threshold > 0:
+        return (
+            f"- “Not a word I know” threshold on the best known word's probability: {threshold:.2f}, the "
+            f"highest that leaves at most {budget} of the known words of {sets} unanswered."
+        )
+    return (
+        f"- “Not a word I know” threshold on the best known word's probability: none (0.00). The rule "
+        f"takes the highest threshold that leaves at most {budget} of the known words of {sets} "
+        "unanswered, and with no threshold at all more than that were already answered “other”, so "
+        "only the `other` class rejects."
+    )
 
 
 def update_card_training(metrics: dict, card: Path = CARD_PATH) -> None:
