@@ -265,7 +265,7 @@ def test_fsdd_test_split_through_the_full_audio_path(service):
     for start in range(0, len(items), speech.MAX_BATCH):
         labels += [r["label"] for r in service.predict_batch(items[start : start + speech.MAX_BATCH])]
     accuracy = np.mean([label == str(data.digits[i]) for label, i in zip(labels, test, strict=True)])
-    assert accuracy >= 0.96  # a "not a digit" answer counts as wrong here
+    assert accuracy >= 0.96  # a "not a word I know" answer counts as wrong here
 
 
 # ---- unknown words, commands and noise (postprocess only) ------------------------------------
