@@ -176,18 +176,52 @@ def _draw_demo() -> None:
                     "“on” / “off”, and answer the question with “yes” or “no”.")  # fmt: skip
         grid, status = st.columns([1, 2])
         with grid:
-            rows = voice_demo.grid_rows(state, marker="🟣" if state.moving else "🟥", empty="⬜")
-            st.markdown("  \n".join(row.replace(" ", "") for row in rows))
+            st.altair_chart(_demo_chart(state), width="content")
         with status:
             st.markdown(
-                f"{'💡 lamp **on**' if state.lamp_on else '⚫ lamp **off**'} · "
-                f"{'▶️ marker **can move**' if state.moving else '⏸️ marker **stopped**'} · "
+                f"Lamp **{'on' if state.lamp_on else 'off'}** · marker "
+                f"**{'can move' if state.moving else 'stopped'}** · "
                 f"questions right: **{state.score[0]} of {state.score[1]}**"
             )
             st.markdown(f"**Question:** {state.question_text}")
             if state.history:
                 st.caption("Latest: " + " · ".join(reversed(state.history[-4:])))
             st.button("Reset the demo", key="speech_demo_reset", on_click=_reset_demo)
+
+
+def _demo_chart(state: voice_demo.DemoState) -> alt.Chart:
+    """The grid with the marker (purple, red when stopped) and the lamp beside it (yellow when on)."""
+    size = voice_demo.GRID_SIZE
+    cells = pd.DataFrame(
+        [{"x": x, "y": y, "fill": "#e5e7eb"} for y in range(size) for x in range(size)]
+        + [{"x": state.position[0], "y": state.position[1], "fill": "#7c3aed" if state.moving else "#dc2626"}]
+    )
+    cells["x2"], cells["y2"] = cells["x"] + 0.88, cells["y"] + 0.88
+    scale_x = alt.Scale(domain=[0, size + 1.6])
+    scale_y = alt.Scale(domain=[size, 0])
+    squares = (
+        alt.Chart(cells)
+        .mark_rect(cornerRadius=3)
+        .encode(
+            x=alt.X("x:Q", scale=scale_x, axis=None),
+            x2="x2:Q",
+            y=alt.Y("y:Q", scale=scale_y, axis=None),
+            y2="y2:Q",
+            color=alt.Color("fill:N", scale=None),
+        )
+    )
+    lamp = pd.DataFrame([{"x": size + 0.9, "y": 0.6, "fill": "#facc15" if state.lamp_on else "#374151"}])
+    bulb = (
+        alt.Chart(lamp)
+        .mark_circle(size=700, stroke="#111827")
+        .encode(
+            x=alt.X("x:Q", scale=scale_x),
+            y=alt.Y("y:Q", scale=scale_y),
+            color=alt.Color("fill:N", scale=None),
+        )
+    )
+    label = alt.Chart(lamp).mark_text(dy=26, text="lamp").encode(x="x:Q", y="y:Q")
+    return (squares + bulb + label).properties(width=220, height=160).configure_view(stroke=None)
 
 
 def _reset_demo() -> None:

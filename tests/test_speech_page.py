@@ -93,7 +93,7 @@ def test_command_examples_drive_the_demo_once_per_input(app):
     assert "Is the lamp on?" in markdown_text(app)
     next(b for b in app.button if str(b.label) == "“on”").click().run()
     assert not app.exception
-    assert "Heard “on”" in markdown_text(app) and "lamp **on**" in markdown_text(app)
+    assert "Heard “on”" in markdown_text(app) and "Lamp **on**" in markdown_text(app)
     up = next(b for b in app.button if str(b.label) == "“up”")
     up.click().run()
     assert "Heard “up”" in markdown_text(app)
