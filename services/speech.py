@@ -430,7 +430,8 @@ def _cli(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m services.speech",
-        description="Recognise spoken digits in audio files (WAV, FLAC, OGG, MP3; M4A/AAC with ffmpeg).",
+        description="Recognise spoken digits and voice commands in audio files (WAV, FLAC, OGG, MP3; "
+        "M4A/AAC with ffmpeg).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--top-k", type=int, default=TOP_K)
@@ -439,11 +440,12 @@ def _cli(argv: list[str]) -> int:
 
     def handle(path: str) -> dict[str, Any]:
         result = service.predict(read_file_bytes(path, MAX_UPLOAD_BYTES), top_k=args.top_k)
-        keep = ("label", "reason", "confidence", "top_k", "low_confidence", "latency_ms", "notes",
-                "duration_s", "input_sample_rate", "input_channels")  # fmt: skip
+        keep = ("label", "kind", "reason", "closest", "confidence", "top_k", "low_confidence", "latency_ms",
+                "notes", "duration_s", "input_sample_rate", "input_channels")  # fmt: skip
         out = {key: result[key] for key in keep if key in result}
         if result["n_parts"] > 1:
             out["digits"] = [{"label": d["label"], "confidence": d["confidence"]} for d in result["parts"]]
+            out["words"] = [{"label": w["label"], "kind": w["kind"]} for w in result["words"]]
         return out
 
     return run_per_input(args.files, handle)
