@@ -1,4 +1,5 @@
-"""Speech: spoken digits (single or strings) from the microphone, an upload or a bundled example."""
+"""Speech: spoken digits and voice commands from the microphone, an upload or a bundled example,
+with a small demo that does what the commands say (its rules live in services.voice_demo)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ from pages.ui import (
 )
 from pages.ui.charts import waveform_chart
 from services import speech as speech_service
+from services import voice_demo
 
 setup_page(
-    "Speech: spoken digits",
+    "Speech: digits and voice commands",
     "🎙️",
-    "Say one digit (0–9), or a few with a clear pause after each. A small recurrent network trained by "
-    "this project recognises each one; voices unlike its training voices are misheard more often (see "
-    "“About this model” for the figures on strangers' voices).",
+    "Say a digit (zero to nine) or a command — yes, no, up, down, left, right, on, off, stop, go — or a "
+    "few words with a clear pause after each. A small recurrent network trained by this project "
+    "recognises each one and says so when it hears a word it does not know; voices unlike its training "
+    "voices are misheard more often (see “About this model” for the figures on strangers' voices).",
 )
 
 
@@ -41,6 +44,10 @@ def example_bytes(path: str) -> bytes:
 
 UPLOAD_TYPES = ["wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "webm"]
 
+if "speech_demo" not in st.session_state:
+    st.session_state.speech_demo = voice_demo.DemoState()
+    st.session_state.speech_input_id = 0  # bumped on every new input, so the demo acts once per input
+    st.session_state.speech_demo_applied = 0
 if "speech_source" not in st.session_state:
     st.session_state.speech_source = None  # ("record" | "upload" | "example", example path)
     # A shared link names a bundled example: open the page on it (never a path from the URL).
@@ -52,6 +59,7 @@ if "speech_source" not in st.session_state:
 
 def _choose(kind: str, path: str | None = None) -> None:
     st.session_state.speech_source = (kind, path)
+    st.session_state.speech_input_id += 1
 
 
 def _test_figures(metrics: dict) -> str:
@@ -80,7 +88,10 @@ with st.expander("About this model and its limits", icon=":material/info:"):
 **Model.** {feats["kind"].capitalize()} ({feats["n_mels"]} bands, {feats["win_length"] * 1000 // feats["sample_rate"]} ms
 windows every {feats["hop_length"] * 1000 // feats["sample_rate"]} ms, {feats["sample_rate"] // 1000} kHz audio) →
 {facts["architecture"]}; {facts["parameters"]:,} parameters ({facts["weights_bytes"] / 1e6:.1f} MB).
-Classes: {", ".join(f"“{label}”" for label in facts["labels"])}.
+Words it knows: the digits {", ".join(f"“{label}”" for label in facts["vocabulary"]["digits"])} and the
+commands {", ".join(f"“{label}”" for label in facts["vocabulary"]["commands"]) or "(none in this checkpoint)"};
+any other word is answered “not a word I know” (with the closest known word), and silence or noise
+“no speech”.
 
 **Trained on.** {trained_on or "see the model card"}
 
@@ -93,10 +104,11 @@ mono, resampled to {feats["sample_rate"] // 1000} kHz, and split on pauses by an
 (a voice much quieter than yours, such as someone else in the room, is ignored as background); each part is
 loudness-normalised and classified.
 
-**Limits.** English digits only, “zero” to “nine” (not “oh”). Pause about a quarter of a second between
-digits. Files up to {facts["limits"]["max_upload_bytes"] // 1_000_000} MB and {facts["limits"]["max_seconds"]:.0f} s,
-at most {facts["limits"]["max_digits"]} digits. Silence or steady noise is reported as “no speech detected”;
-speech that is not a digit is reported as such when the model is confident it is not one.
+**Limits.** English only: the digits “zero” to “nine” (not “oh”) and the ten commands above, one word at a
+time. Pause about a quarter of a second between words; a run of digits reads as one number (“4 2 7” → 427).
+Files up to {facts["limits"]["max_upload_bytes"] // 1_000_000} MB and {facts["limits"]["max_seconds"]:.0f} s,
+at most {facts["limits"]["max_words"]} words. Silence or steady noise is reported as “no speech detected”;
+a word it does not know is reported as such, with the known word it sounded closest to.
 """
         )
 
@@ -125,17 +137,18 @@ with example_col:
         label = {
             "digit": f"“{example['expected']}”",
             "string": f"“{example['expected']}” string",
-            "other": f"“{example['name'].split('_')[1]}”",
+            "command": f"“{example['expected']}”",
+            "other": f"“{example['name'].split('_')[1]}” (unknown)",
         }[example["kind"]]
         buttons[i % 3].button(
             label, key=f"speech_example_{i}", help=example["title"], on_click=_choose, args=("example", example["path"]),
             width="stretch",
         )  # fmt: skip
     st.caption(
-        "Examples: Free Spoken Digit Dataset, Zohar Jackson et al., "
+        "Examples: digits from the Free Spoken Digit Dataset, Zohar Jackson et al., "
         "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) (test split; the string is three "
-        "clips joined with pauses); the non-digit word is from Google's Speech Commands test set, "
-        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/)."
+        "clips joined with pauses); commands and the unknown word from Google's Speech Commands, "
+        "[CC BY 4.0](https://creativecommons.org/licenses/by/4.0/), speakers the model never trained on."
     )
 
 source = st.session_state.speech_source
@@ -153,7 +166,71 @@ if source:
         name = Path(source[1]).name
         data, source_text = example_bytes(source[1]), f"example {name}"
 
+demo_slot = st.container(key="speech_demo", border=True)
+
+
+def _draw_demo() -> None:
+    """The command demo: the grid, lamp and question as they are after the latest words."""
+    state: voice_demo.DemoState = st.session_state.speech_demo
+    with demo_slot:
+        st.markdown("**Voice command demo** — say “up”, “down”, “left”, “right” (or “right 3”), “stop” / “go”, "
+                    "“on” / “off”, and answer the question with “yes” or “no”.")  # fmt: skip
+        grid, status = st.columns([1, 2])
+        with grid:
+            st.altair_chart(_demo_chart(state), width="content")
+        with status:
+            st.markdown(
+                f"Lamp **{'on' if state.lamp_on else 'off'}** · marker "
+                f"**{'can move' if state.moving else 'stopped'}** · "
+                f"questions right: **{state.score[0]} of {state.score[1]}**"
+            )
+            st.markdown(f"**Question:** {state.question_text}")
+            if state.history:
+                st.caption("Latest: " + " · ".join(reversed(state.history[-4:])))
+            st.button("Reset the demo", key="speech_demo_reset", on_click=_reset_demo)
+
+
+def _demo_chart(state: voice_demo.DemoState) -> alt.Chart:
+    """The grid with the marker (purple, red when stopped) and the lamp beside it (yellow when on)."""
+    size = voice_demo.GRID_SIZE
+    cells = pd.DataFrame(
+        [{"x": x, "y": y, "fill": "#e5e7eb"} for y in range(size) for x in range(size)]
+        + [{"x": state.position[0], "y": state.position[1], "fill": "#7c3aed" if state.moving else "#dc2626"}]
+    )
+    cells["x2"], cells["y2"] = cells["x"] + 0.88, cells["y"] + 0.88
+    scale_x = alt.Scale(domain=[0, size + 1.6])
+    scale_y = alt.Scale(domain=[size, 0])
+    squares = (
+        alt.Chart(cells)
+        .mark_rect(cornerRadius=3)
+        .encode(
+            x=alt.X("x:Q", scale=scale_x, axis=None),
+            x2="x2:Q",
+            y=alt.Y("y:Q", scale=scale_y, axis=None),
+            y2="y2:Q",
+            color=alt.Color("fill:N", scale=None),
+        )
+    )
+    lamp = pd.DataFrame([{"x": size + 0.9, "y": 0.6, "fill": "#facc15" if state.lamp_on else "#374151"}])
+    bulb = (
+        alt.Chart(lamp)
+        .mark_circle(size=700, stroke="#111827")
+        .encode(
+            x=alt.X("x:Q", scale=scale_x),
+            y=alt.Y("y:Q", scale=scale_y),
+            color=alt.Color("fill:N", scale=None),
+        )
+    )
+    label = alt.Chart(lamp).mark_text(dy=26, text="lamp").encode(x="x:Q", y="y:Q")
+    return (squares + bulb + label).properties(width=220, height=160).configure_view(stroke=None)
+
+
+def _reset_demo() -> None:
+    st.session_state.speech_demo = voice_demo.DemoState()
+
+
 if data is None:
+    _draw_demo()
     st.info("Record, upload or pick an example to see what the model hears.", icon=":material/mic:")
     st.stop()
 
@@ -206,29 +283,45 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
 with st.container(key="speech_result"), user_facing_errors("recognising the audio"):
     service = cached_service("speech")
     with st.spinner("Listening…"):
-        result = cached_call("speech", "predict", data, top_k=11, explain=True)
+        result = cached_call("speech", "predict", data, top_k=8, explain=True)
     details = result.pop("details")
+    if st.session_state.speech_input_id != st.session_state.speech_demo_applied:
+        # Each new input acts on the demo once (a rerun of the same input does not repeat it).
+        st.session_state.speech_demo_applied = st.session_state.speech_input_id
+        st.session_state.speech_demo, _ = voice_demo.apply_words(
+            st.session_state.speech_demo, voice_demo.words_of(result)
+        )
 
     st.divider()
     heard, stats = st.columns([1.2, 2])
     with heard:
         if result["label"] is None:
-            st.markdown("### Heard speech, but not a digit")
+            st.markdown("### Heard speech, but not a word I know")
+            closest = result.get("closest")
             st.caption(
-                "The model recognises the digits 0–9 only; this sounded like another word "
-                f"(confidence {result['confidence']:.1%} that it is not a digit)."
+                "The model knows the digits 0–9 and ten commands; this sounded like another word "
+                f"(confidence {result['confidence']:.1%} that it is none of them)."
+                + (
+                    f" Closest known word: “{closest['label']}” ({closest['confidence']:.1%})."
+                    if closest
+                    else ""
+                )
             )
         else:
+            kind = {"digit": "a number" if result["n_digits"] > 1 else "a digit", "command": "a command"}.get(
+                result.get("kind"), "digits and commands"
+            )
             st.markdown(f"### Heard “{result['label']}”")
-            if result["n_digits"] > 1:
+            n_words = len(result.get("words", [])) or result["n_digits"]
+            if n_words > 1:
                 st.caption(
-                    f"{result['n_digits']} digits, overall confidence {result['confidence']:.1%} (product of the parts)"
+                    f"{kind}, {n_words} words, overall confidence {result['confidence']:.1%} (product of the parts)"
                 )
             else:
-                st.caption(f"confidence {result['confidence']:.1%}")
+                st.caption(f"{kind}, confidence {result['confidence']:.1%}")
             if result["low_confidence"]:
                 st.warning(
-                    "Low confidence: the model is unsure. Speak clearly, one digit at a time, with pauses."
+                    "Low confidence: the model is unsure. Speak clearly, one word at a time, with pauses."
                 )
         for note in result["notes"]:
             st.caption(f"Note: {note}")
@@ -253,7 +346,9 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
         )
 
     def _part_title(index: int, part: dict) -> str:
-        return f"Part {index + 1}: “{part['label']}”" if part["label"] else f"Part {index + 1}: not a digit"
+        if part["label"]:
+            return f"Part {index + 1}: “{part['label']}”"
+        return f"Part {index + 1}: {'noise' if part.get('reason') == 'no speech' else 'unknown word'}"
 
     tabs = (
         st.tabs([_part_title(i, part) for i, part in enumerate(result["parts"])])
@@ -285,7 +380,7 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
                     "Gradient × input: how much each frame's features move the winning score. Attention: the "
                     "weight the pooling layer gave each 20 ms step."
                 )
-    if result["n_digits"] > 1 and result["top_k"]:
+    if result.get("kind") == "digit" and result["n_digits"] > 1 and result["top_k"]:
         st.markdown("**Most likely strings**")
         st.dataframe(
             pd.DataFrame(
@@ -295,3 +390,4 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
         )
     # On a phone the three ways to give audio fill the first screens: bring the answer up once per input.
     scroll_into_view_on_phone("speech_result", hashlib.sha256(data).hexdigest())
+_draw_demo()

@@ -1,13 +1,15 @@
-"""Spoken-digit recognition service: audio bytes → the digit (or digit string) with confidences.
+"""Spoken digits and voice commands: audio bytes → the words heard, in order, with confidences.
 
 preprocess: validate + decode (services.audio_io: size and duration guards, any format soundfile or
 ffmpeg can read) → mono at the model's rate → split on pauses (one part per spoken word; silence or
 noise alone is "no speech detected") → loudness-normalise each part.
 _forward: every part of every item through the recurrent network in one batch.
-postprocess: per part, a digit or "not a digit" (the checkpoint's "other" class, or a best digit below
-the rejection threshold chosen on validation data); the digits are joined into the label. A clip with
-only non-digit speech answers `label=None, reason="not a digit"`; in a string, non-digit parts are
-dropped with a note rather than guessed.
+postprocess: per part, a known word (a digit 0–9 or one of the ten commands, with its `kind`), an
+unknown word (the checkpoint's "other" class, or a best known word below the rejection threshold
+chosen on validation data; answered with the closest known word and its confidence), or noise (the
+"silence" class; left out). The label joins the words in order, a run of digits as one number
+("427", "go 42"). A clip with only unknown words answers `label=None, reason="not a word I know"`;
+in a longer recording unknown parts are left out with a note rather than guessed.
 
 CLI: `python -m services.speech FILE [FILE ...]` prints one JSON object per file.
 """
@@ -27,10 +29,17 @@ import numpy as np
 import torch
 
 from models.runtime import inference_context, select_device
-from models.speech import FSDD_DIGITS_GRU, PACKAGE_DIR, DigitEnsemble, LogMelFrontend, SpeechBundle
+from models.speech import (
+    PACKAGE_DIR,
+    SPEECH_BUNDLE,
+    DigitEnsemble,
+    LogMelFrontend,
+    SpeechBundle,
+    word_kind,
+)
 from services import audio_io, limits
 from services.base import Service, cached_loader
-from services.errors import EmptyInputError, InputTooLargeError
+from services.errors import EmptyInputError, InputTooLargeError, NothingFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +49,7 @@ MAX_DIGITS = 20  # parts (words) classified in one clip
 MAX_BATCH = limits.SPEECH.max_batch  # clips in one predict_batch call
 TOP_K = limits.SPEECH.top_k
 LOW_CONFIDENCE = 0.5  # below this overall confidence the answer is flagged as a guess
-NOT_A_DIGIT = "not a digit"
+NOT_A_WORD = "not a word I know"
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
 METRICS_PATH = PACKAGE_DIR / "metrics.json"
 PLAYBACK_GAP_S = 0.25  # silence between parts in the processed audio the page plays back
@@ -158,75 +167,105 @@ class SpeechService(Service):
         return out
 
     # -- postprocess --------------------------------------------------------------------------
-    def _is_digit(self, p: np.ndarray) -> bool:
-        other = self.bundle.other_index
+    def _read_part(self, p: np.ndarray) -> tuple[str | None, str]:
+        """(the known word, or None; "word" | "unknown" | "silence") for one part's probabilities."""
         best = int(np.argmax(p))
-        if other is not None and best == other:
-            return False
-        return float(p[best]) >= self.bundle.reject_threshold
+        if best == self.bundle.silence_index:
+            return None, "silence"
+        if best == self.bundle.other_index:
+            return None, "unknown"
+        label = self.labels[best]
+        if word_kind(label) is None or float(p[best]) < self.bundle.reject_threshold:
+            return None, "unknown"
+        return label, "word"
+
+    def _closest(self, p: np.ndarray) -> dict[str, Any]:
+        """The known word the model found most alike, with its probability."""
+        words = self.bundle.word_indices
+        best = words[int(np.argmax(p[words]))]
+        label = self.labels[best]
+        return {"label": label, "kind": word_kind(label), "confidence": round(float(p[best]), 4)}
 
     def postprocess(
         self, prepared: _Prepared, probs: np.ndarray, *, top_k: int = TOP_K, explain: bool = False, **_: Any
     ) -> dict[str, Any]:
         top_k = max(1, min(int(top_k), len(self.labels)))
-        parts = []
+        parts, verdicts = [], []
         for (start, end), p in zip(prepared.parts, probs, strict=True):
             order = np.argsort(-p, kind="stable")[:top_k]
-            is_digit = self._is_digit(p)
-            parts.append(
-                {
-                    "label": self.labels[int(order[0])] if is_digit else None,
-                    "confidence": round(float(p[order[0]]), 4),
-                    "top_k": [{"label": self.labels[int(i)], "score": round(float(p[i]), 4)} for i in order],
-                    "start_s": round(start / self.sample_rate, 3),
-                    "end_s": round(end / self.sample_rate, 3),
-                    "is_digit": is_digit,
-                }
-            )
-        kept = [i for i, part in enumerate(parts) if part["is_digit"]]
+            label, verdict = self._read_part(p)
+            verdicts.append(verdict)
+            part = {
+                "label": label,
+                "kind": word_kind(label) if label else None,
+                "confidence": round(float(p[order[0]]), 4),
+                "top_k": [{"label": self.labels[int(i)], "score": round(float(p[i]), 4)} for i in order],
+                "start_s": round(float(start) / self.sample_rate, 3),
+                "end_s": round(float(end) / self.sample_rate, 3),
+            }
+            if verdict == "unknown":
+                part["reason"] = NOT_A_WORD
+                part["closest"] = self._closest(p)
+            elif verdict == "silence":
+                part["reason"] = "no speech"
+            parts.append(part)
+        if all(v == "silence" for v in verdicts):
+            # The detector heard something, but the network hears only noise: the detector's answer.
+            raise NothingFoundError(audio_io.NO_SPEECH)
+        kept = [i for i, v in enumerate(verdicts) if v == "word"]
+        unknown = [i for i, v in enumerate(verdicts) if v == "unknown"]
         notes = []
         if not kept:
-            # Speech, but no part of it is a digit: say so instead of guessing one.
+            # Speech, but no known word in it: say so, and which known word it was closest to.
+            first = unknown[0]
             result = {
                 "label": None,
-                "reason": NOT_A_DIGIT,
-                "confidence": round(float(np.mean([_not_digit_score(p, self.bundle) for p in probs])), 4),
-                "top_k": parts[0]["top_k"] if len(parts) == 1 else [],
+                "kind": None,
+                "reason": NOT_A_WORD,
+                "closest": parts[first]["closest"],
+                "confidence": round(
+                    float(np.mean([_not_a_word_score(probs[i], self.bundle) for i in unknown])), 4
+                ),
+                "top_k": parts[first]["top_k"] if len(parts) == 1 else [],
                 "low_confidence": False,
             }
-            notes.append("heard speech, but not a digit 0–9")
+            notes.append("heard speech, but not a word I know (a digit 0–9 or a command)")
         else:
-            digit_probs = probs[kept]
-            label = "".join(parts[i]["label"] for i in kept)
-            confidence = float(np.prod([float(p.max()) for p in digit_probs]))
+            words = [parts[i]["label"] for i in kept]
+            kinds = {parts[i]["kind"] for i in kept}
+            label = join_words(words)
+            confidence = float(np.prod([float(probs[i].max()) for i in kept]))
             if len(kept) == 1 and len(parts) == 1:
                 top = parts[0]["top_k"]
-            else:
-                digit_columns = [i for i, name in enumerate(self.labels) if i != self.bundle.other_index]
+            elif kinds == {"digit"}:
+                digit_columns = [i for i, name in enumerate(self.labels) if word_kind(name) == "digit"]
                 top = [
                     {"label": text, "score": round(score, 4)}
                     for text, score in _best_strings(
-                        digit_probs[:, digit_columns], [self.labels[i] for i in digit_columns], top_k
+                        probs[kept][:, digit_columns], [self.labels[i] for i in digit_columns], top_k
                     )
                 ]
-            dropped = len(parts) - len(kept)
-            if dropped:
-                where = ", ".join(
-                    f"{parts[i]['start_s']:.2f}–{parts[i]['end_s']:.2f} s"
-                    for i, part in enumerate(parts)
-                    if not part["is_digit"]
-                )
-                notes.append(f"{dropped} part(s) that were not a digit were left out ({where})")
+            else:
+                top = [{"label": label, "score": round(confidence, 4)}]
+            for verdict, what in (("unknown", "not a word I know"), ("silence", "only noise")):
+                skipped = [i for i, v in enumerate(verdicts) if v == verdict]
+                if skipped:
+                    where = ", ".join(f"{parts[i]['start_s']:.2f}–{parts[i]['end_s']:.2f} s" for i in skipped)
+                    notes.append(f"{len(skipped)} part(s) that were {what} were left out ({where})")
             result = {
                 "label": label,
+                "kind": kinds.pop() if len(kinds) == 1 else "mixed",
                 "confidence": round(confidence, 4),
                 "top_k": top,
                 "low_confidence": confidence < LOW_CONFIDENCE,
             }
-        for part in parts:
-            del part["is_digit"]
-        result.update({"n_digits": len(kept), "n_parts": len(parts), "digits": [parts[i] for i in kept],
-                       "parts": parts, "notes": notes, **prepared.info})  # fmt: skip
+        digits = [parts[i] for i in kept if parts[i]["kind"] == "digit"]
+        result.update({
+            "words": [{k: parts[i][k] for k in ("label", "kind", "confidence", "start_s", "end_s")} for i in kept],
+            "commands": [parts[i]["label"] for i in kept if parts[i]["kind"] == "command"],
+            "n_digits": len(digits), "n_parts": len(parts), "digits": digits,
+            "parts": parts, "notes": notes, **prepared.info,
+        })  # fmt: skip
         if explain:
             result["details"] = self._details(prepared)
         return result
@@ -256,6 +295,7 @@ class SpeechService(Service):
             "parameters": int(sum(p.numel() for p in self.model.parameters())),
             "weights_bytes": self.bundle.weights_path.stat().st_size,
             "labels": list(self.labels),
+            "vocabulary": self.vocabulary(),
             "features": {"kind": "log-mel spectrogram", **self.bundle.describe()["features"]},
             "sample_rate": self.sample_rate,
             "reject_threshold": self.bundle.reject_threshold,
@@ -265,15 +305,27 @@ class SpeechService(Service):
                 "max_upload_bytes": MAX_UPLOAD_BYTES,
                 "max_seconds": MAX_SECONDS,
                 "max_digits": MAX_DIGITS,
+                "max_words": MAX_DIGITS,
                 "max_batch": MAX_BATCH,
             },
+        }
+
+    def vocabulary(self) -> dict[str, Any]:
+        """The words this checkpoint knows, by kind, and what it answers for anything else."""
+        return {
+            "digits": [label for label in self.labels if word_kind(label) == "digit"],
+            "commands": [label for label in self.labels if word_kind(label) == "command"],
+            "unknown_word": {"label": None, "reason": NOT_A_WORD}
+            if self.bundle.other_index is not None or self.bundle.reject_threshold > 0
+            else None,
+            "no_speech": audio_io.NO_SPEECH,
         }
 
     def self_test(self) -> dict[str, Any]:
         """Recognise the first bundled example; the home page shows the result."""
         example = next(e for e in example_inputs() if e["kind"] == "digit")
         result = self.predict(Path(example["path"]).read_bytes())
-        heard = f"heard “{result['label']}” ({result['confidence']:.0%})" if result["label"] else NOT_A_DIGIT
+        heard = f"heard “{result['label']}” ({result['confidence']:.0%})" if result["label"] else NOT_A_WORD
         return {
             "input": f"{example['title']}",
             "output": heard,
@@ -290,11 +342,23 @@ def _architecture(bundle: SpeechBundle) -> str:
     )
 
 
-def _not_digit_score(p: np.ndarray, bundle: SpeechBundle) -> float:
-    """How sure the model is that a part is not a digit: P(other), or 1 − best digit without one."""
+def _not_a_word_score(p: np.ndarray, bundle: SpeechBundle) -> float:
+    """How sure the model is that a part is no known word: P(other), or 1 − the best known word."""
     if bundle.other_index is not None and int(np.argmax(p)) == bundle.other_index:
         return float(p[bundle.other_index])
-    return 1.0 - float(np.max(p))
+    return 1.0 - float(np.max(p[bundle.word_indices]))
+
+
+def join_words(words: list[str]) -> str:
+    """The answer text: a run of digits reads as one number ("427"), other words are spaced
+    ("go 42 stop")."""
+    pieces: list[str] = []
+    for word in words:
+        if pieces and word.isdigit() and pieces[-1].isdigit():
+            pieces[-1] += word
+        else:
+            pieces.append(word)
+    return " ".join(pieces)
 
 
 def _best_strings(probs: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float]]:
@@ -311,7 +375,7 @@ def _best_strings(probs: np.ndarray, labels: list[str], k: int) -> list[tuple[st
     return [(text, math.exp(logp)) for logp, text in beams]
 
 
-def _build(bundle: SpeechBundle = FSDD_DIGITS_GRU) -> SpeechService:
+def _build(bundle: SpeechBundle = SPEECH_BUNDLE) -> SpeechService:
     """Load the weights; the returned service is immutable and thread-safe."""
     service = SpeechService(bundle, select_device())
     # Warm-up: the first forward and backward pay for lazy initialisation; do it here, not on a user.
@@ -325,10 +389,12 @@ load_service = cached_loader(_build)
 
 
 def example_inputs() -> list[dict[str, str]]:
-    """Bundled examples (see examples/ATTRIBUTION.md): FSDD test-split clips (CC BY-SA 4.0) and a digit
-    string made from them; a file named `other_<word>_<speaker>.wav` would be a non-digit word.
+    """Bundled examples (see examples/ATTRIBUTION.md): FSDD test-split digits (CC BY-SA 4.0), a digit
+    string made from them, and Speech Commands commands and an unknown word (CC BY 4.0) from speakers
+    held out of training. Files are named `<digit>_<speaker>_<n>`, `string_<digits>_<speaker>`,
+    `command_<word>_<speaker>` and `other_<word>_<speaker>`.
 
-    `kind` is "digit", "string" or "other"; `expected` is the answer (None for a non-digit word)."""
+    `kind` is "digit", "string", "command" or "other"; `expected` is the answer (None for an unknown word)."""
     examples = []
     for path in sorted(EXAMPLES_DIR.glob("*.wav")):
         stem = path.stem
@@ -336,9 +402,14 @@ def example_inputs() -> list[dict[str, str]]:
             spoken = stem.removeprefix("string_").split("_")[0]
             kind, expected = "string", spoken
             title = f"Digit string “{spoken}” (FSDD test clips joined with pauses)"
+        elif stem.startswith("command_"):
+            _, word, speaker = stem.split("_")
+            kind, expected = "command", word
+            title = f"Command “{word}” (Speech Commands speaker {speaker}, not trained on)"
         elif stem.startswith("other_"):
             _, word, speaker = stem.split("_")
-            kind, expected, title = "other", None, f"“{word}”, not a digit (speaker {speaker})"
+            kind, expected = "other", None
+            title = f"“{word}”, a word the model does not know (Speech Commands speaker {speaker})"
         else:
             digit, speaker, index = stem.split("_")
             kind, expected = "digit", digit
@@ -347,11 +418,6 @@ def example_inputs() -> list[dict[str, str]]:
             {"name": path.name, "path": str(path), "kind": kind, "expected": expected, "title": title}
         )
     return examples
-
-
-def attribution() -> str:
-    path = EXAMPLES_DIR / "ATTRIBUTION.md"
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 def self_test(service: SpeechService | None = None) -> dict[str, Any]:
@@ -366,7 +432,8 @@ def _cli(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m services.speech",
-        description="Recognise spoken digits in audio files (WAV, FLAC, OGG, MP3; M4A/AAC with ffmpeg).",
+        description="Recognise spoken digits and voice commands in audio files (WAV, FLAC, OGG, MP3; "
+        "M4A/AAC with ffmpeg).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--top-k", type=int, default=TOP_K)
@@ -375,11 +442,12 @@ def _cli(argv: list[str]) -> int:
 
     def handle(path: str) -> dict[str, Any]:
         result = service.predict(read_file_bytes(path, MAX_UPLOAD_BYTES), top_k=args.top_k)
-        keep = ("label", "reason", "confidence", "top_k", "low_confidence", "latency_ms", "notes",
-                "duration_s", "input_sample_rate", "input_channels")  # fmt: skip
+        keep = ("label", "kind", "reason", "closest", "confidence", "top_k", "low_confidence", "latency_ms",
+                "notes", "duration_s", "input_sample_rate", "input_channels")  # fmt: skip
         out = {key: result[key] for key in keep if key in result}
         if result["n_parts"] > 1:
             out["digits"] = [{"label": d["label"], "confidence": d["confidence"]} for d in result["parts"]]
+            out["words"] = [{"label": w["label"], "kind": w["kind"]} for w in result["words"]]
         return out
 
     return run_per_input(args.files, handle)

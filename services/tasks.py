@@ -203,7 +203,7 @@ TASKS: dict[str, TaskSpec] = {
             routes=("/v1/speech",),
             batched=True,
             load_rank=2,
-            card_title="Speech · recurrent spoken-digit recognizer (FSDD)",
+            card_title="Speech · digits and voice commands (recurrent network, FSDD + Speech Commands)",
             data_dir="fsdd",
             references=(("published FSDD results", "accuracy 0.97–0.973"),),
         ),

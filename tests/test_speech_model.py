@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.speech import (
-    FSDD_DIGITS_GRU,
+    SPEECH_BUNDLE,
     FeatureConfig,
     LogMelFrontend,
     ModelConfig,
@@ -38,7 +38,7 @@ def tone_clip(cls: int, rng: np.random.Generator, rate: int = 8_000) -> np.ndarr
 
 
 def test_bundle_describes_its_checkpoint():
-    bundle = FSDD_DIGITS_GRU
+    bundle = SPEECH_BUNDLE
     assert bundle.sample_rate == 8_000
     assert bundle.labels[:10] == tuple("0123456789")
     assert bundle.model.n_classes == len(bundle.labels)
@@ -59,7 +59,7 @@ def test_frontend_shapes_and_gain_invariance():
 
 
 def test_padding_does_not_change_the_answer():
-    frontend, model = FSDD_DIGITS_GRU.get_frontend(), FSDD_DIGITS_GRU.get_model()
+    frontend, model = SPEECH_BUNDLE.get_frontend(), SPEECH_BUNDLE.get_model()
     rng = np.random.default_rng(1)
     short, long = tone_clip(2, rng), tone_clip(7, rng)
     with torch.inference_mode():
@@ -110,14 +110,27 @@ def test_tiny_training_run_learns_toy_classes(one_thread):
     assert (probs.argmax(1) == labels).mean() > 0.6  # chance is 0.25
 
 
+def test_training_checkpoint_is_written_and_a_finished_run_resumes_to_the_same_weights(tmp_path, one_thread):
+    rng = np.random.default_rng(0)
+    labels = np.array([c for c in (1, 6) for _ in range(16)])
+    clips = [tone_clip(int(c), rng) for c in labels]
+    config = TrainConfig(epochs=2, batch_size=16, lr=1e-2, seed=0, workers=0, bucket=1)
+    kwargs = dict(model_config=ModelConfig(conv_channels=8, hidden=8, n_classes=7), device=torch.device("cpu"),
+                  augment=only(p_noise=1), checkpoint=tmp_path / "ck.pt")  # fmt: skip
+    first = train_model(clips, labels, config, **kwargs)
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert state["epoch"] == 2 and set(state) == {"model", "ema", "optimizer", "scheduler", "epoch"}
+    again = train_model(clips, labels, config, **kwargs)  # nothing left to train: the saved EMA
+    for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.slow
 def test_committed_weights_reach_the_target_on_fsdd_test():
     data = load_fsdd(dataset_dir("fsdd", "fsdd.npz"))
     test = data.split("test")
     assert len(test) == 300 and len(data.split("train")) == 2700
-    probs = predict_clips(
-        FSDD_DIGITS_GRU.get_model(), [data.clips[i] for i in test], FSDD_DIGITS_GRU.features
-    )
+    probs = predict_clips(SPEECH_BUNDLE.get_model(), [data.clips[i] for i in test], SPEECH_BUNDLE.features)
     accuracy = float((probs[:, :10].argmax(1) == data.digits[test]).mean())
     # A floor under the shipped figure: the model trained for strangers gave up some of FSDD's six voices.
     assert accuracy >= 0.96
@@ -233,18 +246,46 @@ def test_other_words_leave_out_digit_homophones_and_the_test_words():
 
 
 def test_rejection_threshold_keeps_false_rejects_under_the_budget():
-    from models.speech.cli import decision_report, rejection_threshold
+    from models.speech import data
+    from models.speech.calibration import decision_report, rejection_threshold
 
     rng = np.random.default_rng(0)
-    labels = np.array([3] * 90 + [10] * 10)
-    probs = np.full((100, 11), 0.01)
-    probs[:90, 3] = rng.uniform(0.3, 0.99, 90)  # digits with spread confidence
-    probs[90:, 10] = 0.9  # "other" wins on the non-digits
+    up = data.COMMAND_INDEX["up"]
+    labels = np.array([3] * 60 + [up] * 30 + [data.OTHER_INDEX] * 10 + [data.SILENCE_INDEX] * 5)
+    probs = np.full((105, len(data.TRAIN_LABELS)), 0.01)
+    probs[:60, 3] = rng.uniform(0.3, 0.99, 60)  # digits with spread confidence
+    probs[60:90, up] = rng.uniform(0.3, 0.99, 30)  # commands too
+    probs[90:100, data.OTHER_INDEX] = 0.9  # "other" wins on the unknown words
+    probs[100:, data.SILENCE_INDEX] = 0.9
     probs = probs / probs.sum(1, keepdims=True)
     threshold = rejection_threshold(probs, labels, max_false_reject=0.05)
     report = decision_report(probs, labels, threshold)
-    assert report["digit_false_reject"] <= 0.05 and report["other_rejected"] == 1.0
+    assert report["digit_false_reject"] + report["command_false_reject"] <= 2 * 0.05
+    assert report["other_rejected"] == 1.0 and report["silence_recognised"] == 1.0
     assert rejection_threshold(probs, labels, max_false_reject=0.3) > threshold
+
+
+def test_decide_separates_words_unknown_and_silence():
+    from models.speech import data
+    from models.speech.calibration import decide
+
+    probs = np.full((4, len(data.TRAIN_LABELS)), 0.001)
+    probs[0, 7] = 0.9  # a sure "7"
+    probs[1, data.COMMAND_INDEX["go"]] = 0.3  # an unsure "go" (close to "no" and "up")
+    probs[1, data.COMMAND_INDEX["no"]] = probs[1, data.COMMAND_INDEX["up"]] = 0.25
+    probs[2, data.OTHER_INDEX] = 0.9
+    probs[3, data.SILENCE_INDEX] = 0.9
+    best, rejected, silence = decide(probs / probs.sum(1, keepdims=True), threshold=0.5)
+    assert best[0] == 7 and best[1] == data.COMMAND_INDEX["go"]
+    assert rejected.tolist() == [False, True, True, False] and silence.tolist() == [False, False, False, True]
+
+
+def test_labels_map_words_to_classes():
+    from models.speech import data
+
+    assert data.word_label("seven") == 7 and data.TRAIN_LABELS[data.word_label("stop")] == "stop"
+    assert data.word_label("marvin") == data.OTHER_INDEX
+    assert data.TRAIN_LABELS[-2:] == ("other", "silence") and data.N_WORDS == 20
 
 
 def test_weights_record_the_command_that_made_them():
@@ -253,9 +294,10 @@ def test_weights_record_the_command_that_made_them():
     from dataclasses import asdict
 
     from models.speech import data, read_metadata
-    from models.speech.cli import _parser, recorded_args
+    from models.speech.cli import _parser
+    from models.speech.training_run import recorded_args
 
-    metadata = read_metadata(FSDD_DIGITS_GRU.weights_path)
+    metadata = read_metadata(SPEECH_BUNDLE.weights_path)
     training = json.loads(metadata["training"])
     argv = training["argv"]
     assert training["command"] == "python -m models train speech " + shlex.join(argv)
@@ -273,22 +315,27 @@ def test_weights_record_the_command_that_made_them():
         args.conv_channels,
         args.members,
     )
-    assert json.loads(metadata["features"]) == asdict(FSDD_DIGITS_GRU.features)
+    assert json.loads(metadata["features"]) == asdict(SPEECH_BUNDLE.features)
     assert training["augment"] == json.loads(json.dumps(asdict(AugmentConfig())))
-    assert set(training["data"]) >= {"fsdd_train", "extra_train", "synth_train", "real_other_train"}
+    assert set(training["data"]) >= {
+        "fsdd_train", "extra_train", "commands_train", "other_words_train", "silence_train", "synth_train",
+        "real_other_train",
+    }  # fmt: skip
     assert 0.0 <= float(metadata["reject_threshold"]) < 1.0
-    assert training["threshold_set_on"] == ["fsdd_val", "extra_val"]  # real voices only
+    assert training["threshold_set_on"] == ["fsdd_val", "extra_val", "words_val"]  # real voices only
 
 
 @pytest.mark.slow
 def test_training_data_never_holds_a_test_clip():
     from models.speech import data
-    from models.speech.cli import _parser, build_training_data
+    from models.speech.cli import _parser
+    from models.speech.training_run import build_training_data
 
     if not data.espeak_available():
         pytest.skip("espeak-ng not installed")
     fsdd_dir = dataset_dir("fsdd", "fsdd.npz")
     dataset_dir("speech_commands_digits_extra", "speech_commands_digits_extra.npz")
+    dataset_dir("speech_commands_words", "speech_commands_words.npz")
     import tempfile
 
     with tempfile.TemporaryDirectory() as cache:
@@ -299,9 +346,16 @@ def test_training_data_never_holds_a_test_clip():
     for name in ("fsdd_train", "fsdd_val"):
         assert not any(c.tobytes() in test_clips for c in sets[name].clips)
     test_speakers = set(data.load_digits_extra(fsdd_dir.parent, "test", 8_000).groups)
-    for name in ("extra_train", "extra_val"):
+    test_speakers |= set(data.load_subset(fsdd_dir.parent, 8_000).groups)
+    for name in ("extra_train", "extra_val", "commands_train", "other_words_train", "words_val"):
         assert not set(sets[name].groups) & test_speakers
-    assert not set(sets["extra_train"].groups) & set(sets["extra_val"].groups)
+    train_speakers = (
+        set(sets["extra_train"].groups)
+        | set(sets["commands_train"].groups)
+        | set(sets["other_words_train"].groups)
+    )
+    assert not train_speakers & (set(sets["extra_val"].groups) | set(sets["words_val"].groups))
+    assert set(sets["silence_train"].labels) == {data.SILENCE_INDEX}
 
 
 @pytest.mark.slow
@@ -320,11 +374,11 @@ def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, on
     assert bundle.labels == data.TRAIN_LABELS and bundle.model.hidden == 16
     assert json.loads(read_metadata(weights)["training"])["argv"] == argv
     probs = predict_clips(bundle.get_model(), [tone_clip(1, np.random.default_rng(0))], bundle.features)
-    assert probs.shape == (1, 11) and probs.sum() == pytest.approx(1.0, abs=1e-4)
+    assert probs.shape == (1, len(data.TRAIN_LABELS)) and probs.sum() == pytest.approx(1.0, abs=1e-4)
 
 
 def test_card_table_is_rendered_from_the_metrics_file():
-    from models.speech.cli import CARD_PATH, TABLE_END, TABLE_START, render_test_sets
+    from models.speech.card import CARD_PATH, TABLE_END, TABLE_START, render_test_sets
 
     card = CARD_PATH.read_text(encoding="utf-8")
     block = card[card.index(TABLE_START) + len(TABLE_START) : card.index(TABLE_END)].strip("\n")
@@ -334,21 +388,21 @@ def test_card_table_is_rendered_from_the_metrics_file():
 
 def test_card_training_block_is_rendered_from_the_weights_record():
     from models.speech import read_metadata
-    from models.speech.cli import CARD_PATH, TRAINING_END, TRAINING_START, render_training
+    from models.speech.card import CARD_PATH, TRAINING_END, TRAINING_START, render_training
 
     card = CARD_PATH.read_text(encoding="utf-8")
     block = card[card.index(TRAINING_START) + len(TRAINING_START) : card.index(TRAINING_END)].strip("\n")
     metrics = json.loads((REPO_ROOT / "models/speech/metrics.json").read_text())
     assert (
         metrics["training"]["command"]
-        == json.loads(read_metadata(FSDD_DIGITS_GRU.weights_path)["training"])["command"]
+        == json.loads(read_metadata(SPEECH_BUNDLE.weights_path)["training"])["command"]
     )
     assert block == render_training(metrics), "run `python -m models evaluate speech`"
-    assert "real_other_val" in metrics["training"]["validation"]
+    assert {"real_other_val", "words_val", "silence_val"} <= set(metrics["training"]["validation"])
 
 
 def test_training_block_names_the_threshold_rule():
-    from models.speech.cli import render_training
+    from models.speech.card import render_training
 
     metrics = {
         "reject_threshold": 0.4,
@@ -364,5 +418,5 @@ def test_training_block_names_the_threshold_rule():
     }
     text = render_training(metrics)
     assert "0.40" in text and "3%" in text and "fsdd_val and extra_val" in text
-    assert "| 0.900 | 0.050 | – |" in text
+    assert "| 0.900 | 0.050 | – | – | – | – |" in text
     assert render_training({}) == "The shipped weights carry no training record."

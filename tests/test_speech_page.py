@@ -1,4 +1,5 @@
-"""AppTest for pages/3_Speech.py: microphone (audio_input), upload, example button, bad input."""
+"""AppTest for pages/3_Speech.py: microphone (audio_input), upload, example buttons (digits, a string,
+commands, an unknown word), the command demo, bad input."""
 
 from __future__ import annotations
 
@@ -41,7 +42,11 @@ def markdown_text(at: AppTest) -> str:
 
 
 def test_page_renders_with_inputs_and_explanation(app):
-    assert "Speech" in app.title[0].value
+    assert "Speech: digits and voice commands" in app.title[0].value
+    intro = markdown_text(app) + " ".join(str(c.value) for c in app.caption)
+    assert all(
+        word in intro for word in ("yes, no, up, down, left, right, on, off, stop, go", "zero to nine")
+    )
     assert len(app.audio_input) == 1 and len(app.file_uploader) == 1
     assert any("Record, upload or pick an example" in str(i.value) for i in app.info)
     assert any("About this model" in e.label for e in app.expander)
@@ -74,13 +79,32 @@ def test_example_button_shows_a_digit_string(app):
     assert len(app.tabs) == 3
 
 
-def test_the_non_digit_example_is_answered_not_a_digit(app):
-    # No mock: the shipped model's own answer to the bundled "yes".
-    button = next(b for b in app.button if str(b.label) == "“yes”")
+def test_the_unknown_word_example_is_answered_not_a_word_i_know(app):
+    # No mock: the shipped model's own answer to the bundled "house".
+    button = next(b for b in app.button if str(b.label) == "“house” (unknown)")
     button.click().run()
     assert not app.exception and not app.warning
-    assert "Heard speech, but not a digit" in markdown_text(app)
+    assert "Heard speech, but not a word I know" in markdown_text(app)
+    assert any("Closest known word" in str(c.value) for c in app.caption)
     assert "Heard “" not in markdown_text(app)
+
+
+def test_command_examples_drive_the_demo_once_per_input(app):
+    assert "Is the lamp on?" in markdown_text(app)
+    next(b for b in app.button if str(b.label) == "“on”").click().run()
+    assert not app.exception
+    assert "Heard “on”" in markdown_text(app) and "Lamp **on**" in markdown_text(app)
+    up = next(b for b in app.button if str(b.label) == "“up”")
+    up.click().run()
+    assert "Heard “up”" in markdown_text(app)
+    app.run()  # a rerun without a new input does not move the marker again
+    state = app.session_state["speech_demo"]
+    assert state.position == (2, 1) and state.lamp_on
+    next(b for b in app.button if str(b.label) == "“yes”").click().run()  # "Is the lamp on?" - yes
+    assert app.session_state["speech_demo"].score == (1, 1)
+    next(b for b in app.button if str(b.label) == "Reset the demo").click().run()
+    assert app.session_state["speech_demo"].position == (2, 2)
+    assert not app.session_state["speech_demo"].lamp_on
 
 
 def test_bad_upload_shows_a_warning_not_a_traceback(app):
@@ -100,14 +124,14 @@ def test_silent_recording_says_no_speech(app):
     assert any("no speech detected" in str(w.value) for w in app.warning)
 
 
-def test_a_word_that_is_not_a_digit_says_so(app):
-    # The page's rendering of the service's "not a digit" answer (the decision itself is tested in
-    # tests/test_speech_service.py): every part is judged not a digit here.
-    with mock.patch.object(speech.SpeechService, "_is_digit", return_value=False):
+def test_a_word_it_does_not_know_says_so(app):
+    # The page's rendering of the service's "not a word I know" answer (the decision itself is tested
+    # in tests/test_speech_service.py): every part is judged an unknown word here.
+    with mock.patch.object(speech.SpeechService, "_read_part", return_value=(None, "unknown")):
         app.file_uploader[0].set_value(("word.wav", (EXAMPLES / "6_theo_2.wav").read_bytes(), "audio/wav"))
         app.run()
     assert not app.exception and not app.warning
-    assert "Heard speech, but not a digit" in markdown_text(app)
+    assert "Heard speech, but not a word I know" in markdown_text(app)
     assert "Heard “" not in markdown_text(app)
 
 
@@ -119,12 +143,13 @@ def test_a_non_digit_inside_a_string_is_dropped_with_a_note(app):
         pieces += [wave, np.zeros(8_000, dtype=np.float32)]
     buffer = io.BytesIO()
     sf.write(buffer, np.concatenate(pieces), 16_000, format="WAV")
-    with mock.patch.object(speech.SpeechService, "_is_digit", side_effect=[True, False, True]):
+    readings = [("2", "word"), (None, "unknown"), ("7", "word")]
+    with mock.patch.object(speech.SpeechService, "_read_part", side_effect=readings):
         app.audio_input[0].set_value(("mixed.wav", buffer.getvalue(), "audio/wav"))
         app.run()
     assert not app.exception
     assert "Heard “27”" in markdown_text(app)
-    assert any("not a digit" in str(c.value) for c in app.caption)
+    assert any("not a word I know" in str(c.value) for c in app.caption)
     assert len(app.tabs) == 3
 
 

@@ -1,15 +1,16 @@
-"""Spoken-digit recognition: a log-mel front end and a small bidirectional GRU with attention pooling.
+"""Spoken digits and voice commands: a log-mel front end and a small bidirectional GRU with attention pooling.
 
-The shipped checkpoint is `FSDD_DIGITS_GRU`: a `SpeechBundle` that carries the weights path, the
+The shipped checkpoint is `SPEECH_BUNDLE`: a `SpeechBundle` that carries the weights path, the
 sample rate, the feature parameters and the labels, so callers never need to know any of them.
 
-    bundle = FSDD_DIGITS_GRU
+    bundle = SPEECH_BUNDLE
     frontend, model = bundle.get_frontend(), bundle.get_model()
     features, frames = frontend(waves, lengths)      # waves (B, N) float at bundle.sample_rate
-    logits, attention = model(features, frames)      # (B, 11) log-probabilities, (B, T')
+    logits, attention = model(features, frames)      # (B, C) log-probabilities, (B, T')
 
-The classes are the digits 0–9 and "other" (speech that is not a digit). `DigitEnsemble` averages the
-probabilities of its members; the shipped checkpoint has one (`--members` trains more).
+The classes (`bundle.labels`) are the digits 0–9, the ten commands (yes, no, up, down, left, right, on,
+off, stop, go), "other" (a word it does not know) and "silence" (no speech). `DigitEnsemble` averages
+the probabilities of its members; the shipped checkpoint has one (`--members` trains more).
 """
 
 from __future__ import annotations
@@ -30,7 +31,20 @@ logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DIGIT_LABELS: tuple[str, ...] = tuple(str(digit) for digit in range(10))
-OTHER_LABEL = "other"  # the class for speech that is not a digit 0-9 (when the checkpoint has one)
+# The ten command words of Speech Commands' keyword-spotting task, in its own order.
+COMMAND_LABELS: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+OTHER_LABEL = "other"  # speech that is not a known word (when the checkpoint has the class)
+SILENCE_LABEL = "silence"  # silence or steady noise (when the checkpoint has the class)
+VOCABULARY_LABELS: tuple[str, ...] = (*DIGIT_LABELS, *COMMAND_LABELS, OTHER_LABEL, SILENCE_LABEL)
+
+
+def word_kind(label: str) -> str | None:
+    """ "digit" or "command" for a known word; None for "other", "silence" or anything else."""
+    if label in DIGIT_LABELS:
+        return "digit"
+    if label in COMMAND_LABELS:
+        return "command"
+    return None
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,15 @@ class SpeechBundle:
     def other_index(self) -> int | None:
         return self.labels.index(OTHER_LABEL) if OTHER_LABEL in self.labels else None
 
+    @property
+    def silence_index(self) -> int | None:
+        return self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else None
+
+    @property
+    def word_indices(self) -> list[int]:
+        """Columns of the known words (digits and commands), the ones an answer can name."""
+        return [i for i, label in enumerate(self.labels) if word_kind(label) is not None]
+
     def get_frontend(self, device: torch.device | str | None = None) -> LogMelFrontend:
         frontend = LogMelFrontend(self.features).eval()
         return frontend.to(device) if device is not None else frontend
@@ -304,17 +327,21 @@ def _config_from_json(config_type, text: str):
     return config_type(**values)
 
 
-FSDD_DIGITS_GRU = SpeechBundle.from_weights(
-    name="fsdd-digits-bigru", weights_path=PACKAGE_DIR / "fsdd_digits_gru.safetensors"
+SPEECH_BUNDLE = SpeechBundle.from_weights(
+    name="digits-commands-bigru", weights_path=PACKAGE_DIR / "speech_gru.safetensors"
 )
-"""Spoken digits 0–9 (English), trained by this project on the Free Spoken Digit Dataset
-(Zohar Jackson et al., CC BY-SA 4.0; github.com/Jakobovski/free-spoken-digit-dataset), recordings
-5–49 of all six speakers, with augmentation. See MODEL_CARD.md and metrics.json."""
+"""Spoken digits 0–9 and the ten Speech Commands commands (English), with "other" (a word it does not
+know) and "silence", trained by this project on FSDD (CC BY-SA 4.0), Speech Commands clips (CC BY 4.0)
+and espeak-ng voices. See MODEL_CARD.md and metrics.json."""
 
 __all__ = [
+    "COMMAND_LABELS",
     "DIGIT_LABELS",
     "OTHER_LABEL",
-    "FSDD_DIGITS_GRU",
+    "SILENCE_LABEL",
+    "VOCABULARY_LABELS",
+    "word_kind",
+    "SPEECH_BUNDLE",
     "DigitEnsemble",
     "DigitRecognizer",
     "FeatureConfig",

@@ -27,13 +27,24 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.speech import DIGIT_LABELS, OTHER_LABEL
+from models.speech import COMMAND_LABELS, OTHER_LABEL, SILENCE_LABEL, VOCABULARY_LABELS
 
 logger = logging.getLogger(__name__)
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-OTHER_INDEX = len(DIGIT_LABELS)  # class index of "not a digit" in a checkpoint with the other class
-TRAIN_LABELS = (*DIGIT_LABELS, OTHER_LABEL)
+TRAIN_LABELS = VOCABULARY_LABELS  # digits 0-9, the ten commands, "other", "silence"
+COMMAND_INDEX = {word: TRAIN_LABELS.index(word) for word in COMMAND_LABELS}
+OTHER_INDEX = TRAIN_LABELS.index(OTHER_LABEL)  # a word that is neither a digit nor a command
+SILENCE_INDEX = TRAIN_LABELS.index(SILENCE_LABEL)  # silence or noise without speech
+N_WORDS = OTHER_INDEX  # classes 0..N_WORDS-1 are known words
+
+
+def word_label(word: str) -> int:
+    """The class of a spoken word: its digit, its command, or "other"."""
+    if word in DIGIT_WORDS:
+        return DIGIT_WORDS.index(word)
+    return COMMAND_INDEX.get(word, OTHER_INDEX)
+
 
 # Non-digit words for the "other" class: common English words, chosen without the test sets' word
 # lists. Left out on purpose: homophones of digits (won, to, too, for, fore, ate, oh, nein) — they *are*
@@ -150,13 +161,42 @@ def load_digits_extra(data_root: Path, split: str, sample_rate: int) -> ClipSet:
 
 
 def load_subset(data_root: Path, sample_rate: int) -> ClipSet:
-    """All 300 clips of speech_commands_subset (test-only): digits get 0–9, other words 10."""
+    """All 300 clips of speech_commands_subset (test-only), labelled by `word_label`."""
     clips, columns = _npz_clips(subset_path(data_root), sample_rate)
     words = columns["words"].astype(str)
-    labels = np.array(
-        [DIGIT_WORDS.index(w) if w in DIGIT_WORDS else OTHER_INDEX for w in words], dtype=np.int64
-    )
+    labels = np.array([word_label(w) for w in words], dtype=np.int64)
     return ClipSet(clips, labels, columns["speakers"].astype(str), "speech_commands_subset", {"words": words})
+
+
+def words_path(data_root: Path) -> Path:
+    return Path(data_root) / "speech_commands_words" / "speech_commands_words.npz"
+
+
+def noise_path(data_root: Path) -> Path:
+    return Path(data_root) / "speech_commands_words" / "noise.npz"
+
+
+def load_words(data_root: Path, sample_rate: int) -> ClipSet:
+    """speech_commands_words (train): the ten commands get their class, the other 15 words "other"."""
+    clips, columns = _npz_clips(words_path(data_root), sample_rate)
+    words = columns["words"].astype(str)
+    labels = np.array([word_label(w) for w in words], dtype=np.int64)
+    return ClipSet(clips, labels, columns["speakers"].astype(str), "speech_commands_words", {"words": words})
+
+
+def load_noise(data_root: Path, sample_rate: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """noise.npz: (the 408 one-second silence clips, the two long background recordings)."""
+    with np.load(noise_path(data_root)) as archive:
+        rate = int(archive["sample_rate"])
+
+        def cut(audio_key: str, offsets_key: str) -> list[np.ndarray]:
+            audio, offsets = archive[audio_key], archive[offsets_key]
+            return [
+                _resample(audio[offsets[i] : offsets[i + 1]].astype(np.float32) / 32768.0, rate, sample_rate)
+                for i in range(len(offsets) - 1)
+            ]
+
+        return cut("silence_audio", "silence_offsets"), cut("background_audio", "background_offsets")
 
 
 # ---- espeak-ng ------------------------------------------------------------------------------
@@ -203,8 +243,11 @@ def split_other_words(validation_share: float = 0.15) -> tuple[list[str], list[s
     return train, validation
 
 
-def synth_plan(n_digit_voices: int, n_other: int, seed: int, words: list[str]) -> list[SynthSpec]:
-    """A seeded recipe: every digit in `n_digit_voices` random voices, and `n_other` clips of `words`."""
+def synth_plan(
+    n_digit_voices: int, n_other: int, seed: int, words: list[str], n_command_voices: int = 0
+) -> list[SynthSpec]:
+    """A seeded recipe: every digit in `n_digit_voices` random voices, `n_other` clips of `words`, then
+    every command in `n_command_voices` voices (drawn after the rest, so older recipes stay cached)."""
     rng = np.random.default_rng(seed)
 
     def voice() -> tuple[str, int, int]:
@@ -223,6 +266,9 @@ def synth_plan(n_digit_voices: int, n_other: int, seed: int, words: list[str]) -
     for _ in range(n_other):
         name, speed, pitch = voice()
         specs.append(SynthSpec(words[int(rng.integers(len(words)))], name, speed, pitch, OTHER_INDEX))
+    for _ in range(n_command_voices):
+        name, speed, pitch = voice()
+        specs += [SynthSpec(word, name, speed, pitch, COMMAND_INDEX[word]) for word in COMMAND_LABELS]
     return specs
 
 

@@ -100,6 +100,8 @@ class AugmentConfig:
     max_pad_s: float = 0.25
     p_noise: float = 0.5
     snr_db: tuple[float, float] = (0.0, 30.0)
+    p_background: float = 0.35  # real background noise (Speech Commands' rooms) mixed underneath
+    background_snr_db: tuple[float, float] = (0.0, 25.0)
     p_babble: float = 0.15  # other training clips mixed underneath (needs a babble pool)
     babble_snr_db: tuple[float, float] = (5.0, 25.0)
     p_clip: float = 0.05
@@ -121,9 +123,19 @@ class Augmenter:
         sample_rate: int,
         rng: np.random.Generator,
         babble_pool: list[np.ndarray] | None = None,
+        background_pool: list[np.ndarray] | None = None,
     ) -> None:
         self.config, self.sr, self.rng = config, sample_rate, rng
         self.babble_pool = babble_pool or []
+        self.background_pool = background_pool or []
+
+    def background(self, n: int) -> np.ndarray:
+        """`n` samples of a real recording of a room (a random stretch, looped if too short)."""
+        source = self.background_pool[int(self.rng.integers(len(self.background_pool)))].astype(np.float64)
+        start = int(self.rng.integers(max(1, source.shape[0] - n)))
+        piece = np.resize(source[start:], n)
+        piece = piece - piece.mean()
+        return piece / (piece.std() + 1e-9)
 
     def babble(self, n: int) -> np.ndarray:
         """3–6 other clips at random offsets, summed: the murmur of other people talking."""
@@ -211,6 +223,9 @@ class Augmenter:
             wave = wave + self._noise(wave.shape[0]) * speech_rms / (10 ** (snr / 20))
         else:
             wave = wave + rng.standard_normal(wave.shape[0]) * speech_rms * 1e-3  # dither
+        if self.background_pool and rng.random() < c.p_background:
+            snr = rng.uniform(*c.background_snr_db)
+            wave = wave + self.background(wave.shape[0]) * speech_rms / (10 ** (snr / 20))
         if self.babble_pool and rng.random() < c.p_babble:
             snr = rng.uniform(*c.babble_snr_db)
             wave = wave + self.babble(wave.shape[0]) * speech_rms / (10 ** (snr / 20))
@@ -260,7 +275,7 @@ class TrainConfig:
     ema_decay: float = 0.995  # the shipped weights are an exponential moving average
     seed: int = 0
     bucket: int = 4  # augment this many batches at once and group them by length (less padding)
-    workers: int = 1  # a background process prepares batches while the main one trains
+    workers: int = 0  # background processes preparing batches (0: in the training process, one core)
 
 
 class _EpochBatches(torch.utils.data.Dataset):
@@ -269,10 +284,12 @@ class _EpochBatches(torch.utils.data.Dataset):
     The seed is (run seed, epoch, k), so the batches do not depend on the number of workers.
     """
 
-    def __init__(self, clips, digits, plan, epoch, config, features, augment, babble_pool=None) -> None:
+    def __init__(
+        self, clips, digits, plan, epoch, config, features, augment, babble_pool=None, background_pool=None
+    ) -> None:
         self.clips, self.digits, self.plan, self.epoch = clips, digits, plan, epoch
         self.config, self.features, self.augment = config, features, augment
-        self.babble_pool = babble_pool
+        self.babble_pool, self.background_pool = babble_pool, background_pool
         self.frontend = LogMelFrontend(features)
 
     def __len__(self) -> int:
@@ -280,7 +297,9 @@ class _EpochBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int):
         rng = np.random.default_rng((self.config.seed, self.epoch, k))
-        augmenter = Augmenter(self.augment, self.features.sample_rate, rng, self.babble_pool)
+        augmenter = Augmenter(
+            self.augment, self.features.sample_rate, rng, self.babble_pool, self.background_pool
+        )
         chunk = self.plan[k]
         clean = np.array([augmenter.is_clean() for _ in chunk])
         waves = [
@@ -325,11 +344,16 @@ def train_model(
     device: torch.device | None = None,
     eval_fn=None,
     babble_pool: list[np.ndarray] | None = None,
+    background_pool: list[np.ndarray] | None = None,
+    checkpoint: Path | None = None,
 ) -> DigitRecognizer:
-    """Train from scratch; returns the EMA model in eval mode (on `device`).
+    """Train from scratch (or resume from `checkpoint`); returns the EMA model in eval mode.
 
-    `digits` holds class indices (10 = "other" when `model_config.n_classes` is 11); `eval_fn(model)`
-    returns a validation figure to log every 5 epochs; `babble_pool` feeds the babble augmentation.
+    `digits` holds class indices; `eval_fn(model)` returns a validation figure to log every 5 epochs;
+    `babble_pool` and `background_pool` feed the babble and real-background augmentations. With
+    `checkpoint`, the model, its EMA, the optimizer and the schedule are saved after every epoch and a
+    run that finds the file goes on from the next epoch (each epoch's data order and augmentation come
+    from (seed, epoch), so a resumed run sees the batches the uninterrupted one would have).
     """
     set_seed(config.seed)
     device = device or select_device()
@@ -338,7 +362,6 @@ def train_model(
         model_config or ModelConfig(),
         augment or AugmentConfig(),
     )
-    rng = np.random.default_rng(config.seed)
     model = DigitRecognizer(model_config).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -356,14 +379,30 @@ def train_model(
         "training %d parameters on %d clips for %d epochs on %s", n_params, len(clips), config.epochs, device
     )
     chunk_size = config.batch_size * config.bucket
-    for epoch in range(config.epochs):
+    first_epoch = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        first_epoch = int(state["epoch"])
+        logger.info("resumed from %s after epoch %d", checkpoint, first_epoch)
+    for epoch in range(first_epoch, config.epochs):
         model.train()
         started, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
-        order = rng.permutation(len(clips))
+        order = np.random.default_rng((config.seed, epoch, 7)).permutation(len(clips))
         plan = [order[i : i + chunk_size] for i in range(0, len(order), chunk_size)]
-        loader = torch.utils.data.DataLoader(
-            _EpochBatches(clips, digits, plan, epoch, config, features, augment, babble_pool),
-            batch_size=None, shuffle=False, num_workers=config.workers, worker_init_fn=_worker_init,
+        batches = _EpochBatches(
+            clips, digits, plan, epoch, config, features, augment, babble_pool, background_pool
+        )
+        loader = (
+            torch.utils.data.DataLoader(
+                batches, batch_size=None, shuffle=False, num_workers=config.workers,
+                worker_init_fn=_worker_init,
+            )
+            if config.workers > 0
+            else (batches[k] for k in range(len(batches)))  # in this process: one core in all
         )  # fmt: skip
         for chunk in _progress(loader, len(plan), f"epoch {epoch + 1}/{config.epochs}"):
             for feats, frames, target in chunk:
@@ -390,7 +429,26 @@ def train_model(
         if eval_fn is not None and ((epoch + 1) % 5 == 0 or epoch + 1 == config.epochs):
             message += f", ema validation acc {eval_fn(ema):.4f}"
         logger.info(message)
+        if checkpoint is not None:
+            _save_checkpoint(Path(checkpoint), model, ema, optimizer, scheduler, epoch + 1)
     return ema
+
+
+def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, epoch: int) -> None:
+    """Write atomically (a crash mid-write leaves the previous epoch's file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+        },
+        partial,
+    )
+    partial.replace(path)
 
 
 def predict_clips(

@@ -1,4 +1,4 @@
-"""Speech page in the real browser: upload a WAV, see the digit; a bad file shows a message."""
+"""Speech page in the real browser: upload a WAV, see the digit; an unknown word and a bad file."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ def test_upload_digit_string_and_then_a_bad_file(page, app_url, tmp_path):
     expect(page.get_by_text("damaged or truncated")).to_be_visible(timeout=60_000)
 
 
-def test_upload_a_word_that_is_not_a_digit(page, app_url):
+def test_upload_a_word_it_does_not_know(page, app_url):
     open_page(page, app_url, "Speech")
-    upload(page, next(EXAMPLES.glob("other_yes_*.wav")))
-    expect(page.get_by_role("heading", name="Heard speech, but not a digit")).to_be_visible(timeout=90_000)
+    upload(page, next(EXAMPLES.glob("other_house_*.wav")))
+    expect(page.get_by_role("heading", name="Heard speech, but not a word I know")).to_be_visible(
+        timeout=90_000
+    )
     expect(page.get_by_text("Heard “")).to_have_count(0)
