@@ -52,7 +52,8 @@ class RecommendLimits:
 
 
 VISION = UploadLimits(top_k=3, max_top_k=10, max_batch=64, max_upload_bytes=20 * MiB, max_explained=64)
-SPEECH = UploadLimits(top_k=3, max_top_k=20, max_batch=64, max_upload_bytes=20 * MiB, max_explained=64)
+# max_top_k: every class of the speech model (ten digits, ten commands, "other", "silence").
+SPEECH = UploadLimits(top_k=3, max_top_k=22, max_batch=64, max_upload_bytes=20 * MiB, max_explained=64)
 TEXT = TextLimits(
     max_chars=20_000,
     max_batch=1_000,

@@ -81,19 +81,35 @@ METRIC_GLOSSARY: dict[str, tuple[str, str, str]] = {
     # speech
     "accuracy_model_only": (
         "Accuracy of the model alone",
-        "without the app's 'not a digit' check, which turns away some unclear recordings",
+        "without the app's 'not a word I know' check, which turns away some unclear recordings",
         PERCENT,
     ),
     "reject_threshold": (
-        "'Not a digit' threshold",
-        "below this confidence the app says it heard no digit rather than guess",
+        "'Not a word I know' threshold",
+        "below this confidence the app says it heard no known word rather than guess (0: only the "
+        "network's own 'other' class turns words away)",
         DECIMAL,
     ),
     "eval_seconds": ("Evaluation time", "wall time of the whole evaluation on this CPU", SECONDS),
-    "not_a_digit_rate": ("Answered 'not a digit'", "share of recordings the app turned away", PERCENT),
-    "answered_a_digit_rate": (
-        "Wrongly answered a digit",
-        "share of non-digit words the app took for a digit (lower is better)",
+    "rejected_rate": (
+        "Answered 'not a word I know'",
+        "share of words outside the vocabulary the app turned away (higher is better)",
+        PERCENT,
+    ),
+    "answered_a_word_rate": (
+        "Wrongly taken for a known word",
+        "share of words outside the vocabulary the app took for a digit or command (lower is better)",
+        PERCENT,
+    ),
+    "wrongly_rejected_rate": (
+        "Known words turned away",
+        "share of digits or commands the app answered 'not a word I know' (lower is better)",
+        PERCENT,
+    ),
+    "speakers": ("Speakers", "how many different voices the clips come from", COUNT),
+    "speakers_all_right": (
+        "Speakers read without a mistake",
+        "share of the voices whose every clip was answered correctly",
         PERCENT,
     ),
     "exact_match": (
@@ -170,7 +186,9 @@ TEST_SET_NAMES: dict[str, str] = {
     "tweeteval_sentiment_test": "TweetEval sentiment",
     "fsdd_test": "FSDD test speakers' clips (the benchmark)",
     "speech_commands_subset_digits": "Speech Commands digits (other voices)",
-    "speech_commands_subset_other": "Speech Commands non-digit words",
+    "speech_commands_subset_commands": "Speech Commands voice commands (other voices)",
+    "speech_commands_subset_known_words": "Speech Commands digits and commands together",
+    "speech_commands_subset_other": "Speech Commands words outside the vocabulary",
     "speech_commands_digits_extra_test": "Speech Commands digits, held-out speakers",
     "digit_strings": "Spoken digit strings",
 }

@@ -89,10 +89,10 @@ def _unit_facts() -> list[tuple[str, re.Pattern, set[float]]]:
     """(what, pattern whose group 1 is the number, the values the code holds for it)."""
     import torch
 
-    from models.speech import FSDD_DIGITS_GRU, DigitRecognizer
+    from models.speech import SPEECH_BUNDLE, DigitRecognizer
     from services import audio_io, image_io
 
-    features = FSDD_DIGITS_GRU.features
+    features = SPEECH_BUNDLE.features
     frame_ms = 1000 * features.hop_length / features.sample_rate  # one spectrogram frame
     # the conv block's strided layer thins the frames the attention pools over
     pooled = int(DigitRecognizer.output_frames(torch.tensor(1000)))
