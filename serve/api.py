@@ -393,7 +393,7 @@ def _read_npy(data: bytes) -> np.ndarray:
 speech = APIRouter(tags=["speech"], responses=COMMON_ERRORS, dependencies=STRICT_QUERY)
 
 
-@speech.post("/v1/speech", summary="Recognise the spoken digits in each uploaded clip")
+@speech.post("/v1/speech", summary="Recognise the digits and voice commands spoken in each uploaded clip")
 def recognise_speech(
     files: Annotated[list[UploadFile], _files(SPEECH, "clips (WAV, FLAC, OGG, MP3; M4A with ffmpeg)")],
     top_k: Annotated[int, _top_k(SPEECH, "candidates listed per clip")] = SPEECH.top_k,

@@ -377,7 +377,11 @@ def api_examples() -> list[ApiExample]:
             note="the page's drawing canvas sends its RGBA pixels as a NumPy .npy file",
         ),
         ApiExample(
-            "Spoken digits (one or many clips)", "POST", "/v1/speech", {"top_k": 3}, files=tuple(clips[:2])
+            "Spoken digits and commands (one or many clips)",
+            "POST",
+            "/v1/speech",
+            {"top_k": 3},
+            files=tuple(clips[:2]),
         ),
         ApiExample(
             "Sentiment (one or many texts)",

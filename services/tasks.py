@@ -194,8 +194,8 @@ TASKS: dict[str, TaskSpec] = {
             title="Speech",
             icon="🎙️",
             page="pages/3_Speech.py",
-            blurb="A recurrent network recognises spoken digits and digit strings, and says so when a "
-            "word is not a digit.",
+            blurb="A recurrent network recognises spoken digits, digit strings and ten voice commands "
+            "(yes, no, up, down, left, right, on, off, stop, go), and says so when a word is not one it knows.",
             module="services.speech",
             service_class="SpeechService",
             protocol=SpeechApi,
