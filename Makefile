@@ -84,16 +84,10 @@ system-deps-train:
 	$(call apt_ensure,espeak-ng)
 
 train: install system-deps-train
-	$(PY) -m models train vision --data-dir $(DATA_DIR)/mnist
-	$(PY) -m models train speech --data-dir $(DATA_DIR)/fsdd
-	$(PY) -m models train recommend --data-dir $(DATA_DIR)/movielens-100k
-	$(PY) -m models train nlp --data-dir $(DATA_DIR)/sst2
+	$(PY) -m models train all --data-dir $(DATA_DIR)  # every task of services/tasks.py
 
 evaluate: install
-	$(PY) -m models evaluate vision --data-dir $(DATA_DIR)/mnist
-	$(PY) -m models evaluate speech --data-dir $(DATA_DIR)/fsdd
-	$(PY) -m models evaluate recommend --data-dir $(DATA_DIR)/movielens-100k
-	$(PY) -m models evaluate nlp --data-dir $(DATA_DIR)/sst2
+	$(PY) -m models evaluate all --data-dir $(DATA_DIR)
 	$(PY) -m models readme
 
 # Latency, throughput, comparisons and cold start, in one run (writes bench/results.*, README table).

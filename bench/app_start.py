@@ -18,16 +18,16 @@ def bench_cold_loads() -> dict:
     loads = {}
     for task in TASKS:
         code = (
-            "import time; t=time.perf_counter(); import importlib; "
-            f"importlib.import_module('services.{task}').load_service(); print(time.perf_counter()-t)"
+            "import time; t=time.perf_counter(); from services import registry; "
+            f"registry.load({task!r}); print(time.perf_counter()-t)"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         )
         loads[task] = round(float(out.stdout.strip().splitlines()[-1]), 2)
     code = (
-        "import importlib, psutil; "
-        + "; ".join(f"importlib.import_module('services.{t}').load_service()" for t in TASKS)
+        "import psutil; from services import registry; "
+        + "; ".join(f"registry.load({t!r})" for t in TASKS)
         + "; print(psutil.Process().memory_info().rss)"
     )
     out = subprocess.run(

@@ -36,6 +36,7 @@ import httpx
 
 from bench import replace_readme_section
 from bench.app_server import free_port
+from services.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUT_PATH = REPO_ROOT / "bench" / "load.json"
@@ -43,7 +44,7 @@ LEVELS = (1, 8, 32, 64)
 BACKENDS = ("inprocess", "ray-1", "ray-2")
 REQUEST_TIMEOUT_S = 120.0
 READY_TIMEOUT_S = 900.0  # four models load on two shared cores
-BATCHED = ("vision", "speech", "nlp")
+BATCHED = tuple(name for name, task in TASKS.items() if task.batched)  # Ray Serve merges these
 KINDS = ("image", "clip", "sentence", "recommend")
 
 IMAGES = ["drawn_3.png", "print_5.jpg", "photo_8.jpg", "mnist_test_0000.png"]

@@ -1,7 +1,8 @@
 """Per task: single-request latency and batch throughput of the service, after warm-up.
 
-`BENCHES` (at the end) is the one list of tasks the bench measures; `TASKS`, read by the cold loads
-and the report, is its keys.
+The tasks are services/tasks.py's, in its order: each needs a `bench_<task>(options)` here, and a task
+without one fails this module's import (so a new task cannot be left out of the bench silently).
+`TASKS`, read by the cold loads and the report, is `BENCHES`'s keys.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.tasks import TASK_NAMES
 
 
 @dataclass(frozen=True)
@@ -131,11 +134,15 @@ def bench_recommend(options: BenchOptions) -> dict:
     return result
 
 
-# The tasks the bench measures, in order. The one place to change when a task is added.
-BENCHES: dict[str, Callable[[BenchOptions], dict]] = {
-    "vision": bench_vision,
-    "speech": bench_speech,
-    "nlp": bench_nlp,
-    "recommend": bench_recommend,
-}
+def _benches() -> dict[str, Callable[[BenchOptions], dict]]:
+    functions = {task: globals().get(f"bench_{task}") for task in TASK_NAMES}
+    missing = [f"bench_{task}" for task, function in functions.items() if function is None]
+    if missing:
+        raise ImportError(
+            f"bench/tasks.py has no {', '.join(missing)}: every task of services/tasks.py needs one"
+        )
+    return functions
+
+
+BENCHES: dict[str, Callable[[BenchOptions], dict]] = _benches()
 TASKS = tuple(BENCHES)

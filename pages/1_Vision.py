@@ -12,8 +12,7 @@ import streamlit as st
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from pages.ui import (
-    cached_call,
-    cached_service,
+    cached,
     confidence_bars,
     latency_caption,
     result_actions,
@@ -21,6 +20,7 @@ from pages.ui import (
     setup_page,
     shared_input,
     user_facing_errors,
+    vision_service,
 )
 from pages.ui.drawing import CANVAS_TOOLBAR_PX, canvas_buttons, canvas_key, drawing_state, initial_drawing
 from services.vision import (
@@ -48,7 +48,7 @@ setup_page(
     f"numbers, from one digit up to {MAX_DIGITS}. Upload photos or scans, take a photo, draw, or click an example.",
 )
 
-service = cached_service("vision")
+service = vision_service()
 
 with st.expander("About this model and its limits", icon=":material/info:"):
     info = service.info()
@@ -179,7 +179,7 @@ def show_result(result: dict, picture: np.ndarray | None, key: str) -> None:
 
 def read_upload(data: bytes, key: str) -> None:
     with user_facing_errors("reading your image"):
-        result = cached_call("vision", "predict", data, explain=True)
+        result = cached(service.predict)(data, explain=True)
         show_result(result, preview_rgb(data), key)
         result_actions(result, key=key)
 
@@ -205,7 +205,7 @@ def batch_table(names: list[str], payloads: list[bytes]) -> None:
     with st.spinner(f"Reading {len(payloads)} images…"):
         results = []
         for start in range(0, len(payloads), MAX_BATCH):
-            results += cached_call("vision", "predict_batch", payloads[start : start + MAX_BATCH])
+            results += cached(service.predict_batch)(payloads[start : start + MAX_BATCH])
     rows = []
     for name, result in zip(names, results, strict=True):
         if "error" in result:
@@ -356,7 +356,7 @@ def draw_section() -> None:
         canvas_buttons(drawing, drawn)
         if drawn and picture is not None:
             with user_facing_errors("reading your drawing"):
-                result = cached_service("vision").predict_array(picture, explain=True)
+                result = service.predict_array(picture, explain=True)
                 show_result(result, _canvas_picture(picture), key="canvas")
         elif drawn:  # strokes on screen whose picture was not kept (over MAX_SNAPSHOTS undone)
             st.info("Add a stroke to read the drawing again.", icon=":material/draw:")
@@ -403,7 +403,7 @@ def examples_section() -> None:
         data = Path(example["path"]).read_bytes()
         # On a phone the gallery is taller than the screen: bring the answer up once per click.
         with st.container(key="vision_result_example"), user_facing_errors("reading the example"):
-            result = cached_call("vision", "predict", data, explain=True)
+            result = cached(service.predict)(data, explain=True)
             show_result(result, preview_rgb(data), key="example")
             result_actions(result, share={"example": example["name"]}, key="example")
             token = f"example:{chosen}:{st.session_state.get('vision_example_clicks', 0)}"

@@ -9,16 +9,15 @@ import streamlit as st
 
 from pages.ui import (
     CHART_MIN_HEIGHT,
-    cached_call,
-    cached_service,
+    cached,
     latency_caption,
+    recommend_service,
     result_actions,
     scroll_into_view_on_phone,
     setup_page,
     shared_input,
     user_facing_errors,
 )
-from services.model_cards import load_model_cards
 from services.recommend import (
     MAX_K,
     MIN_RATINGS_TO_RECOMMEND,
@@ -40,19 +39,19 @@ ANY_GENRE = "Any genre"
 STARS = [1, 2, 3, 4, 5]
 MATCHES_SHOWN = 6
 
-service = cached_service("recommend")
+service = recommend_service()
 facts = service.info()
 SCOPE = facts["catalogue_scope"]  # "MovieLens-100K: films up to 1998"
 
 
 @st.cache_data
 def catalogue() -> pd.DataFrame:
-    return pd.DataFrame(cached_service("recommend").catalogue()).set_index("item_id")
+    return pd.DataFrame(recommend_service().catalogue()).set_index("item_id")
 
 
 @st.cache_data
 def item_map() -> pd.DataFrame:
-    return pd.DataFrame(cached_service("recommend").item_map())
+    return pd.DataFrame(recommend_service().item_map())
 
 
 def star_label(stars: int) -> str:
@@ -110,15 +109,8 @@ def ratings_text(ratings: dict[int, float]) -> str:
     return ",".join(f"{item}:{value:g}" for item, value in ratings.items())
 
 
-@st.cache_data
-def evaluation_record() -> dict:
-    """The whole metrics.json of the recommender (the service's info carries only the headline
-    figures; the baselines beside them come from the same evaluation run)."""
-    return next((card.metrics for card in load_model_cards() if card.task == "recommend"), {})
-
-
 with st.expander("About this model and its limits", icon=":material/info:"):
-    metrics = {**evaluation_record(), **facts["metrics"]}
+    metrics = facts["metrics"]  # every figure of the evaluation run (the service's info)
     st.markdown(
         f"""
 **Model.** Biased matrix factorisation, {facts["features"]["n_factors"]} latent dimensions, trained by
@@ -226,7 +218,7 @@ if mode == FRESH:
         rated_ids = [i for i in ratings if i in items.index]
         rated_stars = {i: ratings[i] for i in rated_ids}
         if ratings:
-            result = cached_call("recommend", "predict", {"ratings": ratings, "k": k, "genre": genre})
+            result = cached(service.predict)({"ratings": ratings, "k": k, "genre": genre})
             share = {"ratings": ratings_text(ratings)}
         else:
             st.info(
@@ -276,7 +268,7 @@ else:
             rated_ids = [row["item_id"] for row in profile["top_rated"]]
             rated_stars = {row["item_id"]: row["rating"] for row in profile["top_rated"]}
     with user_facing_errors("computing recommendations"):
-        result = cached_call("recommend", "predict", {"user": int(user_id), "k": k, "genre": genre})
+        result = cached(service.predict)({"user": int(user_id), "k": k, "genre": genre})
 
 
 def signed(stars: float) -> str:

@@ -57,9 +57,35 @@ def test_every_layer_lists_the_same_tasks():
     assert sorted(LOAD_ORDER) == sorted(TASKS)
     assert set(preload._status) == set(TASKS)
     assert {card.task for card in load_model_cards()} == set(TASKS)
+    from bench.load import BATCHED
+    from bench.tasks import BENCHES
     from models.__main__ import TASKS as CLI_TASKS
+    from models.report import ROWS
 
     assert tuple(CLI_TASKS) == TASK_NAMES
+    assert tuple(BENCHES) == TASK_NAMES
+    assert set(BATCHED) == {name for name, spec in TASKS.items() if spec.batched}
+    assert sorted(row.task for row in ROWS) == sorted(TASKS)
+
+
+def test_models_all_runs_every_task_on_its_own_dataset_folder(monkeypatch, tmp_path):
+    import subprocess
+
+    from models import __main__ as models_cli
+
+    commands = []
+
+    def record(command, check):
+        commands.append(command[1:])
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(models_cli.subprocess, "run", record)
+    assert models_cli.main(["evaluate", "all", "--data-dir", str(tmp_path)]) == 0
+    assert commands == [
+        ["-m", "models", "evaluate", task, "--data-dir", str(tmp_path / TASKS[task].data_dir)]
+        for task in LOAD_ORDER
+    ]
+    assert models_cli.main(["evaluate", "all"]) == 2  # the data root is required
 
 
 def test_the_api_serves_each_tasks_routes_and_no_route_without_a_task():
@@ -72,16 +98,56 @@ def test_the_api_serves_each_tasks_routes_and_no_route_without_a_task():
     assert served - shared == named, (served - shared) ^ named
 
 
-def test_the_ray_whitelist_is_the_contract():
+class _RecordingHandle:
+    """A deployment handle that answers each call with what it received."""
+
+    def __init__(self) -> None:
+        self.received = []
+
+    def __getattr__(self, endpoint):
+        handle = self
+
+        class Endpoint:
+            @staticmethod
+            def remote(*payload):
+                handle.received.append((endpoint, payload))
+
+                class Reply:
+                    @staticmethod
+                    def result(timeout_s):
+                        return {"result": (endpoint, payload)}
+
+                return Reply()
+
+        return Endpoint()
+
+
+def test_the_ray_deployments_are_the_tables():
     pytest.importorskip("ray", reason="ray[serve] is not installed")
     from serve import ray_app
 
     assert set(ray_app.TASK_DEPLOYMENTS) == set(TASKS)
     assert set(ray_app.BATCHED_TASKS) == {name for name, spec in TASKS.items() if spec.batched}
-    proxy = ray_app.DeploymentProxy("nlp", handle=None)
-    assert callable(proxy.summarize)
-    with pytest.raises(AttributeError):
-        proxy.warm_up  # noqa: B018 - public on the service, but not part of the contract
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_the_ray_proxy_forwards_every_contract_method_and_nothing_else(task):
+    pytest.importorskip("ray", reason="ray[serve] is not installed")
+    from serve import ray_app
+
+    spec = TASKS[task]
+    handle = _RecordingHandle()
+    proxy = ray_app.DeploymentProxy(task, handle=handle)
+    for method in spec.methods:
+        answer = getattr(proxy, method)(["input"], explain=True)
+        if method == "predict_batch" and spec.batched:  # merged with other callers' batches
+            assert answer == ("batched_predict", ((["input"], {"explain": True}),)), method
+        else:
+            assert answer == ("call", (method, (["input"],), {"explain": True})), method
+    assert len(handle.received) == len(spec.methods)
+    for name in ("warm_up", "preprocess", "postprocess", "_run", "check_batch_size"):
+        with pytest.raises(AttributeError):
+            getattr(proxy, name)  # public on the service, perhaps, but not part of the contract
 
 
 # ---- per-stage options (services/base.py) --------------------------------------------------------

@@ -6,31 +6,52 @@ Streamlit's legacy multipage discovery only picks up `pages/*.py`, so helpers li
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import streamlit as st
 
+from services.client import get_service
 from services.device import device_summary
 from services.errors import InputError
+from services.tasks import NlpApi, RecommendApi, SpeechApi, VisionApi
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def cached_service(task: str):
+def cached_service(task: str) -> Any:
     """The task's service (in-process or the REST API client, see services.client), one per server.
 
-    `task` is a name in services.registry.TASK_MODULES (vision, speech, nlp, recommend). Services are
-    immutable after load, so sharing one instance across sessions is safe.
+    Services are immutable after load, so sharing one instance across sessions is safe. Pages use the
+    typed accessors below (`vision_service()`, ...), so that an editor follows a call to the contract.
     """
-    from services.client import get_service
-
     return get_service(task)
+
+
+# One typed accessor per task: `vision_service().predict` is `VisionApi.predict` to an editor and a
+# type checker (services/tasks.py), whichever backend answers.
+def vision_service() -> VisionApi:
+    return cached_service("vision")
+
+
+def speech_service() -> SpeechApi:
+    return cached_service("speech")
+
+
+def nlp_service() -> NlpApi:
+    return cached_service("nlp")
+
+
+def recommend_service() -> RecommendApi:
+    return cached_service("recommend")
 
 
 def start_model_loading() -> None:
@@ -66,8 +87,12 @@ _in_flight_lock = threading.Lock()
 BUSY_AT = max(1, (os.cpu_count() or 2) // 2)  # requests running at once before a newcomer waits
 
 
+# Keyed on (task, method name, arguments, options): the service itself (`_method`'s owner) is not
+# hashed, Streamlit skips parameters whose name starts with "_".
 @st.cache_data(max_entries=512, ttl=3600, show_spinner=False)
-def _cached_call(task: str, method: str, args: tuple, options: tuple) -> Any:
+def _cached_result(
+    task: str, method_name: str, args: tuple, options: tuple, _method: Callable[..., Any]
+) -> Any:
     global _in_flight
     with _in_flight_lock:
         _in_flight += 1
@@ -79,20 +104,38 @@ def _cached_call(task: str, method: str, args: tuple, options: tuple) -> Any:
             "ahead of yours; it will be answered in a moment."
         )
     try:
-        return getattr(cached_service(task), method)(*args, **dict(options))
+        return _method(*args, **dict(options))
     finally:
         note.empty()
         with _in_flight_lock:
             _in_flight -= 1
 
 
-def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
-    """Call a service method once per distinct input: the same upload, text or ratings with the same
-    options (hashed by Streamlit) is answered from the cache, for this session and every other one.
+def cached(method: Callable[P, R]) -> Callable[P, R]:
+    """`method` (a service's bound method) answered once per distinct input: the same upload, text or
+    ratings with the same options (hashed by Streamlit) is answered from the cache, for this session
+    and every other one. The wrapper keeps the method's signature, so
+    `cached(vision_service().predict)(data, explain=True)` is checked against `VisionApi.predict`.
 
     Input errors are raised, not cached, so a corrected input is simply tried again.
     """
-    return _cached_call(task, method, args, tuple(sorted(options.items())))
+    owner = getattr(method, "__self__", None)
+    task = getattr(owner, "task", None)
+    if task is None:
+        raise TypeError(f"cached() takes a service's bound method, not {method!r}")
+    method_name = method.__name__
+
+    @functools.wraps(method)
+    def call(*args: P.args, **options: P.kwargs) -> R:
+        return _cached_result(task, method_name, args, tuple(sorted(options.items())), method)
+
+    return call
+
+
+def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
+    """Deprecated string dispatch, kept only until pages/2_Language.py and pages/3_Speech.py move to
+    `cached(nlp_service().predict)(...)`; delete it then. Same cache as `cached`."""
+    return cached(getattr(cached_service(task), method))(*args, **options)
 
 
 CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
