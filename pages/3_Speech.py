@@ -12,8 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import (
-    cached_call,
-    cached_service,
+    cached,
     chart_height,
     confidence_bars,
     latency_caption,
@@ -21,11 +20,11 @@ from pages.ui import (
     scroll_into_view_on_phone,
     setup_page,
     shared_input,
+    speech_service,
     user_facing_errors,
 )
 from pages.ui.charts import waveform_chart
-from services import speech as speech_service
-from services import voice_demo
+from services import speech, voice_demo
 
 setup_page(
     "Speech: digits and voice commands",
@@ -52,7 +51,7 @@ if "speech_source" not in st.session_state:
     st.session_state.speech_source = None  # ("record" | "upload" | "example", example path)
     # A shared link names a bundled example: open the page on it (never a path from the URL).
     shared = shared_input("example")
-    for bundled in speech_service.example_inputs():
+    for bundled in speech.example_inputs():
         if shared and Path(bundled["path"]).name == shared:
             st.session_state.speech_source = ("example", bundled["path"])
 
@@ -79,7 +78,7 @@ def _test_figures(metrics: dict) -> str:
 
 with st.expander("About this model and its limits", icon=":material/info:"):
     with user_facing_errors("reading the model facts"):
-        facts = cached_service("speech").info()
+        facts = speech_service().info()
         feats = facts["features"]
         held_out = facts["metrics"].get("held_out", "")
         trained_on = facts["metrics"].get("trained_on", "")
@@ -131,7 +130,7 @@ with upload_col:
     )
 with example_col:
     st.markdown("**…or try an example** (test recordings)")
-    examples = speech_service.example_inputs()
+    examples = speech.example_inputs()
     buttons = st.columns(3)
     for i, example in enumerate(examples):
         label = {
@@ -281,9 +280,9 @@ def _importance_chart(importance: np.ndarray, attention: np.ndarray, frame_s: fl
 
 
 with st.container(key="speech_result"), user_facing_errors("recognising the audio"):
-    service = cached_service("speech")
+    service = speech_service()
     with st.spinner("Listening…"):
-        result = cached_call("speech", "predict", data, top_k=8, explain=True)
+        result = cached(service.predict)(data, top_k=8, explain=True)
     details = result.pop("details")
     if st.session_state.speech_input_id != st.session_state.speech_demo_applied:
         # Each new input acts on the demo once (a rerun of the same input does not repeat it).
