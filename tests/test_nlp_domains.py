@@ -15,6 +15,7 @@ import torch
 
 from models.nlp import SST2_SENTIMENT, FineTuneSettings, load_sentiment_model, load_tokenizer
 from models.nlp.domains import (
+    MIXED_SOURCES,
     MULTI_DOMAIN_SOURCES,
     TEST_ONLY_SETS,
     load_multi_domain,
@@ -44,7 +45,7 @@ def tiny_root(tmp_path) -> Path:
     (sst2 / "train.tsv").write_text("sentence\tlabel\n" + body * 4, encoding="utf-8")
     dev_body = "".join(f"{t} the movie\t{y}\n" for y, t in rows)
     (sst2 / "dev.tsv").write_text("sentence\tlabel\n" + dev_body, encoding="utf-8")
-    for source in MULTI_DOMAIN_SOURCES:
+    for source in (*MULTI_DOMAIN_SOURCES, *MIXED_SOURCES):
         for name in source.files + source.validation_files:
             _write_label_tsv(
                 tmp_path / name, [(y, f"{t} ({Path(name).stem} {i})") for i, (y, t) in enumerate(rows)]
@@ -77,7 +78,9 @@ def test_validation_is_carved_from_train_sources_and_test_rows_are_dropped(tiny_
 
 
 def test_test_only_sets_are_never_train_sources():
-    train_files = {f for s in MULTI_DOMAIN_SOURCES for f in s.files + s.validation_files} | {"sst2/train.tsv"}
+    train_files = {
+        f for s in (*MULTI_DOMAIN_SOURCES, *MIXED_SOURCES) for f in s.files + s.validation_files
+    } | {"sst2/train.tsv"}
     test_files = {f for t in TEST_ONLY_SETS for f in t.files}
     assert not train_files & test_files
     assert all(not f.startswith(("opener", "finegrained", "airline", "tweeteval")) for f in train_files)
@@ -133,7 +136,7 @@ def test_stage_two_trains_interpolates_and_calibrates(tiny_root, tmp_path):
 
 
 def test_score_test_sets_reports_each_present_set(tiny_root):
-    from models.nlp.cli import score_test_sets
+    from models.nlp.evaluate import score_test_sets
 
     model = load_sentiment_model(SST2_SENTIMENT, torch.device("cpu"))
     (tiny_root / "tweeteval_sentiment" / "test.tsv").unlink()  # an absent set is left out, not an error
