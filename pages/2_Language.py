@@ -22,7 +22,7 @@ setup_page(
     "Language",
     "💬",
     "Sentiment of English reviews and comments from all-MiniLM-L6-v2 fine-tuned on movie, product, "
-    "restaurant and crowd-written review sentences: each sentence read on its own, mixed opinions shown as "
+    "restaurant and hotel reviews, tweets and Reddit comments: each sentence read on its own, mixed opinions shown as "
     "mixed, and the words behind the decision highlighted. Similarity and summaries use the same MiniLM's "
     "sentence embeddings without fine-tuning.",
 )
@@ -47,9 +47,10 @@ with st.expander("About these models and their limits", icon=":material/info:"):
     st.markdown(
         f"""
 - **Sentiment model:** {info["architecture"]} ({info["parameters"]:,} parameters), with
-  {info["fine_tuning"]}. Trained first on SST-2 movie-review phrases, then on a mixture of review sets
-  open for training{f": {sources}" if sources else ""}; the weights are then moved part of the way back
-  toward the SST-2 model (WiSE-FT). Inference: {info["runtime"]}.
+  {info["fine_tuning"]}. Trained in one stage on a mixture of every sentiment set open for training,
+  drawn each epoch by a weight per source (movie reviews, restaurant and product reviews, hotel reviews,
+  tweets, Reddit comments{f"; rows per source: {sources}" if sources else ""}), the epoch checkpoints
+  averaged when validation says so. Inference: {info["runtime"]}.
 - **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the {metrics.get("n", "")} {metrics.get("dataset", "SST-2 dev")}
   sentences (the benchmark){outside}. Expect the lower figures on text unlike movie reviews (table below;
   the *Model cards* page has the details).
@@ -57,8 +58,11 @@ with st.expander("About these models and their limits", icon=":material/info:"):
   sentence, as in "great food, rude staff") confidently disagree, the reading is **mixed**. Answers below
   {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence; the confidence is calibrated
   (temperature {info["temperature"]:.2f}, fitted on validation sentences carved from the training sets).
-- **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned windows and
-  the probabilities are averaged weighted by length; the result says so.
+- **Long texts** such as a whole review of several paragraphs are read two ways. *As a whole*: a text of more
+  than {info["window_tokens"] - 2} word pieces is split into sentence-aligned windows and their probabilities
+  are averaged weighted by length (the result says so); the model was trained on whole reviews cut to their
+  first and last word pieces. *As parts*: each sentence (the first {nlp.MAX_READINGS}) is also read on its own,
+  and when confident sentences disagree the reading is **mixed**, with the sentence-by-sentence readings below.
 - **Word highlights** are integrated gradients on the word embeddings: green words pushed towards
   *positive*, red towards *negative*, in three steps of strength (coloured text, coloured background,
   bold on a coloured background); the bars beside the text give each word's exact push.

@@ -63,8 +63,18 @@ def test_set_table(metrics: dict) -> pd.DataFrame | None:
             numbers = {
                 k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
             }
-            rows.append({"test set": name, **numbers})
+            terms = {"licence": values["licence"]} if isinstance(values.get("licence"), str) else {}
+            rows.append({"test set": name, **numbers, **terms})
     return pd.DataFrame(rows) if rows else None
+
+
+def training_source_table(metrics: dict) -> pd.DataFrame | None:
+    """Each training source with its licence, as the evaluation command recorded it (None when absent)."""
+    sources = metrics.get("training_sources")
+    if not isinstance(sources, list) or not sources:
+        return None
+    columns = ("key", "description", "rows_per_epoch", "licence")
+    return pd.DataFrame([{k: s.get(k) for k in columns} for s in sources if isinstance(s, dict)])
 
 
 def cost_curve() -> list[alt.Chart] | None:
@@ -149,6 +159,10 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
         if per_set is not None:
             st.markdown("**Beyond the benchmark**: test sets never trained or tuned on")
             st.dataframe(per_set, hide_index=True, width="stretch")
+        sources = training_source_table(card.metrics)
+        if sources is not None:
+            st.markdown("**Trained on**: each source with its licence or terms")
+            st.dataframe(sources, hide_index=True, width="stretch")
         if card.task == "recommend" and (curves := cost_curve()) is not None:
             st.markdown("**Cost curve**: training time and peak memory as the data grows (`make bench`)")
             for column, curve in zip(st.columns(len(curves)), curves, strict=True):

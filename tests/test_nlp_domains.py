@@ -201,6 +201,22 @@ def test_card_domain_table_is_written_from_metrics():
     assert card_table() == render_domain_table(metrics), "run `python -m models evaluate nlp`"
 
 
+def test_card_lists_every_training_source_with_its_terms():
+    from models.nlp.card import card_sources, render_sources_table
+    from models.nlp.domains import SST2_TRAIN_SOURCE
+
+    metrics = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
+    if "training_sources" not in metrics:
+        pytest.skip("metrics.json has no training sources yet (run python -m models evaluate nlp)")
+    assert card_sources() == render_sources_table(metrics), "run `python -m models evaluate nlp`"
+    keys = [source["key"] for source in metrics["training_sources"]]
+    assert keys == [SST2_TRAIN_SOURCE.key, *(source.key for source in MIXED_SOURCES)]
+    assert all(source["licence"] for source in metrics["training_sources"])
+    # the two sources with no stated licence say so
+    unlicensed = {s["key"] for s in metrics["training_sources"] if s["licence"].startswith("none stated")}
+    assert {"yelp_sentences", "amazon_reviews"} <= unlicensed
+
+
 def test_card_domain_table_changes_with_the_metrics(tmp_path):
     from models.nlp.card import END, START, card_table, update_card
 

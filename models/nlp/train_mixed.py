@@ -51,7 +51,7 @@ from models.runtime import set_seed
 
 @dataclass(frozen=True)
 class MixedConfig:
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 32
     lr: float = 8e-5  # encoder; between the two learning rates of the earlier SST-2 soup (1e-4, 5e-5)
     head_lr: float = 1e-3  # fresh classifier head
@@ -61,7 +61,7 @@ class MixedConfig:
     long_text_tokens: int = 128  # whole reviews: first and last tokens up to this many
     sst2_per_epoch: int = MIXED_SST2_PER_EPOCH
     sst2_validation_rows: int = 1000  # held out of SST-2 train before the first step
-    soup_sizes: tuple[int, ...] = (2, 3, 4)  # candidate soups: the last k epoch checkpoints
+    soup_sizes: tuple[int, ...] = (2, 3)  # candidate soups: the last k epoch checkpoints
     seed: int = 13
     log_every: int = 200
     checkpoint_every: int = 500
