@@ -186,6 +186,23 @@ def test_committed_accuracy_per_domain_matches_metrics(key, committed_model):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("key", list(FLOORS))
+def test_metrics_json_keeps_each_domain_above_its_floor(key):
+    """The figures the card and pages show (metrics.json) stay at or above the floors; the test above
+    checks that metrics.json is what the committed weights really score."""
+    test_set = next(t for t in TEST_ONLY_SETS if t.key == key)
+    if not test_set.available(SHARED_DATA):
+        pytest.skip(f"{key} not found under {SHARED_DATA}")
+    metrics = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
+    assert metrics["weights"] == SST2_SENTIMENT.weights.name
+    row = metrics["test_sets"][key]
+    assert row["accuracy"] >= FLOORS[key]
+    assert 0.0 <= row["ece"] <= ECE_CEILING
+    others = [v["accuracy"] for k, v in metrics["test_sets"].items() if k != "sst2_dev"]
+    assert metrics["test_sets_mean_accuracy"] == pytest.approx(sum(others) / len(others), abs=1e-4)
+
+
+@pytest.mark.slow
 def test_label_files_are_read_with_their_header():
     folder = dataset_dir("opener_en_hotels", "test.tsv")
     data = read_label_sentence_tsv(folder / "test.tsv")
