@@ -149,17 +149,18 @@ def test_score_test_sets_reports_each_present_set(tiny_root):
 
 
 # ---- the committed weights on data they never saw (slow; need ../shared/data) ---------------------
-# Regression floors, one to two points under what the shipped weights measure (MODEL_CARD); issue 13's targets
-# (0.905, 0.95, 0.88, 0.92, 0.75, 0.75) are mostly not reached yet, see the card.
+# Regression floors about one point under what the shipped weights measure (metrics.json, MODEL_CARD);
+# issue 29's targets (0.905, 0.95, 0.88, 0.92, 0.88, 0.75, 0.75) are mostly not reached, see the card.
 FLOORS = {
-    "sst2_dev": 0.88,
-    "opener_en_hotels": 0.92,
-    "finegrained_product_reviews": 0.84,
-    "airline_tweets": 0.89,
-    "dynasent_r1_test": 0.73,
-    "dynasent_r2_test": 0.70,
-    "tweeteval_sentiment_test": 0.845,
+    "sst2_dev": 0.875,
+    "opener_en_hotels": 0.93,
+    "finegrained_product_reviews": 0.82,
+    "airline_tweets": 0.835,
+    "dynasent_r1_test": 0.735,
+    "dynasent_r2_test": 0.695,
+    "tweeteval_sentiment_test": 0.82,
 }
+ECE_CEILING = 0.2  # the calibration error of every test-only set at the shipped temperature (R2: 0.16)
 
 
 @pytest.fixture(scope="module")
