@@ -222,7 +222,7 @@ def validation_scores(model, tokenizer, splits: DomainSplits, config: MixedConfi
     long_keys = {key for key, source in splits.sources.items() if source.long_texts}
     for key, part in splits.validation.items():
         if key in long_keys:
-            logits = _logits_of_ids(
+            logits = logits_of_ids(
                 model,
                 tokenizer,
                 [head_and_tail(e, config.long_text_tokens) for e in tokenizer(part.texts)["input_ids"]],
@@ -237,7 +237,7 @@ def validation_scores(model, tokenizer, splits: DomainSplits, config: MixedConfi
 
 
 @torch.inference_mode()
-def _logits_of_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
+def logits_of_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out = torch.zeros((len(encoded), 2))
     for start in range(0, len(order), batch_size):
