@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from pages.ui import (
-    cached_call,
-    cached_service,
+    cached,
     latency_caption,
+    nlp_service,
     result_actions,
     scroll_into_view_on_phone,
     setup_page,
@@ -28,7 +28,7 @@ setup_page(
     "Language",
     "💬",
     "Sentiment of English reviews and comments from all-MiniLM-L6-v2 fine-tuned on movie, product, "
-    "restaurant and crowd-written review sentences: each sentence read on its own, mixed opinions shown as "
+    "restaurant and hotel reviews, tweets and Reddit comments: each sentence read on its own, mixed opinions shown as "
     "mixed, and the words behind the decision highlighted. Similarity and summaries use the same MiniLM's "
     "sentence embeddings without fine-tuning.",
 )
@@ -37,7 +37,7 @@ examples = nlp.example_inputs()
 
 service = None
 with user_facing_errors("loading the language models"):
-    service = cached_service("nlp")
+    service = nlp_service()
 if service is None:
     st.stop()
 
@@ -53,9 +53,10 @@ with st.expander("About these models and their limits", icon=":material/info:"):
     st.markdown(
         f"""
 - **Sentiment model:** {info["architecture"]} ({info["parameters"]:,} parameters), with
-  {info["fine_tuning"]}. Trained first on SST-2 movie-review phrases, then on a mixture of review sets
-  open for training{f": {sources}" if sources else ""}; the weights are then moved part of the way back
-  toward the SST-2 model (WiSE-FT). Inference: {info["runtime"]}.
+  {info["fine_tuning"]}. Trained in one stage on a mixture of every sentiment set open for training,
+  drawn each epoch by a weight per source (movie reviews, restaurant and product reviews, hotel reviews,
+  tweets, Reddit comments{f"; rows per source: {sources}" if sources else ""}), the epoch checkpoints
+  averaged when validation says so. Inference: {info["runtime"]}.
 - **Accuracy:** {f"{accuracy:.1%}" if accuracy else "not measured yet"} on the {metrics.get("n", "")} {metrics.get("dataset", "SST-2 dev")}
   sentences (the benchmark){outside}. Expect the lower figures on text unlike movie reviews (table below;
   the *Model cards* page has the details).
@@ -63,8 +64,11 @@ with st.expander("About these models and their limits", icon=":material/info:"):
   sentence, as in "great food, rude staff") confidently disagree, the reading is **mixed**. Answers below
   {nlp.LOW_CONFIDENCE:.0%} confidence are flagged as low confidence; the confidence is calibrated
   (temperature {info["temperature"]:.2f}, fitted on validation sentences carved from the training sets).
-- **Long texts** (more than {info["window_tokens"] - 2} word pieces) are split into sentence-aligned windows and
-  the probabilities are averaged weighted by length; the result says so.
+- **Long texts** such as a whole review of several paragraphs are read two ways. *As a whole*: a text of more
+  than {info["window_tokens"] - 2} word pieces is split into sentence-aligned windows and their probabilities
+  are averaged weighted by length (the result says so); the model was trained on whole reviews cut to their
+  first and last word pieces. *As parts*: each sentence (the first {nlp.MAX_READINGS}) is also read on its own,
+  and when confident sentences disagree the reading is **mixed**, with the sentence-by-sentence readings below.
 - **Word highlights** are integrated gradients on the word embeddings: green words pushed towards
   *positive*, red towards *negative*, in three steps of strength (coloured text, coloured background,
   bold on a coloured background); the bars beside the text give each word's exact push.
@@ -116,7 +120,7 @@ def sentiment_section() -> None:
     if submitted or opened_from_link:
         st.session_state.nlp_link_answered = True
         with st.container(key="nlp_result"), user_facing_errors("analysing the sentiment"):
-            result = cached_call("nlp", "predict", text, explain=explain)
+            result = cached(service.predict)(text, explain=explain)
             show_sentiment(result)
             latency_caption(result["latency_ms"])
             result_actions(result, {"text": text}, key="sentiment")
@@ -141,7 +145,7 @@ def similarity_section() -> None:
         compare = st.form_submit_button("Compare", type="primary", icon=":material/compare_arrows:")
     if compare:
         with user_facing_errors("comparing the texts"):
-            sim = cached_call("nlp", "similarity", text_a, text_b)
+            sim = cached(service.similarity)(text_a, text_b)
             st.metric("Cosine similarity", f"{sim['similarity']:.3f}", help="1 = same meaning, 0 = unrelated")
             st.progress(max(0.0, sim["similarity"]), text=f"Verdict: **{sim['verdict']}**")
             for note in sim["notes"]:
@@ -164,7 +168,7 @@ def summary_section() -> None:
         summarise = st.form_submit_button("Summarise", type="primary", icon=":material/summarize:")
     if summarise:
         with user_facing_errors("summarising the text"):
-            summary = cached_call("nlp", "summarize", article, n_sentences)
+            summary = cached(service.summarize)(article, n_sentences)
             st.markdown(
                 f"**Summary** ({len(summary['summary'])} of {summary['n_sentences']} sentences, original order)"
             )
@@ -200,7 +204,7 @@ def batch_section() -> None:
     if data is not None:
         with user_facing_errors("classifying the file"):
             texts = nlp.read_batch_file(data, name or "texts.txt")
-            results = cached_call("nlp", "predict_batch", texts)
+            results = cached(service.predict_batch)(texts)
             # The user's own columns come back in their order, the model's columns after them.
             table = batch_table(data, name or "texts.txt", texts, results)
             st.success(batch_summary(results), icon=":material/check_circle:")

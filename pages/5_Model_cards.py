@@ -52,6 +52,22 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> alt.Chart:
     )
 
 
+def training_source_table(metrics: dict) -> pd.DataFrame | None:
+    """Each training source with its licence, as the evaluation command recorded it (None when absent)."""
+    sources = metrics.get("training_sources")
+    if not isinstance(sources, list) or not sources:
+        return None
+    columns = {
+        "key": "source",
+        "description": "what it is",
+        "rows_per_epoch": "rows per epoch",
+        "licence": "licence",
+    }
+    return pd.DataFrame(
+        [{name: s.get(key) for key, name in columns.items()} for s in sources if isinstance(s, dict)]
+    )
+
+
 def cost_curve() -> list[alt.Chart] | None:
     """Training time and peak memory against the number of ratings (bench/recommend_scaling.json)."""
     path = REPO_ROOT / "bench" / "recommend_scaling.json"
@@ -163,6 +179,10 @@ for tab, card in zip(st.tabs([card.title.split(" · ")[0] for card in cards]), c
         if per_set:
             st.markdown("**Beyond the benchmark**: test sets never trained or tuned on")
             st.table(pd.DataFrame(per_set).fillna("–"), hide_index=True)
+        sources = training_source_table(card.metrics)
+        if sources is not None:
+            st.markdown("**Trained on**: each source with its licence or terms")
+            st.table(sources.fillna("–"), hide_index=True)
         if card.task == "recommend" and (curves := cost_curve()) is not None:
             st.markdown("**Cost curve**: training time and peak memory as the data grows (`make bench`)")
             for column, curve in zip(st.columns(len(curves)), curves, strict=True):

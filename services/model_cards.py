@@ -90,6 +90,11 @@ METRIC_GLOSSARY: dict[str, tuple[str, str, str]] = {
         "network's own 'other' class turns words away)",
         DECIMAL,
     ),
+    "test_sets_mean_accuracy_with_sst2_dev": (
+        "Mean accuracy over the test sets, SST-2 dev included",
+        "the same unweighted mean with the movie-review benchmark counted as one more set",
+        PERCENT,
+    ),
     "eval_seconds": ("Evaluation time", "wall time of the whole evaluation on this CPU", SECONDS),
     "rejected_rate": (
         "Answered 'not a word I know'",

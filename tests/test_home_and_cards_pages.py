@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from services import preload, registry
@@ -103,6 +104,18 @@ def test_model_cards_show_human_names_never_raw_keys():
     # Issue 32: the vision card shows the whole-number reliability diagram with the doubt threshold.
     specs = [chart.proto.spec for chart in at.get("vega_lite_chart")]
     assert any('"share read right"' in spec and '"rule"' in spec for spec in specs)
+
+
+def test_model_cards_page_lists_the_language_training_sources_with_their_licences():
+    metrics = next(card for card in load_model_cards() if card.task == "nlp").metrics
+    if "training_sources" not in metrics:
+        pytest.skip("the language metrics.json has no training sources yet (python -m models evaluate nlp)")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "5_Model_cards.py"), default_timeout=60).run()
+    assert not at.exception
+    assert any("Trained on" in block.value for block in at.markdown)
+    tables = [table.value for table in at.table if "licence" in table.value.columns]
+    keys = {key for frame in tables if "source" in frame.columns for key in frame["source"]}
+    assert {source["key"] for source in metrics["training_sources"]} <= keys
 
 
 def test_every_shipped_model_has_a_card_with_metrics():

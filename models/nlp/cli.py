@@ -72,10 +72,27 @@ def _train(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--stage",
-        choices=("all", "sst2", "domains"),
-        default="all",
-        help="all: SST-2 soup, then the multi-domain stage from it (the shipped recipe); "
+        choices=("mixed", "all", "sst2", "domains"),
+        default="mixed",
+        help="mixed: one stage from the base model over every training source (the shipped recipe); "
+        "all: the earlier SST-2 soup, then the multi-domain stage from it; "
         "sst2: stage 1 only; domains: stage 2 only, from --init-from",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="mixed stage: epoch checkpoints and the resume state (rerun the same command to continue; "
+        "default: a folder beside --out)",
+    )
+    parser.add_argument(
+        "--mixed-epochs", type=int, default=None, help="mixed stage epochs (default: MixedConfig.epochs)"
+    )
+    parser.add_argument(
+        "--per-epoch-scale",
+        type=float,
+        default=1.0,
+        help="mixed stage: multiply every source's rows per epoch (smoke runs)",
     )
     parser.add_argument(
         "--init-from",
@@ -141,7 +158,18 @@ def _train(argv: list[str]) -> int:
         )
     dev_path = data_dir / "dev.tsv"
     dev = read_sst2(dev_path) if not args.no_dev and dev_path.is_file() else None
-    if args.init_from is not None or args.stage == "domains":
+    if args.stage == "mixed" and not args.soup_of and args.init_from is None:
+        from dataclasses import replace as _replace
+
+        from models.nlp.train_mixed import MixedConfig, train_mixed
+
+        mixed = MixedConfig(seed=args.seed, limit_rows=args.limit_rows, per_epoch_scale=args.per_epoch_scale)
+        if args.mixed_epochs:
+            mixed = _replace(mixed, epochs=args.mixed_epochs)
+        work_dir = args.work_dir or args.out.parent / f"{args.out.stem}.mixed-work"
+        summary = train_mixed(data_dir.parent, args.out, work_dir, mixed, settings)
+        dev = None  # the temperature was fitted on the validation rows carved from the train sources
+    elif args.init_from is not None or args.stage == "domains":
         if args.init_from is None or not args.init_from.is_file():
             raise SystemExit("error: --stage domains needs --init-from CHECKPOINT (a stage-1 SST-2 model)")
         summary = _train_domains(args, data_dir, args.init_from, settings)
@@ -175,7 +203,9 @@ def _train(argv: list[str]) -> int:
     else:
         summary = train(data_dir, args.out, config, settings, eval_dev=not args.no_dev)
     if dev is not None:
-        summary["calibration"] = _calibrate_checkpoint(args.out, settings, data_dir.parent)
+        from models.nlp.train_mixed import calibrate_checkpoint
+
+        summary["calibration"] = calibrate_checkpoint(args.out, settings, data_dir.parent)
     record = {
         "task": "nlp",
         "action": "train",
@@ -206,10 +236,7 @@ def _train_domains(args, data_dir: Path, init_weights: Path, settings) -> dict:
 
 
 def _evaluate(argv: list[str]) -> int:
-    from dataclasses import replace
-
-    from models.nlp import load_sentiment_model, load_tokenizer, quantize_linear_int8, read_temperature
-    from models.nlp.train import evaluate_model, read_sst2
+    from models.nlp.evaluate import evaluate_checkpoint
 
     parser = argparse.ArgumentParser(prog="python -m models evaluate nlp", description=__doc__)
     parser.add_argument(
@@ -231,38 +258,11 @@ def _evaluate(argv: list[str]) -> int:
     data_dir = _data_dir(args.data_dir)
     if args.threads:
         torch.set_num_threads(args.threads)
-    bundle = replace(SST2_SENTIMENT, weights=args.weights)
-    model = load_sentiment_model(bundle)
-    tokenizer = load_tokenizer()
-    result: dict = {
+    result = {
         "task": "nlp",
         "command": "python -m models evaluate nlp " + " ".join(argv),
-        "dataset": f"GLUE SST-2 {args.split}",
+        **evaluate_checkpoint(data_dir, args.weights, args.split, args.fit_temperature, args.latency_runs),
     }
-    if args.fit_temperature:
-        from models.nlp import write_temperature
-        from models.nlp.domains import load_multi_domain
-        from models.nlp.train_domains import calibration_on
-
-        calibration = calibration_on(model, tokenizer, load_multi_domain(data_dir.parent).validation)
-        write_temperature(args.weights, calibration["temperature"])
-        result["calibration_fit"] = calibration
-    temperature = read_temperature(args.weights)
-    texts, labels = read_sst2(data_dir / f"{args.split}.tsv")
-    result.update(evaluate_model(model, tokenizer, texts, labels))
-    result["weights"] = args.weights.name
-    result.update(_calibration(model, tokenizer, texts, labels, temperature))
-    result["test_sets"] = score_test_sets(model, tokenizer, data_dir.parent, temperature)
-    scored = [v["accuracy"] for k, v in result["test_sets"].items() if k != "sst2_dev"]
-    if scored:
-        # unweighted, so the 11,541 airline tweets count as much as the 481 DynaSent R2 sentences
-        result["test_sets_mean_accuracy"] = round(sum(scored) / len(scored), 4)
-    # Dynamic int8 Linear layers: a CPU speed-up the service would take if accuracy held (it does not).
-    int8_metrics = evaluate_model(quantize_linear_int8(model), tokenizer, texts, labels)
-    result["accuracy_int8_cpu"] = int8_metrics["accuracy"]
-    result["confusion_matrix_int8_cpu"] = int8_metrics["confusion_matrix"]
-    if args.latency_runs:
-        result.update(_latency(model, tokenizer, texts[0], args.latency_runs))
     if args.metrics_out and str(args.metrics_out):
         # written whole, not merged: a figure of an older model must not survive beside the new ones
         args.metrics_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -272,94 +272,6 @@ def _evaluate(argv: list[str]) -> int:
             update_card(result)
     print(json.dumps(result))
     return 0
-
-
-def score_test_sets(model, tokenizer, root: Path, temperature: float) -> dict:
-    """Accuracy, ECE (at the shipped temperature and at 1) and confusion matrix on every test-only set
-    present under root; sets that are absent are left out."""
-    from models.nlp.domains import TEST_ONLY_SETS
-    from models.nlp.train import expected_calibration_error, predict_logits
-
-    scores = {}
-    for test_set in TEST_ONLY_SETS:
-        if not test_set.available(root):
-            continue
-        data = test_set.load(root)
-        logits = predict_logits(model, tokenizer, data.texts)
-        predicted = logits.argmax(dim=-1).tolist()
-        matrix = [[0, 0], [0, 0]]
-        for truth, guess in zip(data.labels, predicted, strict=True):
-            matrix[truth][guess] += 1
-        scores[test_set.key] = {
-            "accuracy": round((matrix[0][0] + matrix[1][1]) / max(1, len(data)), 4),
-            "ece": expected_calibration_error(torch.softmax(logits / temperature, -1), data.labels),
-            "ece_temperature_1": expected_calibration_error(torch.softmax(logits, -1), data.labels),
-            "n": len(data),
-            "confusion_matrix": matrix,
-            "files": list(test_set.files),
-        }
-        logger.info(
-            "%s: %s", test_set.key, json.dumps({k: scores[test_set.key][k] for k in ("accuracy", "ece", "n")})
-        )
-    return scores
-
-
-def _calibrate_checkpoint(weights: Path, settings, data_root: Path) -> dict:
-    """Fit the softmax temperature of the checkpoint just written on the validation split carved from
-    the train sets (models.nlp.domains), and store it in its metadata."""
-    from dataclasses import replace
-
-    from models.nlp import load_sentiment_model, load_tokenizer, write_temperature
-    from models.nlp.domains import load_multi_domain
-    from models.nlp.train_domains import calibration_on
-
-    bundle = replace(SST2_SENTIMENT, weights=weights, finetune=settings)
-    model = load_sentiment_model(bundle, torch.device("cpu"))
-    calibration = calibration_on(model, load_tokenizer(), load_multi_domain(data_root).validation)
-    write_temperature(weights, calibration["temperature"])
-    return calibration
-
-
-def _calibration(model, tokenizer, texts: list[str], labels: list[int], temperature: float) -> dict:
-    """Expected calibration error (10 bins) and log-loss at temperature 1 and at `temperature`."""
-    from models.nlp.train import expected_calibration_error, predict_logits
-
-    logits = predict_logits(model, tokenizer, texts)
-    target = torch.tensor(labels)
-
-    def scores(t: float) -> tuple[float, float]:
-        scaled = logits / t
-        ece = expected_calibration_error(torch.softmax(scaled, dim=-1), labels)
-        return ece, round(float(torch.nn.functional.cross_entropy(scaled, target)), 4)
-
-    result = {"temperature": temperature}
-    result["ece_temperature_1"], result["log_loss_temperature_1"] = scores(1.0)
-    result["ece"], result["log_loss"] = scores(temperature)
-    return result
-
-
-def _latency(model, tokenizer, sentence: str, runs: int) -> dict:
-    """p50/p90 of tokenise + forward for one sentence (batch of 1) after a warm-up."""
-    import statistics
-    import time
-
-    from models.runtime import inference_context
-
-    device = next(model.parameters()).device
-    timings = []
-    for i in range(runs + 10):
-        started = time.perf_counter()
-        batch = tokenizer([sentence], return_tensors="pt")
-        with inference_context(device):
-            model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
-        if i >= 10:
-            timings.append((time.perf_counter() - started) * 1000)
-    timings.sort()
-    return {
-        "latency_p50_ms": round(statistics.median(timings), 2),
-        "latency_p90_ms": round(timings[int(0.9 * (len(timings) - 1))], 2),
-        "latency_device": f"{device} ({torch.get_num_threads()} threads)",
-    }
 
 
 def main(action: str, argv: list[str]) -> int:

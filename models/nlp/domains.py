@@ -73,6 +73,7 @@ class TestOnlySet:
     key: str
     description: str
     files: tuple[str, ...]  # relative to the data root; read together as one set
+    licence: str = ""  # as its PROVENANCE.md states it
 
     def available(self, root: Path) -> bool:
         return all((root / f).is_file() for f in self.files)
@@ -87,9 +88,17 @@ class TestOnlySet:
 
 # Every test-only sentiment set in ../shared/data, with the figure each one reports.
 TEST_ONLY_SETS: tuple[TestOnlySet, ...] = (
-    TestOnlySet("sst2_dev", "GLUE SST-2 dev (movie-review sentences)", ("sst2/dev.tsv",)),
     TestOnlySet(
-        "opener_en_hotels", "OpeNER English hotel-review sentences, test file", ("opener_en_hotels/test.tsv",)
+        "sst2_dev",
+        "GLUE SST-2 dev (movie-review sentences)",
+        ("sst2/dev.tsv",),
+        "none stated (SST/GLUE: research use, cite)",
+    ),
+    TestOnlySet(
+        "opener_en_hotels",
+        "OpeNER English hotel-review sentences, test file",
+        ("opener_en_hotels/test.tsv",),
+        "none stated (test-only; also a domain kept unseen)",
     ),
     TestOnlySet(
         "finegrained_product_reviews",
@@ -98,22 +107,31 @@ TEST_ONLY_SETS: tuple[TestOnlySet, ...] = (
             f"finegrained_product_reviews/{d}.tsv"
             for d in ("books", "dvds", "electronics", "music", "videogames")
         ),
+        '"any friendly purpose", cite (doubtful for training: test-only)',
     ),
     TestOnlySet(
-        "airline_tweets", "customer-service tweets about US airlines", ("airline_tweets/airline_tweets.tsv",)
+        "airline_tweets",
+        "customer-service tweets about US airlines",
+        ("airline_tweets/airline_tweets.tsv",),
+        "CC BY-NC-SA 4.0 (non-commercial: test-only)",
     ),
     TestOnlySet(
-        "dynasent_r1_test", "DynaSent round 1 test (hard Yelp sentences)", ("dynasent/r1_yelp_test.tsv",)
+        "dynasent_r1_test",
+        "DynaSent round 1 test (hard Yelp sentences)",
+        ("dynasent/r1_yelp_test.tsv",),
+        "CC BY 4.0",
     ),
     TestOnlySet(
         "dynasent_r2_test",
         "DynaSent round 2 test (crowd-written, adversarial)",
         ("dynasent/r2_dynabench_test.tsv",),
+        "CC BY 4.0",
     ),
     TestOnlySet(
         "tweeteval_sentiment_test",
         "TweetEval sentiment test tweets (positive/negative)",
         ("tweeteval_sentiment/test.tsv",),
+        "released without restrictions; Twitter's terms apply (doubtful: test-only)",
     ),
 )
 
@@ -125,10 +143,19 @@ class TrainSource:
     key: str
     files: tuple[str, ...]
     validation_share: float = 0.15
+    description: str = ""
+    licence: str = ""  # as the folder's PROVENANCE.md states it ("none stated" where it states none)
     # Copies per epoch: >1 upsamples a small set so a domain is not drowned by the larger ones.
     repeats: int = 1
     # Extra files that are validation only (tsa_md ships its own dev split for that).
     validation_files: tuple[str, ...] = ()
+    # Upper bound on the validation rows carved (None: `validation_share` of the rows, uncapped).
+    validation_cap: int | None = None
+    # Mixed recipe (models.nlp.train_mixed): rows drawn per epoch, from a stream that walks through the
+    # source before repeating a row. None: every row `repeats` times.
+    per_epoch: int | None = None
+    # Whole multi-paragraph texts: trained on their first and last tokens (see train_mixed.head_and_tail).
+    long_texts: bool = False
 
 
 MULTI_DOMAIN_SOURCES: tuple[TrainSource, ...] = (
@@ -138,6 +165,111 @@ MULTI_DOMAIN_SOURCES: tuple[TrainSource, ...] = (
     TrainSource("dynasent_r1_dev", ("dynasent/r1_yelp_dev.tsv",)),
     TrainSource("dynasent_r2_dev", ("dynasent/r2_dynabench_dev.tsv",), repeats=2),
     TrainSource("tsa_md", ("tsa_md/train.tsv",), validation_share=0.0, validation_files=("tsa_md/dev.tsv",)),
+)
+
+
+# The single mixed stage (models.nlp.train_mixed) from the base model: every set open for training, each
+# drawn `per_epoch` rows an epoch. Sentences whose label is the whole review's stars (Yelp, Amazon Li 2018)
+# are noisy and drawn less than their size; finance tweets label market direction, not the writer's
+# mood, and are drawn least. Validation: 15 % of each source, at most 500 rows (SST-2: a held-out slice of
+# train, `sst2_validation_rows`).
+MIXED_SOURCES: tuple[TrainSource, ...] = (
+    TrainSource(
+        "yelp_sentences",
+        ("yelp_sentences_shen2017/train.tsv",),
+        description="Yelp review sentences, label from the review's stars (Shen et al. 2017)",
+        licence="none stated (Yelp Dataset Challenge text; repository Apache-2.0)",
+        validation_cap=500,
+        per_epoch=3750,
+    ),
+    TrainSource(
+        "goemotions",
+        ("goemotions_sentiment/train.tsv",),
+        description="Reddit comments, GoEmotions emotions mapped to positive/negative",
+        licence="Apache-2.0",
+        validation_cap=500,
+        per_epoch=5600,
+    ),
+    TrainSource(
+        "tweets",
+        ("tweet_sentiment_extraction/train.tsv",),
+        description="general tweets, crowd-labelled (Tweet Sentiment Extraction)",
+        licence="CC BY 4.0",
+        validation_cap=500,
+        per_epoch=5600,
+    ),
+    TrainSource(
+        "amazon_reviews",
+        tuple(f"amazon_mdsd_blitzer2007/{d}.tsv" for d in ("books", "dvd", "electronics", "kitchen")),
+        description="whole Amazon reviews: books, DVDs, electronics, kitchen (Blitzer et al. 2007)",
+        licence="none stated",
+        validation_cap=400,
+        per_epoch=1500,
+        long_texts=True,
+    ),
+    TrainSource(
+        "finance_tweets",
+        ("twitter_financial_news/train.tsv",),
+        description="finance tweets, bullish = positive, bearish = negative (market direction)",
+        licence="MIT",
+        validation_cap=300,
+        per_epoch=400,
+    ),
+    TrainSource(
+        "amazon_sentences",
+        ("amazon_sentences_li2018/train.tsv",),
+        description="Amazon review sentences, label from the review's stars (Li et al. 2018)",
+        licence="CC BY-SA 4.0",
+        validation_cap=300,
+        per_epoch=750,
+    ),
+    TrainSource(
+        "hotel_reviews",
+        ("hotel_reviews_515k_sample/train.tsv",),
+        description="Booking.com hotel reviews, the liked / disliked boxes (515K sample)",
+        licence="CC0",
+        validation_cap=200,
+        per_epoch=1000,
+    ),
+    TrainSource(
+        "uci_reviews",
+        tuple(f"uci_sentiment_sentences/{d}.tsv" for d in ("amazon", "yelp", "imdb")),
+        description="UCI sentiment sentences from Amazon, Yelp and IMDb reviews",
+        licence="CC BY 4.0",
+        per_epoch=2500,
+    ),
+    TrainSource(
+        "dynasent_r1_dev",
+        ("dynasent/r1_yelp_dev.tsv",),
+        description="DynaSent round 1 dev file (hard Yelp sentences)",
+        licence="CC BY 4.0",
+        per_epoch=3000,
+    ),
+    TrainSource(
+        "dynasent_r2_dev",
+        ("dynasent/r2_dynabench_dev.tsv",),
+        description="DynaSent round 2 dev file (crowd-written, adversarial)",
+        licence="CC BY 4.0",
+        per_epoch=750,
+    ),
+    TrainSource(
+        "tsa_md",
+        ("tsa_md/train.tsv",),
+        validation_share=0.0,
+        validation_files=("tsa_md/dev.tsv",),
+        description="crowd-written review sentences from many domains (dev file: validation)",
+        licence="Apache-2.0",
+        per_epoch=600,
+    ),
+)
+# SST-2 rows drawn per epoch in the mixed stage (movie reviews: the largest single source).
+MIXED_SST2_PER_EPOCH = 11000
+SST2_TRAIN_SOURCE = TrainSource(
+    "sst2",
+    ("sst2/train.tsv",),
+    description="GLUE SST-2 train, movie-review phrases (a held-out slice is validation)",
+    licence="none stated (SST/GLUE: research use, cite)",
+    per_epoch=MIXED_SST2_PER_EPOCH,
 )
 
 
@@ -163,6 +295,7 @@ class DomainSplits:
     validation: dict[str, LabelledTexts] = field(default_factory=dict)
     repeats: dict[str, int] = field(default_factory=dict)
     dropped_as_test_overlap: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, TrainSource] = field(default_factory=dict)
 
     def limited(self, rows: int) -> DomainSplits:
         """The first `rows` rows of every part (tests and smoke runs)."""
@@ -172,13 +305,18 @@ class DomainSplits:
             {k: v.subset(first[: len(v)]) for k, v in self.validation.items()},
             dict(self.repeats),
             dict(self.dropped_as_test_overlap),
+            dict(self.sources),
         )
 
 
-def _split(data: LabelledTexts, share: float, rng: random.Random) -> tuple[LabelledTexts, LabelledTexts]:
+def _split(
+    data: LabelledTexts, share: float, rng: random.Random, cap: int | None = None
+) -> tuple[LabelledTexts, LabelledTexts]:
     order = list(range(len(data)))
     rng.shuffle(order)
     n_val = int(round(share * len(order)))
+    if cap is not None:
+        n_val = min(n_val, cap)
     return data.subset(order[n_val:]), data.subset(order[:n_val])
 
 
@@ -218,7 +356,7 @@ def load_multi_domain(
                 f"training source {source.key}: missing {', '.join(missing)} under {root}"
             )
         data = clean(concat(source.key, [read_label_sentence_tsv(root / f) for f in source.files]))
-        train_part, val_part = _split(data, source.validation_share, rng)
+        train_part, val_part = _split(data, source.validation_share, rng, source.validation_cap)
         if source.validation_files:
             extra = clean(
                 concat(source.key, [read_label_sentence_tsv(root / f) for f in source.validation_files])
@@ -226,4 +364,5 @@ def load_multi_domain(
             val_part = concat(source.key, [val_part, extra])
         splits.train[source.key], splits.validation[source.key] = train_part, val_part
         splits.repeats[source.key] = source.repeats
+        splits.sources[source.key] = source
     return splits

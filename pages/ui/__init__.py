@@ -132,12 +132,6 @@ def cached(method: Callable[P, R]) -> Callable[P, R]:
     return call
 
 
-def cached_call(task: str, method: str, *args: Any, **options: Any) -> Any:
-    """Deprecated string dispatch, kept only until pages/2_Language.py and pages/3_Speech.py move to
-    `cached(nlp_service().predict)(...)`; delete it then. Same cache as `cached`."""
-    return cached(getattr(cached_service(task), method))(*args, **options)
-
-
 CHART_MIN_HEIGHT = 120  # px of plotting area every chart gets (tests/e2e check it on desktop and phone)
 AXES_PX = 80  # Streamlit fits a chart's axes inside the height it is given
 LEGEND_BELOW_PX = 110  # a legend below the x axis title: measured 152 px for axes and legend together

@@ -260,6 +260,7 @@ class NlpService(Service):
             "weights_bytes": self.bundle.weights.stat().st_size,
             "fine_tuning": self.bundle.finetune.describe(),
             "stage2": json.loads(metadata["stage2"]) if "stage2" in metadata else None,
+            "recipe": json.loads(metadata["mixed"]) if "mixed" in metadata else None,
             "averaged_runs": len(json.loads(metadata.get("soup_of", "[]"))) or 1,
             "training_rows": training.get("train_rows"),
             "temperature": self.temperature,

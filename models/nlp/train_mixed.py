@@ -1,0 +1,479 @@
+"""The shipped sentiment recipe: one mixed stage from the base all-MiniLM-L6-v2 over every training source.
+
+    for each epoch:   rows = per-source draws (models.nlp.domains.MIXED_SOURCES, SST-2 included)
+                      fine-tune on them (one learning-rate schedule over all epochs)
+                      save the epoch's weights and score every validation source
+    candidates = the last epoch and uniform soups of the last k epochs (Wortsman et al. 2022)
+    shipped    = the candidate with the best macro validation accuracy (mean over the sources)
+    T          = argmin NLL(softmax(logits / T)) on the pooled validation rows
+
+Why one stage from the base model: SST-2 is protected by a slice of SST-2 *train* held out before the
+first step, which a stage-1 model trained on all of SST-2 cannot offer; and one stage fits the 90-minute
+CPU budget where a full SST-2 stage alone took 45 minutes.
+
+Each source is drawn from a stream that walks a shuffled copy of the source before any row repeats, so
+over the epochs a large source is seen further rather than the same sample again. Whole reviews (the
+Blitzer Amazon set, `long_texts`) are cut to their first and last tokens (`head_and_tail`): the opening
+and the verdict at the end carry most of a review's sentiment (Sun et al. 2019, "How to fine-tune BERT
+for text classification", found head+tail truncation best for long reviews) at a quarter of the cost
+of reading 512 tokens.
+
+The run is resumable: every `checkpoint_every` steps and at each epoch end the weights, the AdamW state
+and the position are written to `work_dir` (safetensors + JSON); rerunning the same command continues.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from models.nlp import SST2_SENTIMENT, FineTuneSettings, build_trainable_classifier, export_finetuned_tensors
+from models.nlp import load_tokenizer as _load_tokenizer
+from models.nlp.domains import (
+    MIXED_SOURCES,
+    MIXED_SST2_PER_EPOCH,
+    DomainSplits,
+    TrainSource,
+    load_multi_domain,
+)
+from models.nlp.train import collate, length_bucketed_batches
+from models.runtime import set_seed
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 8e-5  # encoder; between the two learning rates of the earlier SST-2 soup (1e-4, 5e-5)
+    head_lr: float = 1e-3  # fresh classifier head
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.06
+    max_length: int = 96  # sentences and tweets: 96 wordpieces cover > 99 % of them
+    long_text_tokens: int = 128  # whole reviews: first and last tokens up to this many
+    sst2_per_epoch: int = MIXED_SST2_PER_EPOCH
+    sst2_validation_rows: int = 1000  # held out of SST-2 train before the first step
+    soup_sizes: tuple[int, ...] = (2, 3)  # candidate soups: the last k epoch checkpoints
+    seed: int = 13
+    log_every: int = 200
+    checkpoint_every: int = 500
+    limit_rows: int | None = None  # cap on every source's train and validation rows (tests, smoke runs)
+    per_epoch_scale: float = 1.0  # multiplies every per-epoch draw (tests, smoke runs)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def head_and_tail(ids: Sequence[int], budget: int) -> list[int]:
+    """Token ids [CLS] ... [SEP] cut to `budget`: [CLS], the first half, the last half, [SEP].
+
+    Ids within the budget are returned unchanged.
+    """
+    if len(ids) <= budget:
+        return list(ids)
+    inner = budget - 2
+    head = inner // 2
+    tail = inner - head
+    return [ids[0], *ids[1 : 1 + head], *ids[len(ids) - 1 - tail : len(ids) - 1], ids[-1]]
+
+
+class SourceStream:
+    """Rows of one source in a shuffled order; a new shuffle starts only when every row was drawn."""
+
+    def __init__(self, size: int, rng: random.Random):
+        self.size, self.rng, self.order, self.position = size, rng, [], 0
+
+    def draw(self, count: int) -> list[int]:
+        rows: list[int] = []
+        while len(rows) < count and self.size:
+            if self.position >= len(self.order):
+                self.order = list(range(self.size))
+                self.rng.shuffle(self.order)
+                self.position = 0
+            take = min(count - len(rows), len(self.order) - self.position)
+            rows += self.order[self.position : self.position + take]
+            self.position += take
+        return rows
+
+
+def per_epoch_counts(splits: DomainSplits, config: MixedConfig) -> dict[str, int]:
+    """Rows drawn from each source per epoch (SST-2's from the config; the rest from MIXED_SOURCES)."""
+    counts = {}
+    for key, part in splits.train.items():
+        source = splits.sources.get(key)
+        wanted = config.sst2_per_epoch if key == "sst2" else (source.per_epoch if source else None)
+        wanted = len(part) * splits.repeats.get(key, 1) if wanted is None else wanted
+        counts[key] = max(1, int(round(wanted * config.per_epoch_scale))) if len(part) else 0
+    return counts
+
+
+def plan_epochs(splits: DomainSplits, config: MixedConfig) -> list[list[tuple[str, int]]]:
+    """(source, row) pairs of every epoch, fixed by the seed (so a resumed run trains on the same rows)."""
+    rng = random.Random(config.seed)
+    counts = per_epoch_counts(splits, config)
+    streams = {
+        key: SourceStream(len(part), random.Random(rng.random())) for key, part in splits.train.items()
+    }
+    return [
+        [(key, row) for key in splits.train for row in streams[key].draw(counts[key])]
+        for _ in range(config.epochs)
+    ]
+
+
+def encode_rows(
+    tokenizer, splits: DomainSplits, rows: Sequence[tuple[str, int]], config: MixedConfig
+) -> tuple[list[list[int]], list[int]]:
+    """Token ids (sentences truncated at max_length, long texts cut head+tail) and labels of `rows`."""
+    long_keys = {key for key, source in splits.sources.items() if source.long_texts}
+    ids: list[list[int]] = [[] for _ in rows]
+    by_kind: dict[bool, list[int]] = {True: [], False: []}
+    for i, (key, _) in enumerate(rows):
+        by_kind[key in long_keys].append(i)
+    for is_long, members in by_kind.items():
+        if not members:
+            continue
+        texts = [splits.train[rows[i][0]].texts[rows[i][1]] for i in members]
+        if is_long:
+            encoded = tokenizer(texts, truncation=False)["input_ids"]
+            encoded = [head_and_tail(e, config.long_text_tokens) for e in encoded]
+        else:
+            encoded = tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+        for i, e in zip(members, encoded, strict=True):
+            ids[i] = e
+    labels = [splits.train[key].labels[row] for key, row in rows]
+    return ids, labels
+
+
+# ----------------------------------------------------------------------------------------------------
+# resumable state: model + AdamW moments as safetensors, the position as JSON (no pickle)
+
+
+def _save_state(work_dir: Path, model, optimizer, position: dict) -> None:
+    from safetensors.torch import save_file
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
+        str(work_dir / "resume.model.safetensors"),
+    )
+    state = optimizer.state_dict()
+    tensors = {}
+    for index, slots in state["state"].items():
+        for slot, value in slots.items():
+            tensors[f"{index}.{slot}"] = torch.as_tensor(value).detach().contiguous().clone()
+    save_file(tensors, str(work_dir / "resume.optimizer.safetensors"))
+    groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
+    tmp = work_dir / "resume.json.tmp"
+    tmp.write_text(json.dumps({**position, "param_groups": groups}, indent=2) + "\n")
+    tmp.replace(work_dir / "resume.json")  # the position is written last: it names a complete state
+
+
+def _load_state(work_dir: Path, model, optimizer) -> dict | None:
+    from safetensors.torch import load_file
+
+    marker = work_dir / "resume.json"
+    if not marker.is_file():
+        return None
+    position = json.loads(marker.read_text())
+    model.load_state_dict(load_file(str(work_dir / "resume.model.safetensors")))
+    tensors = load_file(str(work_dir / "resume.optimizer.safetensors"))
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        index, slot = name.split(".", 1)
+        state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": position.pop("param_groups")})
+    return position
+
+
+def _epoch_checkpoint(work_dir: Path, epoch: int) -> Path:
+    return work_dir / f"epoch{epoch}.safetensors"
+
+
+def _average_states(paths: Sequence[Path]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    states = [load_file(str(p)) for p in paths]
+    return {
+        k: (
+            torch.stack([s[k].float() for s in states]).mean(0)
+            if states[0][k].is_floating_point()
+            else states[0][k]
+        )
+        for k in states[0]
+    }
+
+
+def validation_scores(model, tokenizer, splits: DomainSplits, config: MixedConfig) -> dict:
+    """Accuracy per validation source and their unweighted mean (`macro`); long texts read head+tail."""
+    from models.nlp.train import predict_logits
+
+    scores = {}
+    was_training = model.training
+    model.eval()
+    long_keys = {key for key, source in splits.sources.items() if source.long_texts}
+    for key, part in splits.validation.items():
+        if key in long_keys:
+            logits = logits_of_ids(
+                model,
+                tokenizer,
+                [head_and_tail(e, config.long_text_tokens) for e in tokenizer(part.texts)["input_ids"]],
+            )
+        else:
+            logits = predict_logits(model, tokenizer, part.texts, max_length=config.max_length)
+        scores[key] = round(float((logits.argmax(-1) == torch.tensor(part.labels)).float().mean()), 4)
+    scores["macro"] = round(sum(scores.values()) / max(1, len(scores)), 4)
+    if was_training:
+        model.train()
+    return scores
+
+
+@torch.inference_mode()
+def logits_of_ids(model, tokenizer, encoded: list[list[int]], batch_size: int = 32) -> torch.Tensor:
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = torch.zeros((len(encoded), 2))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        input_ids, mask = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
+        out[idx] = model(input_ids=input_ids, attention_mask=mask).logits.float()
+    return out
+
+
+def train_mixed(
+    data_root: Path,
+    out_path: Path,
+    work_dir: Path,
+    config: MixedConfig = MixedConfig(),
+    settings: FineTuneSettings = SST2_SENTIMENT.finetune,
+    progress: Callable[[str], None] = _progress,
+) -> dict:
+    """Train (or resume) the mixed stage in `work_dir`, pick the shipped weights on validation, write out_path."""
+    from safetensors.torch import save_file
+
+    from models.nlp import load_sentiment_model, write_temperature
+    from models.nlp.train_domains import calibration_on
+
+    started = time.perf_counter()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    splits = load_multi_domain(
+        data_root, MIXED_SOURCES, sst2_validation_rows=config.sst2_validation_rows, seed=config.seed
+    )
+    if config.limit_rows is not None:
+        splits = splits.limited(config.limit_rows)
+    counts = per_epoch_counts(splits, config)
+    progress(
+        "mixed stage data: train "
+        + json.dumps({k: len(v) for k, v in splits.train.items()})
+        + " per epoch "
+        + json.dumps(counts)
+        + " validation "
+        + json.dumps({k: len(v) for k, v in splits.validation.items()})
+        + " dropped (also in a test-only set) "
+        + json.dumps(splits.dropped_as_test_overlap)
+    )
+    tokenizer = _load_tokenizer()
+    set_seed(config.seed)
+    model = build_trainable_classifier(settings).train()
+    head = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" not in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
+        weight_decay=config.weight_decay,
+    )
+    epochs = plan_epochs(splits, config)
+    steps_per_epoch = [math.ceil(len(rows) / config.batch_size) for rows in epochs]
+    total_steps = sum(steps_per_epoch)
+    warmup = max(1, int(config.warmup_frac * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    position = _load_state(work_dir, model, optimizer)
+    history: list[dict] = []
+    if position is None:
+        position = {"epoch": 1, "batch": 0, "step": 0, "running": 0.0, "seen": 0, "train_seconds": 0.0}
+        (work_dir / "history.json").unlink(missing_ok=True)
+    else:
+        with warnings.catch_warnings():
+            # replaying the schedule without optimizer steps is the point here, not a mistake
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for _ in range(position["step"]):
+                scheduler.step()  # the learning rate where the saved run stopped
+        history_file = work_dir / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.is_file() else []
+        progress(
+            f"resuming from {work_dir}: epoch {position['epoch']} batch {position['batch']} step {position['step']}"
+        )
+    progress(
+        f"mixed stage: {config.epochs} epochs x ~{len(epochs[0])} rows ({total_steps} steps), "
+        f"{torch.get_num_threads()} threads"
+    )
+    loss_fn = torch.nn.CrossEntropyLoss()
+    step = position["step"]
+    session_start, session_step0 = time.perf_counter(), step
+    for epoch in range(position["epoch"], config.epochs + 1):
+        rows = epochs[epoch - 1]
+        encoded, labels = encode_rows(tokenizer, splits, rows, config)
+        batches = length_bucketed_batches(
+            [len(e) for e in encoded], config.batch_size, random.Random(config.seed + epoch)
+        )
+        first_batch = position["batch"] if epoch == position["epoch"] else 0
+        running = position["running"] if first_batch else 0.0
+        seen = position["seen"] if first_batch else 0
+        torch.manual_seed(config.seed + 1000 * epoch + first_batch)  # dropout
+        for b in range(first_batch, len(batches)):
+            batch = batches[b]
+            input_ids, mask = collate([encoded[i] for i in batch], tokenizer.pad_token_id)
+            target = torch.tensor([labels[i] for i in batch])
+            loss = loss_fn(model(input_ids=input_ids, attention_mask=mask).logits.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(body + head, 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running += loss.item() * len(batch)
+            seen += len(batch)
+            session_seconds = time.perf_counter() - session_start
+            if step % config.log_every == 0:
+                rate = session_seconds / max(1, step - session_step0)
+                progress(
+                    f"epoch {epoch} step {step}/{total_steps} loss {running / seen:.4f} "
+                    f"elapsed {(position['train_seconds'] + session_seconds) / 60:.1f} min "
+                    f"eta {rate * (total_steps - step) / 60:.1f} min"
+                )
+            if step % config.checkpoint_every == 0 and b + 1 < len(batches):
+                _save_state(
+                    work_dir,
+                    model,
+                    optimizer,
+                    {
+                        "epoch": epoch,
+                        "batch": b + 1,
+                        "step": step,
+                        "running": running,
+                        "seen": seen,
+                        "train_seconds": position["train_seconds"] + session_seconds,
+                    },
+                )
+        save_file(
+            {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()},
+            str(_epoch_checkpoint(work_dir, epoch)),
+        )
+        record = {
+            "epoch": epoch,
+            "rows": len(rows),
+            "train_loss": round(running / max(1, seen), 4),
+            "train_minutes": round((position["train_seconds"] + time.perf_counter() - session_start) / 60, 2),
+            "validation": validation_scores(model, tokenizer, splits, config),
+        }
+        history.append(record)
+        (work_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        _save_state(
+            work_dir,
+            model,
+            optimizer,
+            {
+                "epoch": epoch + 1,
+                "batch": 0,
+                "step": step,
+                "running": 0.0,
+                "seen": 0,
+                "train_seconds": position["train_seconds"] + time.perf_counter() - session_start,
+            },
+        )
+        progress(f"epoch {epoch} done: {json.dumps(record)}")
+
+    # candidates: the last epoch and soups of the last k epochs, all scored on validation only
+    candidates = {f"epoch {config.epochs}": [_epoch_checkpoint(work_dir, config.epochs)]}
+    for k in config.soup_sizes:
+        if 2 <= k <= config.epochs:
+            candidates[f"soup of the last {k} epochs"] = [
+                _epoch_checkpoint(work_dir, e) for e in range(config.epochs - k + 1, config.epochs + 1)
+            ]
+    candidate_scores = {f"epoch {h['epoch']}": h["validation"] for h in history}
+    candidate_models = {}
+    for name, paths in candidates.items():
+        if name in candidate_scores and len(paths) == 1:
+            continue
+        candidate = build_trainable_classifier(settings)
+        candidate.load_state_dict(_average_states(paths))
+        candidate_scores[name] = validation_scores(candidate, tokenizer, splits, config)
+        candidate_models[name] = candidate
+        progress(f"{name} on validation: {json.dumps(candidate_scores[name])}")
+    eligible = [name for name in candidates if name in candidate_scores]
+    # ties go to the soup with more epochs (flatter region of the loss, Wortsman et al. 2022)
+    chosen = max(eligible, key=lambda n: (candidate_scores[n]["macro"], len(candidates[n])))
+    final = build_trainable_classifier(settings)
+    final.load_state_dict(_average_states(candidates[chosen]))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "finetune": json.dumps(asdict(settings)),
+        "mixed": json.dumps({"chosen": chosen, "epochs": config.epochs, "lr": config.lr}),
+    }
+    save_file(export_finetuned_tensors(final, settings), str(out_path), metadata=metadata)
+    # score and calibrate the file as the app loads it (the int8 rounding of the weight changes)
+    shipped = load_sentiment_model(
+        replace(SST2_SENTIMENT, weights=out_path, finetune=settings), torch.device("cpu")
+    )
+    shipped_scores = validation_scores(shipped, tokenizer, splits, config)
+    calibration = calibration_on(shipped, tokenizer, splits.validation)
+    calibration.pop("validation_accuracy")
+    write_temperature(out_path, calibration["temperature"])
+    progress(
+        f"saved {out_path} ({chosen}): validation {json.dumps(shipped_scores)}, {json.dumps(calibration)}"
+    )
+    return {
+        "recipe": "mixed",
+        "config": asdict(config),
+        "train_rows": {k: len(v) for k, v in splits.train.items()},
+        "rows_per_epoch": counts,
+        "validation_rows": {k: len(v) for k, v in splits.validation.items()},
+        "dropped_as_test_overlap": splits.dropped_as_test_overlap,
+        "history": history,
+        "candidates_validation": candidate_scores,
+        "chosen": chosen,
+        "validation": shipped_scores,
+        "calibration": calibration,
+        "train_minutes": history[-1]["train_minutes"] if history else None,
+        "wall_minutes_this_session": round((time.perf_counter() - started) / 60, 2),
+        "threads": torch.get_num_threads(),
+        "weights_bytes": out_path.stat().st_size,
+    }
+
+
+def mixed_validation(data_root: Path, config: MixedConfig = MixedConfig()) -> dict:
+    """The validation rows of the shipped recipe (carved from every training source, SST-2 included)."""
+    return load_multi_domain(
+        data_root, MIXED_SOURCES, sst2_validation_rows=config.sst2_validation_rows, seed=config.seed
+    ).validation
+
+
+def calibrate_checkpoint(weights: Path, settings: FineTuneSettings, data_root: Path) -> dict:
+    """Fit the softmax temperature of a checkpoint on the recipe's validation rows; store it in its metadata."""
+    from models.nlp import load_sentiment_model, write_temperature
+    from models.nlp.train_domains import calibration_on
+
+    model = load_sentiment_model(
+        replace(SST2_SENTIMENT, weights=weights, finetune=settings), torch.device("cpu")
+    )
+    calibration = calibration_on(model, _load_tokenizer(), mixed_validation(data_root))
+    write_temperature(weights, calibration["temperature"])
+    return calibration
+
+
+def source_table(sources: Sequence[TrainSource] = MIXED_SOURCES) -> list[dict]:
+    """Key, files and per-epoch draw of each mixed-stage source (for the model card)."""
+    return [{"key": s.key, "files": list(s.files), "per_epoch": s.per_epoch} for s in sources]

@@ -1,0 +1,104 @@
+"""The shipped sentiment recipe (models.nlp.train_mixed): sampling, long texts, a tiny run and its resume."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+
+from models.nlp import SST2_SENTIMENT, FineTuneSettings, load_sentiment_model
+from models.nlp.domains import MIXED_SOURCES, load_multi_domain
+from models.nlp.train_mixed import (
+    MixedConfig,
+    SourceStream,
+    head_and_tail,
+    per_epoch_counts,
+    plan_epochs,
+    train_mixed,
+)
+from tests.test_nlp_domains import tiny_root  # noqa: F401  (the fixture)
+
+SETTINGS = FineTuneSettings(method="full", pooling="mean")
+TINY = MixedConfig(
+    epochs=2,
+    batch_size=8,
+    sst2_validation_rows=8,
+    per_epoch_scale=0.004,
+    soup_sizes=(2,),
+    seed=0,
+    log_every=1000,
+    checkpoint_every=1,
+)
+
+
+def test_head_and_tail_keeps_both_ends_of_a_long_text():
+    ids = [101, *range(1000, 1300), 102]
+    cut = head_and_tail(ids, 10)
+    assert cut == [101, 1000, 1001, 1002, 1003, 1296, 1297, 1298, 1299, 102]
+    assert head_and_tail([101, 5, 6, 102], 10) == [101, 5, 6, 102]  # short: unchanged
+
+
+def test_a_source_stream_draws_every_row_before_repeating_one():
+    stream = SourceStream(10, random.Random(0))
+    first, second = stream.draw(6), stream.draw(6)
+    assert sorted(first + second[:4]) == list(range(10))  # one full pass, then a new shuffle
+    assert len(set(first)) == 6
+    assert SourceStream(0, random.Random(0)).draw(5) == []
+
+
+def test_the_epoch_plan_follows_the_source_weights_and_the_seed(tiny_root):  # noqa: F811
+    splits = load_multi_domain(tiny_root, MIXED_SOURCES, sst2_validation_rows=8, seed=0)
+    config = replace(TINY, per_epoch_scale=0.01)
+    counts = per_epoch_counts(splits, config)
+    assert counts["sst2"] == round(config.sst2_per_epoch * 0.01)
+    assert counts["finance_tweets"] < counts["goemotions"]  # finance is weighted low
+    plans = plan_epochs(splits, config)
+    assert plans == plan_epochs(splits, config)  # a resumed run trains on the same rows
+    assert [sum(k == "sst2" for k, _ in plan) for plan in plans] == [counts["sst2"]] * config.epochs
+
+
+def test_the_sst2_validation_slice_is_never_trained_on(tiny_root):  # noqa: F811
+    rows = "".join(f"phrase number {i} of the film\t{i % 2}\n" for i in range(40))
+    (tiny_root / "sst2" / "train.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")
+    splits = load_multi_domain(tiny_root, MIXED_SOURCES, sst2_validation_rows=8, seed=0)
+    held_out = set(splits.validation["sst2"].texts)
+    trained = {splits.train[k].texts[i] for plan in plan_epochs(splits, TINY) for k, i in plan if k == "sst2"}
+    assert len(held_out) == 8 and len(splits.train["sst2"]) == 32
+    assert trained and not held_out & trained
+
+
+def test_a_tiny_run_trains_picks_on_validation_and_resumes(tiny_root, tmp_path):  # noqa: F811
+    torch.set_num_threads(1)
+    out, work = tmp_path / "sentiment.safetensors", tmp_path / "work"
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_in_epoch_two(line: str) -> None:
+        if line.startswith("epoch 1 done"):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_mixed(tiny_root, out, work, TINY, SETTINGS, progress=stop_in_epoch_two)
+    assert json.loads((work / "resume.json").read_text())["epoch"] == 2  # epoch 1 was saved
+    lines: list[str] = []
+    record = train_mixed(tiny_root, out, work, TINY, SETTINGS, progress=lines.append)
+    assert any(line.startswith("resuming from") for line in lines)
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert set(record["candidates_validation"]) == {"epoch 1", "epoch 2", "soup of the last 2 epochs"}
+    chosen = record["candidates_validation"][record["chosen"]]["macro"]
+    assert chosen == max(
+        record["candidates_validation"][name]["macro"] for name in ("epoch 2", "soup of the last 2 epochs")
+    )
+    assert set(record["validation"]) == {"sst2", *(s.key for s in MIXED_SOURCES), "macro"}
+    model = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=SETTINGS), torch.device("cpu"))
+    assert not model.training
+    from safetensors import safe_open
+
+    with safe_open(str(out), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert json.loads(metadata["mixed"])["chosen"] == record["chosen"]
+    assert float(metadata["temperature"]) == pytest.approx(record["calibration"]["temperature"], abs=1e-4)
