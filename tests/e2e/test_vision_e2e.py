@@ -61,6 +61,8 @@ def test_draw_a_one_on_the_canvas(page, app_url):
 def test_write_a_number_on_the_wide_canvas(page, app_url):
     open_page(page, app_url, "Vision")
     page.get_by_role("tab", name=re.compile("Draw")).click()
+    wait_for_idle(page)  # the tab's widgets are re-rendered once after the switch
+    expect(page.get_by_text("Wide")).to_be_visible(timeout=TIMEOUT_MS)
     page.get_by_text("Wide").click()
     wait_for_idle(page)
     box = _canvas_box(page)
