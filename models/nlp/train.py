@@ -91,6 +91,21 @@ def length_bucketed_batches(
     return batches
 
 
+def warmup_linear_schedule(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Learning rate rising linearly over the first `warmup_frac` of the steps, then falling linearly to
+    zero at `total_steps` (the BERT fine-tuning schedule; every language training stage uses it)."""
+    warmup = max(1, int(warmup_frac * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def collate(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token-id lists to the longest in the batch -> input_ids (B, T), attention_mask (B, T)."""
     width = max(len(ids) for ids in encoded)
@@ -217,14 +232,7 @@ def train(
     )
     steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    warmup = max(1, int(config.warmup_frac * total_steps))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_linear_schedule(optimizer, total_steps, config.warmup_frac)
     n_trainable = sum(p.numel() for p in body + head)
     progress(
         f"training on {len(texts)} texts, {config.epochs} epochs x {steps_per_epoch} steps, "

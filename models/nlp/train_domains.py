@@ -47,6 +47,7 @@ from models.nlp.train import (
     fit_temperature,
     length_bucketed_batches,
     predict_logits,
+    warmup_linear_schedule,
 )
 from models.runtime import set_seed
 
@@ -151,13 +152,8 @@ def train_run(
     )
     epochs = [epoch_rows(splits, config, rng) for _ in range(config.epochs)]
     steps = [math.ceil(len(rows) / config.batch_size) for rows in epochs]
-    total_steps, warmup = sum(steps), max(1, int(config.warmup_frac * sum(steps)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-        ),
-    )
+    total_steps = sum(steps)
+    scheduler = warmup_linear_schedule(optimizer, total_steps, config.warmup_frac)
     progress(
         f"stage 2 run lr {lr:g} seed {seed}: {config.epochs} epochs of {len(epochs[0])} rows ({total_steps} steps), "
         f"{torch.get_num_threads()} threads"

@@ -45,7 +45,7 @@ from models.nlp.domains import (
     TrainSource,
     load_multi_domain,
 )
-from models.nlp.train import collate, length_bucketed_batches
+from models.nlp.train import collate, length_bucketed_batches, warmup_linear_schedule
 from models.runtime import set_seed
 
 
@@ -292,14 +292,7 @@ def train_mixed(
     epochs = plan_epochs(splits, config)
     steps_per_epoch = [math.ceil(len(rows) / config.batch_size) for rows in epochs]
     total_steps = sum(steps_per_epoch)
-    warmup = max(1, int(config.warmup_frac * total_steps))
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = warmup_linear_schedule(optimizer, total_steps, config.warmup_frac)
     position = _load_state(work_dir, model, optimizer)
     history: list[dict] = []
     if position is None:
