@@ -20,7 +20,8 @@ OUT = Path(__file__).resolve().parent / "nlp_long_texts.json"
 
 def measure(data_root: Path) -> dict:
     from models.nlp import SST2_SENTIMENT, load_sentiment_model, load_tokenizer
-    from models.nlp.train_mixed import MixedConfig, head_and_tail, logits_of_ids, mixed_validation
+    from models.nlp.scoring import head_and_tail, logits_of_ids
+    from models.nlp.train import MixedConfig, mixed_validation
     from services.nlp.service import load_service
 
     reviews = mixed_validation(data_root)["amazon_reviews"]

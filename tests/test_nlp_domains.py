@@ -1,4 +1,4 @@
-"""Multi-domain sentiment: data roles, validation carving, the stage-2 recipe, per-domain scores.
+"""Multi-domain sentiment: data roles, validation carving, per-domain scores, the card's tables.
 
 The slow tests at the end measure the committed weights on every test-only set found in
 ../shared/data and skip cleanly when the data is absent.
@@ -7,23 +7,19 @@ The slow tests at the end measure the committed weights on every test-only set f
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from models.nlp import SST2_SENTIMENT, FineTuneSettings, load_sentiment_model, load_tokenizer
+from models.nlp import SST2_SENTIMENT, load_sentiment_model, load_tokenizer
 from models.nlp.domains import (
     MIXED_SOURCES,
-    MULTI_DOMAIN_SOURCES,
     TEST_ONLY_SETS,
     load_multi_domain,
     normalise,
     read_label_sentence_tsv,
 )
-from models.nlp.train import TrainConfig, train
-from models.nlp.train_domains import DomainConfig, interpolate, train_multi_domain
 from tests.conftest import SHARED_DATA, dataset_dir
 
 POSITIVE = ["great food", "the staff were lovely", "a spotless room", "works perfectly", "i loved it"]
@@ -45,7 +41,7 @@ def tiny_root(tmp_path) -> Path:
     (sst2 / "train.tsv").write_text("sentence\tlabel\n" + body * 4, encoding="utf-8")
     dev_body = "".join(f"{t} the movie\t{y}\n" for y, t in rows)
     (sst2 / "dev.tsv").write_text("sentence\tlabel\n" + dev_body, encoding="utf-8")
-    for source in (*MULTI_DOMAIN_SOURCES, *MIXED_SOURCES):
+    for source in MIXED_SOURCES:
         for name in source.files + source.validation_files:
             _write_label_tsv(
                 tmp_path / name, [(y, f"{t} ({Path(name).stem} {i})") for i, (y, t) in enumerate(rows)]
@@ -64,7 +60,7 @@ def tiny_root(tmp_path) -> Path:
 
 def test_validation_is_carved_from_train_sources_and_test_rows_are_dropped(tiny_root):
     splits = load_multi_domain(tiny_root, sst2_validation_rows=8, seed=0)
-    assert set(splits.train) == {"sst2", *(s.key for s in MULTI_DOMAIN_SOURCES)}
+    assert set(splits.train) == {"sst2", *(s.key for s in MIXED_SOURCES)}
     assert len(splits.validation["sst2"]) == 8
     test_texts = {normalise(t) for ts in TEST_ONLY_SETS for t in ts.load(tiny_root).texts}
     for part in [*splits.train.values(), *splits.validation.values()]:
@@ -78,61 +74,11 @@ def test_validation_is_carved_from_train_sources_and_test_rows_are_dropped(tiny_
 
 
 def test_test_only_sets_are_never_train_sources():
-    train_files = {
-        f for s in (*MULTI_DOMAIN_SOURCES, *MIXED_SOURCES) for f in s.files + s.validation_files
-    } | {"sst2/train.tsv"}
+    train_files = {f for s in MIXED_SOURCES for f in s.files + s.validation_files} | {"sst2/train.tsv"}
     test_files = {f for t in TEST_ONLY_SETS for f in t.files}
     assert not train_files & test_files
     assert all(not f.startswith(("opener", "finegrained", "airline", "tweeteval")) for f in train_files)
     assert not any(f.endswith("_test.tsv") for f in train_files)
-
-
-def test_interpolation_ends_are_the_two_models():
-    start, end = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
-    assert torch.equal(interpolate(start, end, 0.0).weight, start.weight)
-    assert torch.allclose(interpolate(start, end, 1.0).weight, end.weight)
-    assert torch.allclose(interpolate(start, end, 0.5).weight, (start.weight + end.weight) / 2)
-    assert not torch.equal(interpolate(start, end, 0.5).weight, start.weight)  # a copy, start unchanged
-
-
-def test_stage_two_trains_interpolates_and_calibrates(tiny_root, tmp_path):
-    torch.set_num_threads(1)
-    settings = FineTuneSettings(method="full", pooling="mean")
-    stage1 = tmp_path / "stage1.safetensors"
-    train(
-        tiny_root / "sst2",
-        stage1,
-        TrainConfig(epochs=1, batch_size=8, seed=0, log_every=1000),
-        settings,
-        eval_dev=False,
-        progress=lambda line: None,
-    )
-    out = tmp_path / "stage2.safetensors"
-    config = DomainConfig(
-        epochs=1,
-        batch_size=8,
-        sst2_rows_per_epoch=8,
-        sst2_validation_rows=8,
-        alphas=(0.0, 0.5, 1.0),
-        seed=0,
-        lrs=(5e-5,),
-        run_seeds=(0, 1),
-    )
-    record = train_multi_domain(tiny_root, stage1, out, config, settings, progress=lambda line: None)
-    assert [run["seed"] for run in record["runs"]] == [0, 1]
-    assert set(record["candidates_validation"]) == {"run lr 5e-05", "run lr 5e-05 seed 1", "soup"}
-    assert record["wise_ft_alpha"] in (0.0, 0.5, 1.0)
-    chosen = record["wise_ft_validation"][str(record["wise_ft_alpha"])]["macro"]
-    assert chosen == max(v["macro"] for v in record["wise_ft_validation"].values())
-    assert set(record["validation"]) == {"sst2", *(s.key for s in MULTI_DOMAIN_SOURCES), "macro"}
-    from safetensors import safe_open
-
-    with safe_open(str(out), framework="pt") as handle:
-        metadata = handle.metadata()
-    assert json.loads(metadata["stage2"])["wise_alpha"] == record["wise_ft_alpha"]
-    assert float(metadata["temperature"]) == pytest.approx(record["calibration"]["temperature"], abs=1e-4)
-    model = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu"))
-    assert not model.training
 
 
 def test_score_test_sets_reports_each_present_set(tiny_root):
@@ -171,7 +117,7 @@ def committed_model():
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(FLOORS))
 def test_committed_accuracy_per_domain_matches_metrics(key, committed_model):
-    from models.nlp.train import evaluate_model
+    from models.nlp.scoring import evaluate_model
 
     test_set = next(t for t in TEST_ONLY_SETS if t.key == key)
     dataset_dir(test_set.files[0].split("/")[0], test_set.files[0].split("/", 1)[1])

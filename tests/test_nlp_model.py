@@ -1,9 +1,10 @@
-"""Sentiment model: data reading, bucketing, tiny fine-tunes (full and LoRA), load paths, committed accuracy."""
+"""Sentiment model: data reading, bucketing, scoring, the checkpoint format, the CLI, committed accuracy."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -22,18 +23,15 @@ from models.nlp import (
     read_temperature,
     write_temperature,
 )
-from models.nlp.train import (
-    TrainConfig,
-    average_checkpoints,
+from models.nlp.scoring import (
     collate,
     evaluate_model,
     expected_calibration_error,
     fit_temperature,
-    length_bucketed_batches,
+    predict_logits,
     read_sst2,
-    train,
-    train_soup,
 )
+from models.nlp.train import length_bucketed_batches
 from tests.conftest import REPO_ROOT, dataset_dir
 
 POSITIVE = [
@@ -80,6 +78,17 @@ def test_read_sst2_rejects_bad_header(tmp_path):
         read_sst2(tmp_path / "x.tsv")
 
 
+def test_label_first_tsv_keeps_a_tab_inside_the_sentence(tmp_path):
+    from models.nlp.domains import read_label_sentence_tsv
+
+    (tmp_path / "x.tsv").write_text("label\tsentence\n1\tgood\tfood \n0\tbad\n", encoding="utf-8")
+    data = read_label_sentence_tsv(tmp_path / "x.tsv")
+    assert (data.name, data.texts, data.labels) == ("x", ["good\tfood", "bad"], [1, 0])
+    (tmp_path / "y.tsv").write_text("sentence\tlabel\nfine\t1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="label<TAB>sentence"):
+        read_label_sentence_tsv(tmp_path / "y.tsv")
+
+
 def test_length_buckets_cover_every_row_once():
     lengths = [random.Random(i).randint(3, 60) for i in range(1000)]
     batches = length_bucketed_batches(lengths, 32, random.Random(0))
@@ -103,33 +112,11 @@ def _logits(model, texts=("a joy to watch", "a boring mess")):
         return model(input_ids=ids, attention_mask=mask).logits
 
 
-def test_tiny_full_finetune_learns_and_reloads(tiny_sst2, tmp_path):
-    torch.set_num_threads(1)
-    out = tmp_path / "tiny.safetensors"
-    settings = FineTuneSettings(method="full", pooling="mean")
-    config = TrainConfig(epochs=2, batch_size=8, lr=1e-4, head_lr=1e-3, seed=0, log_every=1000)
-    summary = train(tiny_sst2, out, config, settings, progress=lambda line: None)
-    assert [h["epoch"] for h in summary["history"]] == [1, 2]
-    assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
-    state = load_file(str(out))
-    deltas = [k for k in state if k.endswith(".delta_int8")]
-    assert deltas and all(state[k].dtype == torch.int8 for k in deltas)
-    assert not any("word_embeddings" in k for k in state)  # the 30k-word table is never trained
-    assert out.stat().st_size < 14_000_000  # int8 changes of the encoder matrices, not the 91 MB base
-    model = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu"))
-    # the reloaded model scores the tiny dev set exactly as training's in-memory model did
-    tokenizer = load_tokenizer()
-    texts, labels = read_sst2(tiny_sst2 / "dev.tsv")
-    assert (
-        evaluate_model(model, tokenizer, texts, labels)["accuracy"] == summary["history"][-1]["dev_accuracy"]
-    )
-
-
 def test_int8_weight_changes_reload_close_to_the_tuned_model(tmp_path):
     """Export -> load reproduces a perturbed model's logits: int8 rounding of the change is negligible."""
     from safetensors.torch import save_file
 
-    settings = FineTuneSettings(method="full", pooling="mean")
+    settings = FineTuneSettings(pooling="mean")
     tuned = build_trainable_classifier(settings)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -139,76 +126,18 @@ def test_int8_weight_changes_reload_close_to_the_tuned_model(tmp_path):
     tuned.eval()
     out = tmp_path / "perturbed.safetensors"
     save_file(export_finetuned_tensors(tuned, settings), str(out))
+    state = load_file(str(out))
+    deltas = [k for k in state if k.endswith(".delta_int8")]
+    assert deltas and all(state[k].dtype == torch.int8 for k in deltas)
+    assert not any("word_embeddings" in k for k in state)  # the 30k-word table is never trained
+    assert out.stat().st_size < 14_000_000  # int8 changes of the encoder matrices, not the 91 MB base
     reloaded = load_sentiment_model(
         replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu")
     )
     assert torch.allclose(_logits(reloaded), _logits(tuned), atol=2e-3)
 
 
-def test_tiny_lora_finetune_merges_exactly(tiny_sst2, tmp_path):
-    torch.set_num_threads(1)
-    out = tmp_path / "tiny_lora.safetensors"
-    settings = FineTuneSettings(method="lora", pooling="cls")
-    config = TrainConfig(epochs=1, batch_size=8, lr=2e-3, head_lr=5e-3, seed=0, log_every=1000)
-    train(tiny_sst2, out, config, settings, progress=lambda line: None)
-    state = load_file(str(out))
-    assert any("lora_A" in k for k in state) and any("classifier" in k for k in state)
-    assert any("LayerNorm" in k for k in state)
-    assert out.stat().st_size < 6_000_000  # adapter + head only
-
-    # the merged plain-BERT model gives the same logits as the unmerged LoRA model
-    merged = load_sentiment_model(
-        replace(SST2_SENTIMENT, weights=out, finetune=settings), torch.device("cpu")
-    )
-    unmerged = build_trainable_classifier(settings)
-    unmerged.load_state_dict(state, strict=False)
-    unmerged.eval()
-    assert torch.allclose(_logits(merged), _logits(unmerged), atol=1e-4)
-    assert not hasattr(merged, "peft_config")
-
-
-def test_soup_trains_each_run_and_averages_their_weights(tiny_sst2, tmp_path):
-    torch.set_num_threads(1)
-    settings = FineTuneSettings(method="full", pooling="mean")
-    config = TrainConfig(epochs=1, batch_size=8, head_lr=1e-3, seed=0, log_every=1000)
-    out, runs_dir = tmp_path / "soup.safetensors", tmp_path / "runs"
-    summary = train_soup(tiny_sst2, out, config, settings, (1e-4, 5e-5), runs_dir, progress=lambda line: None)
-    assert [run["lr"] for run in summary["runs"]] == [1e-4, 5e-5]
-    assert 0 <= summary["soup"]["dev_accuracy"] <= 1
-    runs = sorted(runs_dir.glob("*.safetensors"))
-    assert len(runs) == 2
-
-    cpu = torch.device("cpu")
-    first, second = (
-        load_sentiment_model(replace(SST2_SENTIMENT, weights=p, finetune=settings), cpu) for p in runs
-    )
-    soup = load_sentiment_model(replace(SST2_SENTIMENT, weights=out, finetune=settings), cpu)
-    name = "bert.encoder.layer.3.output.dense.weight"
-    a, b, mixed = (dict(m.named_parameters())[name] for m in (first, second, soup))
-    assert not torch.equal(a, b)  # the two learning rates really took different paths
-    assert torch.allclose(mixed, (a + b) / 2, atol=1e-4)  # up to the int8 rounding of the saved change
-    head = [dict(m.named_parameters())["classifier.weight"] for m in (first, second, soup)]
-    assert torch.allclose(head[2], (head[0] + head[1]) / 2, atol=1e-6)
-
-
-def test_soup_of_one_run_with_itself_is_that_run(tiny_sst2, tmp_path):
-    torch.set_num_threads(1)
-    settings = FineTuneSettings(method="full", pooling="mean")
-    run = tmp_path / "run.safetensors"
-    train(tiny_sst2, run, TrainConfig(epochs=1, batch_size=8, seed=0), settings, progress=lambda line: None)
-    single = load_sentiment_model(
-        replace(SST2_SENTIMENT, weights=run, finetune=settings), torch.device("cpu")
-    )
-    assert torch.allclose(_logits(average_checkpoints([run, run], settings)), _logits(single), atol=1e-5)
-    with pytest.raises(ValueError, match="full fine-tunes"):
-        average_checkpoints([run, run], FineTuneSettings(method="lora"))
-    with pytest.raises(ValueError, match="two checkpoints"):
-        average_checkpoints([run], settings)
-
-
 def test_settings_reject_unknown_choices():
-    with pytest.raises(ValueError, match="method"):
-        FineTuneSettings(method="adapters")
     with pytest.raises(ValueError, match="pooling"):
         FineTuneSettings(pooling="max")
 
@@ -233,6 +162,41 @@ def test_train_cli_requires_data_dir():
     assert proc.returncode != 0 and "--data-dir" in proc.stderr
 
 
+def test_train_cli_offers_only_the_shipped_recipe():
+    proc = subprocess.run(
+        [sys.executable, "-m", "models", "train", "nlp", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", proc.stdout))
+    assert options == {
+        "--help",
+        "--data-dir",
+        "--out",
+        "--work-dir",
+        "--threads",
+        "--seed",
+        "--epochs",
+        "--per-epoch-scale",
+        "--limit-rows",
+        "--balance-labels",
+    }
+
+
+def test_padding_does_not_change_a_text_s_logits():
+    """Texts scored in length-sorted, padded batches give the logits each text gets alone."""
+    model = build_trainable_classifier(FineTuneSettings()).eval()
+    tokenizer = load_tokenizer()
+    texts = ["a joy", "the worst film of the year , by far", "fine", "i hated every minute of it"]
+    together = predict_logits(model, tokenizer, texts, batch_size=4)
+    alone = torch.cat([predict_logits(model, tokenizer, [t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert not torch.allclose(together[0], together[1])  # different texts, different logits
+
+
 @pytest.mark.slow
 def test_committed_weights_accuracy_on_sst2_dev():
     folder = dataset_dir("sst2", "dev.tsv")
@@ -245,17 +209,6 @@ def test_committed_weights_accuracy_on_sst2_dev():
     assert metrics["accuracy"] >= 0.885, metrics
     committed = json.loads((SST2_SENTIMENT.weights.parent / "metrics.json").read_text())
     assert committed["accuracy"] == pytest.approx(metrics["accuracy"], abs=0.002)
-
-
-def test_train_cli_refuses_to_average_lora_runs(tiny_sst2):
-    proc = subprocess.run(
-        [sys.executable, "-m", "models", "train", "nlp", "--data-dir", str(tiny_sst2), "--method", "lora"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode != 0 and "only full fine-tunes can be averaged" in proc.stderr
 
 
 def test_fit_temperature_recovers_the_overconfidence_factor():

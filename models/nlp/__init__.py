@@ -6,7 +6,7 @@ Base weights: `sentence-transformers/all-MiniLM-L6-v2` (Apache-2.0), shipped ins
 commits only what fine-tuning changed (`sentiment.safetensors`, about 11 MB): for every encoder weight
 matrix its change from the pretrained one as int8 with a scale per row, plus the biases, LayerNorms
 and the new head in float32. At load the changes are added to the base weights, so inference runs a
-plain BERT classifier. A LoRA variant (`--method lora`) is kept for comparison.
+plain BERT classifier.
 
 The same base, without any fine-tuning, gives sentence embeddings (mean pooling over tokens,
 L2-normalised) for similarity and extractive summaries.
@@ -16,7 +16,9 @@ Where things live:
     modules       the nn.Modules (mean-pooled classifier, trainable form, sentence encoder)
     checkpoint    export of what fine-tuning changed and loading it back onto the base
     onnx_runtime  the ONNX Runtime classifier the service runs (packing: models.nlp.packing)
-    train_mixed   the shipped training recipe; train / train_domains the earlier two-stage recipe
+    domains       the training sets and the test-only sets, by role; validation carved from the former
+    train         `python -m models train nlp`: the one training recipe (one mixed stage from the base)
+    scoring       SST-2 reading, logits, accuracy, temperature and calibration error (training and evaluation)
     evaluate      `python -m models evaluate nlp`; card: the model card's figures from metrics.json
 """
 

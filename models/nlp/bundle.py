@@ -27,22 +27,15 @@ def base_model_path() -> str:
 
 @dataclass(frozen=True)
 class FineTuneSettings:
-    """How the classifier was fine-tuned and what its head reads; must match between training and loading."""
+    """What the classifier's head reads; must match between training and loading.
 
-    # "full": every encoder weight except the word-embedding table is trained; the file stores the
-    # change of each weight matrix as int8 with one scale per row (plus biases, LayerNorms, head).
-    # "lora": low-rank adapters on the Linear layers, LayerNorms and head.
-    method: str = "full"
+    Every encoder weight except the word-embedding table is trained (a full fine-tune); the file stores
+    the change of each weight matrix as int8 with one scale per row (plus biases, LayerNorms, head).
+    """
+
     # "mean": the head reads the mean of the token vectors, the representation all-MiniLM-L6-v2 was
     # trained to produce; "cls": BERT's usual [CLS] + pooler, which this checkpoint never trained.
     pooling: str = "mean"
-    # LoRA only:
-    r: int = 16
-    alpha: int = 32  # LoRA scaling = alpha / r
-    dropout: float = 0.1
-    # every Linear in the encoder: attention q/k/v, attention output, FFN in/out (all named "dense"), pooler
-    target_modules: tuple[str, ...] = ("query", "key", "value", "dense")
-    train_layer_norms: bool = True  # LayerNorm weights/biases trained in full (tiny, helps)
 
     def describe(self) -> str:
         """One line for people: what was trained and what the head reads."""
@@ -51,16 +44,9 @@ class FineTuneSettings:
             if self.pooling == "mean"
             else "BERT's [CLS] pooler + a linear head"
         )
-        if self.method == "full":
-            return f"every encoder weight trained (the word-embedding table kept as pretrained) and {head}"
-        return (
-            f"LoRA r={self.r}, alpha={self.alpha} on {', '.join(self.target_modules)}, "
-            f"LayerNorms trained in full, and {head}"
-        )
+        return f"every encoder weight trained (the word-embedding table kept as pretrained) and {head}"
 
     def __post_init__(self):
-        if self.method not in ("full", "lora"):
-            raise ValueError(f"method must be 'full' or 'lora', got {self.method!r}")
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
 

@@ -14,14 +14,6 @@ from models.nlp.modules import build_trainable_classifier
 logger = logging.getLogger(__name__)
 
 
-def _trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        name: param.detach().to("cpu", torch.float32).contiguous().clone()
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }
-
-
 def _quantised_delta(tuned: torch.Tensor, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(tuned - base) as int8 with a float32 scale per row: 4x smaller than float32, and the rounding
     error (at most half a step of a row's largest change) is far below the size of the change itself."""
@@ -33,31 +25,26 @@ def _quantised_delta(tuned: torch.Tensor, base: torch.Tensor) -> tuple[torch.Ten
 DELTA_SUFFIX, SCALE_SUFFIX = ".delta_int8", ".delta_scale"
 
 
-def _stored_as_delta(name: str, param: torch.Tensor, settings: FineTuneSettings) -> bool:
-    """Full fine-tunes store weight matrices as their int8 change; the new head has no base to differ from."""
-    return settings.method == "full" and param.dim() == 2 and not name.startswith("classifier")
+def _stored_as_delta(name: str, param: torch.Tensor) -> bool:
+    """Weight matrices are stored as their int8 change; the new head has no base to differ from."""
+    return param.dim() == 2 and not name.startswith("classifier")
 
 
-def _checkpoint_keys(model: nn.Module, settings: FineTuneSettings) -> set[str]:
+def _checkpoint_keys(model: nn.Module) -> set[str]:
     keys: set[str] = set()
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        keys |= (
-            {name + DELTA_SUFFIX, name + SCALE_SUFFIX} if _stored_as_delta(name, param, settings) else {name}
-        )
+        keys |= {name + DELTA_SUFFIX, name + SCALE_SUFFIX} if _stored_as_delta(name, param) else {name}
     return keys
 
 
 def export_finetuned_tensors(model: nn.Module, settings: FineTuneSettings) -> dict[str, torch.Tensor]:
     """What a checkpoint file holds: only what fine-tuning changed, on CPU.
 
-    LoRA: the adapter matrices, LayerNorms and head. Full: for each trained weight matrix its change
-    from the pretrained one in int8 (+ per-row scales); vectors (biases, LayerNorms) and the new head
-    in float32.
+    For each trained weight matrix its change from the pretrained one in int8 (+ per-row scales);
+    vectors (biases, LayerNorms) and the new head in float32.
     """
-    if settings.method == "lora":
-        return _trainable_tensors(model)
     # Which parameters a full fine-tune trains is decided by a fresh trainable model, so a plain
     # (e.g. averaged, frozen) classifier exports the same keys as the one training just updated.
     tuned = dict(model.named_parameters())
@@ -66,7 +53,7 @@ def export_finetuned_tensors(model: nn.Module, settings: FineTuneSettings) -> di
         if not base.requires_grad:
             continue
         value = tuned[name].detach().to("cpu", torch.float32)
-        if _stored_as_delta(name, value, settings):
+        if _stored_as_delta(name, value):
             out[name + DELTA_SUFFIX], out[name + SCALE_SUFFIX] = _quantised_delta(value, base.detach())
         else:
             out[name] = value.contiguous().clone()
@@ -78,8 +65,7 @@ def load_sentiment_model(
 ) -> nn.Module:
     """Pretrained base + the committed fine-tuned tensors -> a plain classifier in eval mode on `device`.
 
-    LoRA checkpoints are merged into the base weights (`merge_and_unload`); full fine-tunes add the
-    dequantised int8 change to each weight matrix. Either way inference runs an ordinary BERT module.
+    The dequantised int8 change is added to each weight matrix, so inference runs an ordinary BERT module.
     """
     from safetensors.torch import load_file
 
@@ -94,24 +80,19 @@ def load_sentiment_model(
     settings = bundle.finetune
     model = build_trainable_classifier(settings, num_labels=len(bundle.labels))
     state = load_file(str(bundle.weights))
-    expected = _checkpoint_keys(model, settings)
+    expected = _checkpoint_keys(model)
     if set(state) != expected:
         raise RuntimeError(
             f"{bundle.weights.name} does not match the fine-tuning settings {settings}: "
             f"missing {sorted(expected - set(state))[:3]}, unexpected {sorted(set(state) - expected)[:3]}"
         )
-    if settings.method == "lora":
-        model.load_state_dict(state, strict=False)
-        model = model.merge_and_unload()
-    else:
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, param in params.items():
-                if name + DELTA_SUFFIX in state:
-                    delta = state[name + DELTA_SUFFIX].float() * state[name + SCALE_SUFFIX]
-                    param.add_(delta.to(param.dtype))
-                elif name in state:
-                    param.copy_(state[name])
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name + DELTA_SUFFIX in state:
+                delta = state[name + DELTA_SUFFIX].float() * state[name + SCALE_SUFFIX]
+                param.add_(delta.to(param.dtype))
+            elif name in state:
+                param.copy_(state[name])
     model.eval().to(device)
     for param in model.parameters():
         param.requires_grad_(False)

@@ -6,8 +6,8 @@ a *train* set may be trained on and used to choose between runs; a *test-only* s
 report a figure, never to train, tune a threshold or temperature, or pick a run.
 
 Validation is carved out of the train sets (a fixed share of each, by a seeded shuffle), so every
-choice in the recipe (mixing, learning rates, which runs to average, how far to interpolate, the
-temperature) is made on data of the same kinds as the training data and none of the test sets.
+choice in the recipe (which epoch or soup of epochs ships, the temperature) is made on data of the
+same kinds as the training data and none of the test sets.
 """
 
 from __future__ import annotations
@@ -36,27 +36,14 @@ class LabelledTexts:
 
 def read_label_sentence_tsv(path: Path, name: str | None = None) -> LabelledTexts:
     """A TSV with header `label<TAB>sentence` (the layout of every set here except SST-2)."""
-    texts: list[str] = []
-    labels: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        if header[:2] != ["label", "sentence"]:
-            raise ValueError(f"{path}: expected header 'label<TAB>sentence', got {header}")
-        for number, line in enumerate(handle, start=2):
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            label, _, text = line.partition("\t")
-            if label not in ("0", "1"):
-                raise ValueError(f"{path}:{number}: label must be 0 or 1, got {label!r}")
-            texts.append(text.strip())
-            labels.append(int(label))
-    return LabelledTexts(name or path.stem, texts, labels)
+    from models.nlp.scoring import read_labelled_tsv
+
+    return LabelledTexts(name or path.stem, *read_labelled_tsv(path, label_first=True))
 
 
 def read_sst2_tsv(path: Path, name: str = "sst2") -> LabelledTexts:
     """GLUE SST-2 keeps its own column order, `sentence<TAB>label`."""
-    from models.nlp.train import read_sst2
+    from models.nlp.scoring import read_sst2
 
     texts, labels = read_sst2(path)
     return LabelledTexts(name, texts, labels)
@@ -145,30 +132,18 @@ class TrainSource:
     validation_share: float = 0.15
     description: str = ""
     licence: str = ""  # as the folder's PROVENANCE.md states it ("none stated" where it states none)
-    # Copies per epoch: >1 upsamples a small set so a domain is not drowned by the larger ones.
-    repeats: int = 1
     # Extra files that are validation only (tsa_md ships its own dev split for that).
     validation_files: tuple[str, ...] = ()
     # Upper bound on the validation rows carved (None: `validation_share` of the rows, uncapped).
     validation_cap: int | None = None
-    # Mixed recipe (models.nlp.train_mixed): rows drawn per epoch, from a stream that walks through the
-    # source before repeating a row. None: every row `repeats` times.
+    # Rows drawn per epoch, from a stream that walks through the source before repeating a row.
+    # None: every row once.
     per_epoch: int | None = None
-    # Whole multi-paragraph texts: trained on their first and last tokens (see train_mixed.head_and_tail).
+    # Whole multi-paragraph texts: trained on their first and last tokens (see models.nlp.scoring.head_and_tail).
     long_texts: bool = False
 
 
-MULTI_DOMAIN_SOURCES: tuple[TrainSource, ...] = (
-    TrainSource("uci_reviews", tuple(f"uci_sentiment_sentences/{d}.tsv" for d in ("amazon", "yelp", "imdb"))),
-    # Once per epoch: twice (with the shipped two-epoch soup recipe) reached validation macro 0.853, not
-    # above the 0.855 of once.
-    TrainSource("dynasent_r1_dev", ("dynasent/r1_yelp_dev.tsv",)),
-    TrainSource("dynasent_r2_dev", ("dynasent/r2_dynabench_dev.tsv",), repeats=2),
-    TrainSource("tsa_md", ("tsa_md/train.tsv",), validation_share=0.0, validation_files=("tsa_md/dev.tsv",)),
-)
-
-
-# The single mixed stage (models.nlp.train_mixed) from the base model: every set open for training, each
+# The single mixed stage (models.nlp.train) from the base model: every set open for training, each
 # drawn `per_epoch` rows an epoch. Sentences whose label is the whole review's stars (Yelp, Amazon Li 2018)
 # are noisy and drawn less than their size; finance tweets label market direction, not the writer's
 # mood, and are drawn least. Validation: 15 % of each source, at most 500 rows (SST-2: a held-out slice of
@@ -293,7 +268,6 @@ class DomainSplits:
 
     train: dict[str, LabelledTexts] = field(default_factory=dict)
     validation: dict[str, LabelledTexts] = field(default_factory=dict)
-    repeats: dict[str, int] = field(default_factory=dict)
     dropped_as_test_overlap: dict[str, int] = field(default_factory=dict)
     sources: dict[str, TrainSource] = field(default_factory=dict)
 
@@ -303,7 +277,6 @@ class DomainSplits:
         return DomainSplits(
             {k: v.subset(first[: len(v)]) for k, v in self.train.items()},
             {k: v.subset(first[: len(v)]) for k, v in self.validation.items()},
-            dict(self.repeats),
             dict(self.dropped_as_test_overlap),
             dict(self.sources),
         )
@@ -322,7 +295,7 @@ def _split(
 
 def load_multi_domain(
     root: Path,
-    sources: Sequence[TrainSource] = MULTI_DOMAIN_SOURCES,
+    sources: Sequence[TrainSource] = MIXED_SOURCES,
     sst2_validation_rows: int = 600,
     seed: int = 13,
 ) -> DomainSplits:
@@ -348,7 +321,6 @@ def load_multi_domain(
             f"{root / 'sst2' / 'train.tsv'}: no training rows left (all also occur in a test-only set)"
         )
     splits.train["sst2"], splits.validation["sst2"] = _split(sst2, sst2_validation_rows / len(sst2), rng)
-    splits.repeats["sst2"] = 1
     for source in sources:
         missing = [f for f in source.files + source.validation_files if not (root / f).is_file()]
         if missing:
@@ -363,6 +335,5 @@ def load_multi_domain(
             )
             val_part = concat(source.key, [val_part, extra])
         splits.train[source.key], splits.validation[source.key] = train_part, val_part
-        splits.repeats[source.key] = source.repeats
         splits.sources[source.key] = source
     return splits

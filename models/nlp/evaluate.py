@@ -30,15 +30,15 @@ def evaluate_checkpoint(
     data_dir holds GLUE SST-2 (`{split}.tsv`); the test-only sets are looked for beside it.
     """
     from models.nlp import load_sentiment_model, load_tokenizer, quantize_linear_int8, read_temperature
-    from models.nlp.train import evaluate_model, read_sst2
+    from models.nlp.scoring import evaluate_model, read_sst2
 
     model = load_sentiment_model(replace(SST2_SENTIMENT, weights=weights))
     tokenizer = load_tokenizer()
     result: dict = {"task": "nlp", "dataset": f"GLUE SST-2 {split}"}
     if fit_temperature:
         from models.nlp import write_temperature
-        from models.nlp.train_domains import calibration_on
-        from models.nlp.train_mixed import mixed_validation
+        from models.nlp.scoring import calibration_on
+        from models.nlp.train import mixed_validation
 
         calibration = calibration_on(model, tokenizer, mixed_validation(data_dir.parent))
         write_temperature(weights, calibration["temperature"])
@@ -86,7 +86,7 @@ def score_test_sets(model, tokenizer, root: Path, temperature: float) -> dict:
     """Accuracy, ECE (at the shipped temperature and at 1) and confusion matrix on every test-only set
     present under root; sets that are absent are left out."""
     from models.nlp.domains import TEST_ONLY_SETS
-    from models.nlp.train import expected_calibration_error, predict_logits
+    from models.nlp.scoring import expected_calibration_error, predict_logits
 
     scores = {}
     for test_set in TEST_ONLY_SETS:
@@ -116,7 +116,7 @@ def score_test_sets(model, tokenizer, root: Path, temperature: float) -> dict:
 
 def calibration_at(model, tokenizer, texts: list[str], labels: list[int], temperature: float) -> dict:
     """Expected calibration error (10 bins) and log-loss at temperature 1 and at `temperature`."""
-    from models.nlp.train import expected_calibration_error, predict_logits
+    from models.nlp.scoring import expected_calibration_error, predict_logits
 
     logits = predict_logits(model, tokenizer, texts)
     target = torch.tensor(labels)

@@ -87,27 +87,9 @@ def _pretrained_classifier(settings: FineTuneSettings, num_labels: int) -> nn.Mo
 def build_trainable_classifier(settings: FineTuneSettings, num_labels: int = len(LABELS)) -> nn.Module:
     """Pretrained MiniLM with a fresh 2-class head, its trainable parameters marked (requires_grad)."""
     model = _pretrained_classifier(settings, num_labels)
-    if settings.method == "full":
-        # The 30,522 x 384 word table is 52 % of the parameters; SST-2 cannot teach it much, and
-        # leaving it as shipped keeps the committed file small.
-        model.get_input_embeddings().weight.requires_grad_(False)
-        return model
-
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,  # keeps `classifier` fully trainable (modules_to_save)
-        r=settings.r,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=list(settings.target_modules),
-        modules_to_save=["classifier"],
-    )
-    model = get_peft_model(model, config)
-    if settings.train_layer_norms:
-        for name, param in model.named_parameters():
-            if "LayerNorm" in name:
-                param.requires_grad_(True)
+    # The 30,522 x 384 word table is 52 % of the parameters; SST-2 cannot teach it much, and
+    # leaving it as shipped keeps the committed file small.
+    model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 

@@ -35,7 +35,7 @@ def score(results: list[dict[str, Any]], labels: list[int], names: tuple[str, ..
     """Accuracy and expected calibration error (10 bins) of the answered texts against 0/1 labels."""
     import torch
 
-    from models.nlp.train import expected_calibration_error
+    from models.nlp.scoring import expected_calibration_error
 
     answered = [(r, y) for r, y in zip(results, labels, strict=True) if "error" not in r]
     probs = torch.tensor(

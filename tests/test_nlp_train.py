@@ -1,4 +1,4 @@
-"""The shipped sentiment recipe (models.nlp.train_mixed): sampling, long texts, a tiny run and its resume."""
+"""The sentiment recipe (models.nlp.train): sampling, long texts, a tiny run and its resume."""
 
 from __future__ import annotations
 
@@ -11,17 +11,11 @@ import torch
 
 from models.nlp import SST2_SENTIMENT, FineTuneSettings, load_sentiment_model
 from models.nlp.domains import MIXED_SOURCES, load_multi_domain
-from models.nlp.train_mixed import (
-    MixedConfig,
-    SourceStream,
-    head_and_tail,
-    per_epoch_counts,
-    plan_epochs,
-    train_mixed,
-)
+from models.nlp.scoring import head_and_tail
+from models.nlp.train import MixedConfig, SourceStream, per_epoch_counts, plan_epochs, train_mixed
 from tests.test_nlp_domains import tiny_root  # noqa: F401  (the fixture)
 
-SETTINGS = FineTuneSettings(method="full", pooling="mean")
+SETTINGS = FineTuneSettings(pooling="mean")
 TINY = MixedConfig(
     epochs=2,
     batch_size=8,
@@ -58,6 +52,25 @@ def test_the_epoch_plan_follows_the_source_weights_and_the_seed(tiny_root):  # n
     plans = plan_epochs(splits, config)
     assert plans == plan_epochs(splits, config)  # a resumed run trains on the same rows
     assert [sum(k == "sst2" for k, _ in plan) for plan in plans] == [counts["sst2"]] * config.epochs
+
+
+def test_each_source_is_drawn_half_negative_half_positive(tiny_root):  # noqa: F811
+    # a source that is three quarters positive, like GoEmotions' two to one
+    rows = "".join(f"{int(i % 4 != 0)}\tcomment number {i} about my day\n" for i in range(80))
+    (tiny_root / "goemotions_sentiment" / "train.tsv").write_text(
+        "label\tsentence\n" + rows, encoding="utf-8"
+    )
+    splits = load_multi_domain(tiny_root, MIXED_SOURCES, sst2_validation_rows=8, seed=0)
+    assert sum(splits.train["goemotions"].labels) > 0.7 * len(splits.train["goemotions"])
+    config = replace(TINY, per_epoch_scale=1.0, epochs=1)
+    for balance, expected in ((True, 0.5), (False, None)):
+        plan = plan_epochs(splits, replace(config, balance_labels=balance))[0]
+        labels = [splits.train[k].labels[i] for k, i in plan if k == "goemotions"]
+        share = sum(labels) / len(labels)
+        if expected is None:
+            assert share > 0.7  # unbalanced draws keep the source's mix
+        else:
+            assert abs(share - expected) <= 1 / len(labels)
 
 
 def test_the_sst2_validation_slice_is_never_trained_on(tiny_root):  # noqa: F811
@@ -102,3 +115,35 @@ def test_a_tiny_run_trains_picks_on_validation_and_resumes(tiny_root, tmp_path):
         metadata = handle.metadata()
     assert json.loads(metadata["mixed"])["chosen"] == record["chosen"]
     assert float(metadata["temperature"]) == pytest.approx(record["calibration"]["temperature"], abs=1e-4)
+
+
+def test_the_cli_trains_the_recipe_and_records_its_command(tiny_root, tmp_path):  # noqa: F811
+    from models.nlp.cli import main
+
+    # the recipe holds out 1,000 SST-2 train rows before the first step, so SST-2 needs more than that
+    rows = "".join(f"phrase number {i} of the film\t{i % 2}\n" for i in range(1100))
+    (tiny_root / "sst2" / "train.tsv").write_text("sentence\tlabel\n" + rows, encoding="utf-8")
+    out, work = tmp_path / "cli.safetensors", tmp_path / "cli-work"
+    argv = [
+        "--data-dir",
+        str(tiny_root / "sst2"),
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--work-dir",
+        str(work),
+    ]
+    argv += ["--epochs", "1", "--per-epoch-scale", "0.002", "--limit-rows", "16", "--seed", "3"]
+    assert main("train", argv) == 0
+    record = json.loads(out.with_suffix(".train.json").read_text())
+    assert record["command"] == "python -m models train nlp " + " ".join(argv)
+    assert record["recipe"] == "mixed" and record["chosen"] == "epoch 1"
+    assert (record["config"]["epochs"], record["config"]["seed"], record["config"]["limit_rows"]) == (
+        1,
+        3,
+        16,
+    )
+    assert record["config"]["per_epoch_scale"] == 0.002
+    assert (work / "epoch1.safetensors").is_file()
+    assert load_sentiment_model(replace(SST2_SENTIMENT, weights=out), torch.device("cpu")) is not None
