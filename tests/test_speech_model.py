@@ -377,6 +377,38 @@ def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, on
     assert probs.shape == (1, len(data.TRAIN_LABELS)) and probs.sum() == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
+def test_members_trained_in_parallel_equal_members_trained_one_after_the_other(tmp_path, one_thread):
+    from safetensors.torch import load_file
+
+    from models.speech import data
+    from models.speech.cli import main
+
+    if not data.espeak_available():
+        pytest.skip("espeak-ng not installed")
+    fsdd_dir = dataset_dir("fsdd", "fsdd.npz")
+    common = ["--data-dir", str(fsdd_dir), "--limit", "30", "--epochs", "1", "--hidden", "16",
+              "--conv-channels", "16", "--members", "2", "--cache-dir", str(tmp_path)]  # fmt: skip
+    built = {}
+    for name, extra in (("parallel", ["--parallel-members"]), ("sequential", ["--sequential-members"])):
+        weights = tmp_path / f"{name}.safetensors"
+        argv = [*common, *extra, "--weights", str(weights), "--checkpoint", str(tmp_path / name / "ck.pt")]
+        assert main("train", argv) == 0
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["ck.member0.pt", "ck.member1.pt"]
+        built[name] = load_file(str(weights))
+    assert built["parallel"].keys() == built["sequential"].keys()
+    for key, value in built["parallel"].items():
+        assert torch.allclose(value, built["sequential"][key], atol=1e-5), key
+
+
+def test_the_shipped_recipe_trains_two_members_side_by_side_by_default():
+    from models.speech.cli import _parser
+
+    args = _parser("train").parse_args([])
+    assert args.members == 2 and args.parallel_members and args.only_member is None
+    assert not _parser("train").parse_args(["--sequential-members"]).parallel_members
+
+
 def test_card_table_is_rendered_from_the_metrics_file():
     from models.speech.card import CARD_PATH, TABLE_END, TABLE_START, render_test_sets
 
@@ -420,3 +452,17 @@ def test_training_block_names_the_threshold_rule():
     assert "0.40" in text and "3%" in text and "fsdd_val and extra_val" in text
     assert "| 0.900 | 0.050 | – | – | – | – |" in text
     assert render_training({}) == "The shipped weights carry no training record."
+
+
+def test_non_word_chimeras_join_two_different_words():
+    from models.speech.data import real_other_clips
+
+    # label 0 clips are positive, label 1 clips negative: a chimera of two different words has both signs
+    clips = [np.full(400, 0.5 if k % 2 == 0 else -0.5, dtype=np.float32) for k in range(20)]
+    labels = np.array([k % 2 for k in range(20)])
+    made = real_other_clips(clips, labels, 40, np.random.default_rng(0))
+    chimeras, reversed_words = made[1::2], made[0::2]
+    assert all((c > 0).any() and (c < 0).any() for c in chimeras)
+    assert all((r >= 0).all() or (r <= 0).all() for r in reversed_words)
+    with pytest.raises(ValueError, match="two different words"):
+        real_other_clips(clips[::2], labels[::2], 4, np.random.default_rng(0))

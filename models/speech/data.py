@@ -325,16 +325,25 @@ def trim_to_speech(clip: np.ndarray, sample_rate: int, margin_s: float = 0.15) -
 
 
 # ---- non-digit speech cut from real training clips -------------------------------------------
-def real_other_clips(clips: list[np.ndarray], n: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Speech-like sounds that are not digits, made from real digit recordings (real voices and mics):
-    time-reversed words, and chimeras of the first part of one word and the last part of another."""
+def real_other_clips(
+    clips: list[np.ndarray], labels: np.ndarray, n: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Speech-like sounds that are not known words, made from real recordings (real voices and mics):
+    time-reversed words, and chimeras of the first part of one word and the last part of a *different*
+    word (two halves of the same word from two speakers still sound like that word, so such a pair
+    would teach the model to reject the word itself)."""
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("chimeras need recordings of at least two different words")
     out = []
     for k in range(n):
-        a = clips[int(rng.integers(len(clips)))]
+        i = int(rng.integers(len(clips)))
+        a = clips[i]
         if k % 2 == 0:
             out.append(np.ascontiguousarray(a[::-1]))
         else:
-            b = clips[int(rng.integers(len(clips)))]
+            others = np.flatnonzero(labels != labels[i])
+            b = clips[int(others[int(rng.integers(len(others)))])]
             cut_a = int(a.shape[0] * rng.uniform(0.35, 0.6))
             cut_b = int(b.shape[0] * rng.uniform(0.4, 0.65))
             fade = min(80, cut_a, b.shape[0] - cut_b)

@@ -11,6 +11,9 @@ import argparse
 import json
 import logging
 import shlex
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -38,10 +41,24 @@ VALIDATION_SETS = (*REAL_VALIDATION_SETS, "synth_val", "real_other_val", "silenc
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--seed", type=int, default=0, help="training seed (member k uses seed + k)")
-    parser.add_argument("--members", type=int, default=1)
+    parser.add_argument("--members", type=int, default=2, help="networks whose probabilities are averaged")
+    parser.add_argument(
+        "--parallel-members",
+        action="store_true",
+        default=True,
+        help="train the members at once, one process each (the default; a member per CPU core)",
+    )
+    parser.add_argument(
+        "--sequential-members",
+        dest="parallel_members",
+        action="store_false",
+        help="train the members one after the other in this process",
+    )
+    # set by --parallel-members for each of its worker processes
+    parser.add_argument("--only-member", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hidden", type=int, default=112)
     parser.add_argument("--conv-channels", type=int, default=96)
     parser.add_argument("--synth-digit-voices", type=int, default=200, help="espeak-ng voices × 10 digits")
@@ -159,23 +176,22 @@ def build_training_data(args: argparse.Namespace, data_dir: Path, sample_rate: i
         clip_set.clips = [trim(c, sample_rate) for c in clip_set.clips]
         sets[name] = clip_set
 
-    def real(kind: str) -> list[np.ndarray]:
-        return [
-            c
-            for name in ("fsdd", "extra", "commands")
-            if f"{name}_{kind}" in sets
-            for c in sets[f"{name}_{kind}"].clips
-        ]
+    def known_words(names: tuple[str, ...]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Real recordings of digits and commands in the named sets, with their labels."""
+        clips, labels = [], []
+        for name in names:
+            if name in sets:
+                known = np.flatnonzero(sets[name].labels < speech_data.N_WORDS)
+                clips += [sets[name].clips[i] for i in known]
+                labels.append(sets[name].labels[known])
+        return clips, np.concatenate(labels)
 
     n_real_other = min(args.real_other, args.limit or args.real_other)
-    real_val = real("val") + [c for c, y in zip(sets.get("words_val", sets["fsdd_val"]).clips,
-                                                 sets.get("words_val", sets["fsdd_val"]).labels, strict=True)
-                              if y < speech_data.N_WORDS]  # fmt: skip
     for name, pool, n in (
-        ("real_other_train", real("train"), n_real_other),
-        ("real_other_val", real_val, max(1, n_real_other // 5)),
+        ("real_other_train", known_words(("fsdd_train", "extra_train", "commands_train")), n_real_other),
+        ("real_other_val", known_words(("fsdd_val", "extra_val", "words_val")), max(1, n_real_other // 5)),
     ):
-        clips = speech_data.real_other_clips(pool, n, rng)
+        clips = speech_data.real_other_clips(*pool, n, rng)
         sets[name] = speech_data.ClipSet(
             clips, np.full(n, speech_data.OTHER_INDEX), np.array(["cut"] * n), name
         )
@@ -201,6 +217,25 @@ def _concat(parts: list[tuple[speech_data.ClipSet, int]]) -> tuple[list[np.ndarr
             clips += clip_set.clips
             labels.append(clip_set.labels)
     return clips, np.concatenate(labels)
+
+
+def _train_members_in_parallel(args: argparse.Namespace, argv: list[str], scratch: Path) -> None:
+    """One `--only-member k` process per member, all at once; each leaves a finished checkpoint (beside
+    --checkpoint, or in `scratch` without one) that the caller's member loop then loads.
+    Raises SystemExit if any of them fails."""
+    if args.checkpoint is None:
+        args.checkpoint = scratch / "checkpoint.pt"
+        argv = [*argv, "--checkpoint", str(args.checkpoint)]
+    base = [a for a in argv if a != "--parallel-members"]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "models", "train", "speech", *base, "--only-member", str(k)], cwd=REPO_ROOT
+        )
+        for k in range(args.members)
+    ]
+    failed = [k for k, worker in enumerate(workers) if worker.wait() != 0]
+    if failed:
+        raise SystemExit(f"error: training member(s) {failed} failed (see their output above)")
 
 
 def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bundle_name: str) -> int:
@@ -233,6 +268,9 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
 
     device = select_device()
     started = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory(prefix="speech-members-")
+    if args.parallel_members and args.members > 1 and args.only_member is None:
+        _train_members_in_parallel(args, argv, Path(scratch.name))
     members = []
     augment = AugmentConfig()
     babble = [
@@ -242,6 +280,8 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
         for c in sets[name].clips
     ]
     for k in range(args.members):
+        if args.only_member is not None and k != args.only_member:
+            continue
         config = TrainConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -260,6 +300,9 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
                 background_pool=pools["background_train"] or None, checkpoint=checkpoint,
             )
         )  # fmt: skip
+    if args.only_member is not None:
+        logger.info("member %d trained in %.1f s", args.only_member, time.perf_counter() - started)
+        return 0
     model = DigitEnsemble.from_members(members).eval()
     wall = time.perf_counter() - started
 
