@@ -9,7 +9,9 @@ unknown word (the checkpoint's "other" class, or a best known word below the rej
 chosen on validation data; answered with the closest known word and its confidence), or noise (the
 "silence" class; left out). The label joins the words in order, a run of digits as one number
 ("427", "go 42"). A clip with only unknown words answers `label=None, reason="not a word I know"`;
-in a longer recording unknown parts are left out with a note rather than guessed.
+in a longer recording unknown parts are left out with a note rather than guessed, except inside a
+number: there a part whose closest known word is a digit above the threshold is read as that digit,
+with a note (DIGIT_CONTEXT_MIN).
 
 CLI: `python -m services.speech FILE [FILE ...]` prints one JSON object per file.
 """
@@ -53,6 +55,11 @@ NOT_A_WORD = "not a word I know"
 EXAMPLES_DIR = PACKAGE_DIR / "examples"
 METRICS_PATH = PACKAGE_DIR / "metrics.json"
 PLAYBACK_GAP_S = 0.25  # silence between parts in the processed audio the page plays back
+# A part filed as "other" in a recording whose known words are all digits (at least this many) is read
+# as its closest digit when that digit clears the rejection threshold: inside a number the unsure part is
+# far likelier a clipped digit than some other word. Chosen on validation recordings only, where 1 beat 2
+# (`python -m models.speech.digit_context`, models/speech/experiments/digit_context.validation.json).
+DIGIT_CONTEXT_MIN = 1
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,13 @@ class SpeechService(Service):
 
     task = "speech"
     max_batch = MAX_BATCH
+    digit_context_min: int | None = DIGIT_CONTEXT_MIN
 
-    def __init__(self, bundle: SpeechBundle, device: torch.device) -> None:
+    def __init__(
+        self, bundle: SpeechBundle, device: torch.device, *, digit_context_min: int | None = DIGIT_CONTEXT_MIN
+    ) -> None:
         self.bundle = bundle
+        self.digit_context_min = digit_context_min  # None: every part is read on its own
         self.device = device
         self.frontend: LogMelFrontend = bundle.get_frontend(device)
         self.model: DigitEnsemble = bundle.get_model(device)
@@ -179,6 +190,31 @@ class SpeechService(Service):
             return None, "unknown"
         return label, "word"
 
+    def _read_parts(self, probs: np.ndarray) -> list[tuple[str | None, str]]:
+        """`_read_part` for each part; then, inside a number, unknown parts whose closest known word is
+        a digit above the rejection threshold are read as that digit (verdict "word from context")."""
+        readings = [self._read_part(p) for p in probs]
+        words = [label for label, verdict in readings if verdict == "word"]
+        if (
+            self.digit_context_min is None
+            or len(words) < self.digit_context_min
+            or any(word_kind(w) != "digit" for w in words)
+        ):
+            return readings
+        words_only = self.bundle.word_indices
+        out = []
+        for p, (label, verdict) in zip(probs, readings, strict=True):
+            best = words_only[int(np.argmax(p[words_only]))]
+            if (
+                verdict == "unknown"
+                and word_kind(self.labels[best]) == "digit"
+                and float(p[best]) >= self.bundle.reject_threshold
+            ):
+                out.append((self.labels[best], "word from context"))
+            else:
+                out.append((label, verdict))
+        return out
+
     def _closest(self, p: np.ndarray) -> dict[str, Any]:
         """The known word the model found most alike, with its probability."""
         words = self.bundle.word_indices
@@ -191,9 +227,8 @@ class SpeechService(Service):
     ) -> dict[str, Any]:
         top_k = max(1, min(int(top_k), len(self.labels)))
         parts, verdicts = [], []
-        for (start, end), p in zip(prepared.parts, probs, strict=True):
+        for (start, end), p, (label, verdict) in zip(prepared.parts, probs, self._read_parts(probs), strict=True):
             order = np.argsort(-p, kind="stable")[:top_k]
-            label, verdict = self._read_part(p)
             verdicts.append(verdict)
             part = {
                 "label": label,
@@ -208,11 +243,13 @@ class SpeechService(Service):
                 part["closest"] = self._closest(p)
             elif verdict == "silence":
                 part["reason"] = "no speech"
+            elif verdict == "word from context":
+                part["reason"] = "read as a digit because the words around it are digits"
             parts.append(part)
         if all(v == "silence" for v in verdicts):
             # The detector heard something, but the network hears only noise: the detector's answer.
             raise NothingFoundError(audio_io.NO_SPEECH)
-        kept = [i for i, v in enumerate(verdicts) if v == "word"]
+        kept = [i for i, v in enumerate(verdicts) if v in ("word", "word from context")]
         unknown = [i for i, v in enumerate(verdicts) if v == "unknown"]
         notes = []
         if not kept:
@@ -247,11 +284,15 @@ class SpeechService(Service):
                 ]
             else:
                 top = [{"label": label, "score": round(confidence, 4)}]
-            for verdict, what in (("unknown", "not a word I know"), ("silence", "only noise")):
-                skipped = [i for i, v in enumerate(verdicts) if v == verdict]
-                if skipped:
-                    where = ", ".join(f"{parts[i]['start_s']:.2f}–{parts[i]['end_s']:.2f} s" for i in skipped)
-                    notes.append(f"{len(skipped)} part(s) that were {what} were left out ({where})")
+            for verdict, what in (
+                ("unknown", "were not a word I know and were left out"),
+                ("silence", "were only noise and were left out"),
+                ("word from context", "sounded unfamiliar but were read as the closest digit, since the words around them are digits"),
+            ):
+                chosen = [i for i, v in enumerate(verdicts) if v == verdict]
+                if chosen:
+                    where = ", ".join(f"{parts[i]['start_s']:.2f}–{parts[i]['end_s']:.2f} s" for i in chosen)
+                    notes.append(f"{len(chosen)} part(s) {what} ({where})")
             result = {
                 "label": label,
                 "kind": kinds.pop() if len(kinds) == 1 else "mixed",

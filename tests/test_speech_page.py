@@ -144,7 +144,7 @@ def test_a_non_digit_inside_a_string_is_dropped_with_a_note(app):
     buffer = io.BytesIO()
     sf.write(buffer, np.concatenate(pieces), 16_000, format="WAV")
     readings = [("2", "word"), (None, "unknown"), ("7", "word")]
-    with mock.patch.object(speech.SpeechService, "_read_part", side_effect=readings):
+    with mock.patch.object(speech.SpeechService, "_read_parts", return_value=readings):
         app.audio_input[0].set_value(("mixed.wav", buffer.getvalue(), "audio/wav"))
         app.run()
     assert not app.exception

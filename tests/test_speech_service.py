@@ -328,6 +328,56 @@ def test_an_unknown_part_of_a_string_is_dropped_with_a_note():
     assert result["confidence"] == pytest.approx(0.95 * 0.9, abs=1e-3)
 
 
+def unsure_digit(digit: str, p_digit: float, p_other: float) -> np.ndarray:
+    """One part the network files as "other" whose closest known word is `digit`."""
+    from models.speech import VOCABULARY_LABELS
+
+    row = np.full(len(VOCABULARY_LABELS), (1 - p_digit - p_other) / (len(VOCABULARY_LABELS) - 2))
+    row[VOCABULARY_LABELS.index("other")], row[VOCABULARY_LABELS.index(digit)] = p_other, p_digit
+    return row
+
+
+def test_an_unsure_part_of_a_number_is_read_as_its_closest_digit():
+    probs = np.stack([*probabilities(("4", 0.95)), unsure_digit("2", 0.45, 0.5), *probabilities(("7", 0.9))])
+    result = fake_service(threshold=0.4).postprocess(prepared(3), probs)
+    assert result["label"] == "427" and result["kind"] == "digit" and result["n_digits"] == 3
+    assert "words around it are digits" in result["parts"][1]["reason"]
+    assert any("read as the closest digit" in note and "1.00–1.50 s" in note for note in result["notes"])
+
+
+@pytest.mark.parametrize(
+    "around",
+    [
+        [("go", 0.9), ("4", 0.9)],  # a command among them: the part may be any word
+        [("yes", 0.9)],
+        [],  # said alone: the part is a word on its own
+    ],
+)
+def test_an_unsure_part_stays_unknown_outside_a_number(around):
+    probs = np.stack([*probabilities(*around), unsure_digit("2", 0.45, 0.5)]) if around else unsure_digit("2", 0.45, 0.5)[None]
+    result = fake_service(threshold=0.4).postprocess(prepared(len(around) + 1), probs)
+    assert result["parts"][-1]["label"] is None and result["parts"][-1]["reason"] == "not a word I know"
+
+
+def test_two_digit_numbers_count_as_numbers():
+    assert speech.DIGIT_CONTEXT_MIN == json.loads(
+        (speech.PACKAGE_DIR / "experiments" / "digit_context.validation.json").read_text()
+    )["shipped"]
+    probs = np.stack([*probabilities(("4", 0.95)), unsure_digit("2", 0.45, 0.5)])
+    assert fake_service(threshold=0.4).postprocess(prepared(2), probs)["label"] == "42"
+
+
+def test_a_part_of_a_number_below_the_threshold_stays_unknown():
+    probs = np.stack([*probabilities(("4", 0.95), ("7", 0.9)), unsure_digit("2", 0.3, 0.6)])
+    result = fake_service(threshold=0.4).postprocess(prepared(3), probs)
+    assert result["label"] == "47" and result["parts"][2]["label"] is None
+    off = speech.SpeechService.__new__(speech.SpeechService)
+    off.bundle, off.digit_context_min = fake_service(threshold=0.4).bundle, None
+    probs[2] = unsure_digit("2", 0.45, 0.5)
+    assert off.postprocess(prepared(3), probs)["label"] == "47"
+    assert fake_service(threshold=0.4).postprocess(prepared(3), probs)["label"] == "472"
+
+
 def test_commands_and_numbers_are_read_in_order():
     result = fake_service().postprocess(
         prepared(5), probabilities(("go", 0.9), ("4", 0.9), ("2", 0.9), ("left", 0.8), ("stop", 0.9))
