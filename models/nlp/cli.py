@@ -58,12 +58,6 @@ def _train(argv: list[str]) -> int:
         default=defaults.per_epoch_scale,
         help="multiply every source's rows per epoch (smoke runs)",
     )
-    parser.add_argument(
-        "--sst2-per-epoch",
-        type=int,
-        default=defaults.sst2_per_epoch,
-        help="SST-2 train rows drawn per epoch (the other sources' draws are in MIXED_SOURCES)",
-    )
     parser.add_argument("--limit-rows", type=int, default=None, help="cap every source's rows (smoke runs)")
     parser.add_argument(
         "--balance-labels",
@@ -79,7 +73,6 @@ def _train(argv: list[str]) -> int:
         seed=args.seed,
         limit_rows=args.limit_rows,
         per_epoch_scale=args.per_epoch_scale,
-        sst2_per_epoch=args.sst2_per_epoch,
         balance_labels=args.balance_labels or defaults.balance_labels,
     )
     work_dir = args.work_dir or args.out.parent / f"{args.out.stem}.mixed-work"

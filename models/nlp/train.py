@@ -47,7 +47,7 @@ from models.runtime import set_seed
 
 @dataclass(frozen=True)
 class MixedConfig:
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 8e-5  # encoder; between the two learning rates of the earlier SST-2 soup (1e-4, 5e-5)
     head_lr: float = 1e-3  # fresh classifier head
