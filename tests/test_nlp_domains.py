@@ -98,13 +98,13 @@ def test_score_test_sets_reports_each_present_set(tiny_root):
 # Regression floors about one point under what the shipped weights measure (metrics.json, MODEL_CARD);
 # issue 29's targets (0.905, 0.95, 0.88, 0.92, 0.88, 0.75, 0.75) are mostly not reached, see the card.
 FLOORS = {
-    "sst2_dev": 0.875,
+    "sst2_dev": 0.885,
     "opener_en_hotels": 0.93,
-    "finegrained_product_reviews": 0.82,
-    "airline_tweets": 0.835,
+    "finegrained_product_reviews": 0.825,
+    "airline_tweets": 0.83,
     "dynasent_r1_test": 0.735,
-    "dynasent_r2_test": 0.695,
-    "tweeteval_sentiment_test": 0.82,
+    "dynasent_r2_test": 0.71,
+    "tweeteval_sentiment_test": 0.81,
 }
 ECE_CEILING = 0.2  # the calibration error of every test-only set at the shipped temperature (R2: 0.16)
 
