@@ -226,14 +226,20 @@ class SpeechService(Service):
         self, prepared: _Prepared, probs: np.ndarray, *, top_k: int = TOP_K, explain: bool = False, **_: Any
     ) -> dict[str, Any]:
         top_k = max(1, min(int(top_k), len(self.labels)))
-        parts, verdicts = [], []
-        for (start, end), p, (label, verdict) in zip(prepared.parts, probs, self._read_parts(probs), strict=True):
+        parts, verdicts, word_probs = [], [], []
+        readings = self._read_parts(probs)
+        for (start, end), p, (label, verdict) in zip(prepared.parts, probs, readings, strict=True):
             order = np.argsort(-p, kind="stable")[:top_k]
             verdicts.append(verdict)
+            # a digit read from its neighbours is as sure as the network was of that digit, not of "other"
+            sure = (
+                float(p[self.labels.index(label)]) if verdict == "word from context" else float(p[order[0]])
+            )
+            word_probs.append(sure)
             part = {
                 "label": label,
                 "kind": word_kind(label) if label else None,
-                "confidence": round(float(p[order[0]]), 4),
+                "confidence": round(sure, 4),
                 "top_k": [{"label": self.labels[int(i)], "score": round(float(p[i]), 4)} for i in order],
                 "start_s": round(float(start) / self.sample_rate, 3),
                 "end_s": round(float(end) / self.sample_rate, 3),
@@ -271,7 +277,7 @@ class SpeechService(Service):
             words = [parts[i]["label"] for i in kept]
             kinds = {parts[i]["kind"] for i in kept}
             label = join_words(words)
-            confidence = float(np.prod([float(probs[i].max()) for i in kept]))
+            confidence = float(np.prod([word_probs[i] for i in kept]))
             if len(kept) == 1 and len(parts) == 1:
                 top = parts[0]["top_k"]
             elif kinds == {"digit"}:
@@ -287,7 +293,10 @@ class SpeechService(Service):
             for verdict, what in (
                 ("unknown", "were not a word I know and were left out"),
                 ("silence", "were only noise and were left out"),
-                ("word from context", "sounded unfamiliar but were read as the closest digit, since the words around them are digits"),
+                (
+                    "word from context",
+                    "sounded unfamiliar but were read as the closest digit, as the words around are digits",
+                ),
             ):
                 chosen = [i for i, v in enumerate(verdicts) if v == verdict]
                 if chosen:

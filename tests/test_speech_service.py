@@ -343,6 +343,8 @@ def test_an_unsure_part_of_a_number_is_read_as_its_closest_digit():
     assert result["label"] == "427" and result["kind"] == "digit" and result["n_digits"] == 3
     assert "words around it are digits" in result["parts"][1]["reason"]
     assert any("read as the closest digit" in note and "1.00–1.50 s" in note for note in result["notes"])
+    assert result["parts"][1]["confidence"] == pytest.approx(0.45)  # the digit's probability, not "other"'s
+    assert result["confidence"] == pytest.approx(0.95 * 0.45 * 0.9, abs=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -354,15 +356,22 @@ def test_an_unsure_part_of_a_number_is_read_as_its_closest_digit():
     ],
 )
 def test_an_unsure_part_stays_unknown_outside_a_number(around):
-    probs = np.stack([*probabilities(*around), unsure_digit("2", 0.45, 0.5)]) if around else unsure_digit("2", 0.45, 0.5)[None]
+    probs = (
+        np.stack([*probabilities(*around), unsure_digit("2", 0.45, 0.5)])
+        if around
+        else unsure_digit("2", 0.45, 0.5)[None]
+    )
     result = fake_service(threshold=0.4).postprocess(prepared(len(around) + 1), probs)
     assert result["parts"][-1]["label"] is None and result["parts"][-1]["reason"] == "not a word I know"
 
 
 def test_two_digit_numbers_count_as_numbers():
-    assert speech.DIGIT_CONTEXT_MIN == json.loads(
-        (speech.PACKAGE_DIR / "experiments" / "digit_context.validation.json").read_text()
-    )["shipped"]
+    assert (
+        speech.DIGIT_CONTEXT_MIN
+        == json.loads((speech.PACKAGE_DIR / "experiments" / "digit_context.validation.json").read_text())[
+            "shipped"
+        ]
+    )
     probs = np.stack([*probabilities(("4", 0.95)), unsure_digit("2", 0.45, 0.5)])
     assert fake_service(threshold=0.4).postprocess(prepared(2), probs)["label"] == "42"
 

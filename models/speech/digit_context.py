@@ -45,7 +45,11 @@ def validation_recordings(data_root: Path, sample_rate: int) -> tuple[list, list
         first, second = rng.choice(len(digits), 2, replace=False)
         trio = [digits[first], digits[second], others[int(rng.integers(len(others)))]]
         mixed.append(word_strings(trio, sample_rate, 1, SEED + k)[0])  # the three in a seeded order
-    commands = [(words.clips[i], [speech_data.TRAIN_LABELS[int(words.labels[i])]]) for i in word_val if words.labels[i] != speech_data.OTHER_INDEX]
+    commands = [
+        (words.clips[i], [speech_data.TRAIN_LABELS[int(words.labels[i])]])
+        for i in word_val
+        if words.labels[i] != speech_data.OTHER_INDEX
+    ]
     singles = [(clip, [word]) for clip, word in digits] + commands + [(clip, None) for clip, _ in others]
     return word_strings(digits, sample_rate, N_STRINGS, SEED), mixed, singles
 
@@ -55,7 +59,9 @@ def measure(service, digit_strings: list, mixed: list, singles: list) -> dict:
 
     rate = service.sample_rate
     read = [answer(r) for r in service_results(service, [w for w, _ in digit_strings], rate)]
-    exact = float(np.mean([a == join_words(words) for a, (_, words) in zip(read, digit_strings, strict=True)]))
+    exact = float(
+        np.mean([a == join_words(words) for a, (_, words) in zip(read, digit_strings, strict=True)])
+    )
     mixed_results = service_results(service, [w for w, _ in mixed], rate)
     taken = [len(r.get("words", [])) == 3 for r in mixed_results]
     single = [answer(r) for r in service_results(service, [w for w, _ in singles], rate)]
@@ -72,8 +78,12 @@ def measure(service, digit_strings: list, mixed: list, singles: list) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from services.speech import DIGIT_CONTEXT_MIN, SpeechService
 
-    parser = argparse.ArgumentParser(prog="python -m models.speech.digit_context", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True, help="the FSDD folder; the Speech Commands sets sit beside it")
+    parser = argparse.ArgumentParser(
+        prog="python -m models.speech.digit_context", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="the FSDD folder; the Speech Commands sets sit beside it"
+    )
     parser.add_argument("--out", type=Path, default=OUT_PATH)
     args = parser.parse_args(argv)
     root = args.data_dir.parent
@@ -87,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for minimum in (None, 1, 2):
         service = SpeechService(bundle, device, digit_context_min=minimum)
-        rows["off" if minimum is None else f"at least {minimum} digit(s) around"] = measure(service, digit_strings, mixed, singles)
+        rows["off" if minimum is None else f"at least {minimum} digit(s) around"] = measure(
+            service, digit_strings, mixed, singles
+        )
         print(json.dumps(rows), flush=True)
     record = {
-        "command": "python -m models.speech.digit_context " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m models.speech.digit_context "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "what": __doc__.split("\n\n")[2].replace("\n", " "),
         "n_strings": N_STRINGS,
         "seed": SEED,
