@@ -75,7 +75,6 @@ class SpeechService(Service):
 
     task = "speech"
     max_batch = MAX_BATCH
-    digit_context_min: int | None = DIGIT_CONTEXT_MIN
 
     def __init__(
         self, bundle: SpeechBundle, device: torch.device, *, digit_context_min: int | None = DIGIT_CONTEXT_MIN
@@ -201,10 +200,9 @@ class SpeechService(Service):
             or any(word_kind(w) != "digit" for w in words)
         ):
             return readings
-        words_only = self.bundle.word_indices
         out = []
         for p, (label, verdict) in zip(probs, readings, strict=True):
-            best = words_only[int(np.argmax(p[words_only]))]
+            best = self._closest_index(p)
             if (
                 verdict == "unknown"
                 and word_kind(self.labels[best]) == "digit"
@@ -215,10 +213,14 @@ class SpeechService(Service):
                 out.append((label, verdict))
         return out
 
+    def _closest_index(self, p: np.ndarray) -> int:
+        """The class index of the known word the model found most alike."""
+        words = self.bundle.word_indices
+        return words[int(np.argmax(p[words]))]
+
     def _closest(self, p: np.ndarray) -> dict[str, Any]:
         """The known word the model found most alike, with its probability."""
-        words = self.bundle.word_indices
-        best = words[int(np.argmax(p[words]))]
+        best = self._closest_index(p)
         label = self.labels[best]
         return {"label": label, "kind": word_kind(label), "confidence": round(float(p[best]), 4)}
 

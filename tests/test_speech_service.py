@@ -277,6 +277,7 @@ def fake_service(threshold: float = 0.6) -> speech.SpeechService:
 
     fake = speech.SpeechService.__new__(speech.SpeechService)
     fake.bundle = replace(speech.load_service().bundle, labels=VOCABULARY_LABELS, reject_threshold=threshold)
+    fake.digit_context_min = speech.DIGIT_CONTEXT_MIN
     return fake
 
 
