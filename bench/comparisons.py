@@ -53,6 +53,8 @@ def nlp_vs_pipeline(service, sentence: str, batch: list[str], quick: bool) -> di
         "single": ours_single,
         "batch": ours_batch,
         "unit": "sentences",
+        # on a CPU with AMX a large batch runs with bf16 matrix products (services/nlp/classifier.py)
+        "batch_precision": "bf16" if getattr(service.classifier, "bf16_batches", False) else "fp32",
         "pipeline_single": ref_single,
         "pipeline_batch": ref_batch,
         "single_p50_ratio_vs_pipeline": round(ours_single["p50_ms"] / ref_single["p50_ms"], 3),

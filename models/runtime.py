@@ -75,6 +75,17 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16_matrix_units() -> bool:
+    """True on x86 CPUs with AMX bf16 tiles (Intel Sapphire Rapids and later).
+
+    There a bf16 matrix product runs at about twice the fp32 speed, so large CPU batches may use it
+    (services.nlp.classifier); elsewhere bf16 is emulated and slower, and the CPU stays in fp32.
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    return bool(capabilities is not None and capabilities().get("amx_bf16", False))
+
+
 @contextlib.contextmanager
 def inference_context(device: torch.device | None = None):
     """`torch.inference_mode` plus mixed-precision autocast where the device benefits from it."""

@@ -80,6 +80,74 @@ def test_identical_rows_are_run_once(service, monkeypatch):
     assert torch.allclose(logits[4], alone[0], atol=1e-4)
 
 
+# ---- large batches in bf16 on a CPU with matrix units (AMX) ------------------------------------------
+BIG_BATCH = [
+    f"The {part} was {verdict}, and I would {again} come back here with my family."
+    for part in ("food", "room", "staff", "view", "price")
+    for verdict, again in (("wonderful", "gladly"), ("awful", "never"))
+]
+
+
+def test_packed_pytorch_layers_match_the_onnx_graph(service):
+    from models.nlp.packing import packed_logits
+
+    classifier = service.classifier
+    sequences = [[classifier.cls_id, *e.ids, classifier.sep_id] for e in classifier.encode(BIG_BATCH)]
+    fp32 = packed_logits(classifier.packed_model, sequences)
+    assert torch.allclose(fp32, classifier.onnx.logits(sequences), atol=1e-3)
+    bf16 = packed_logits(classifier.packed_model, sequences, torch.bfloat16)
+    assert torch.allclose(bf16, fp32, atol=0.2)
+    assert torch.equal(bf16.argmax(1), fp32.argmax(1))
+
+
+def test_only_a_large_batch_goes_to_bf16_and_gives_the_same_answers(service, monkeypatch):
+    import services.nlp.classifier as classifier_module
+
+    classifier = service.classifier
+    rows = [e.ids for e in classifier.encode(BIG_BATCH)]
+    assert sum(len(row) + 2 for row in rows) >= classifier_module.BF16_MIN_TOKENS
+    assert sum(len(row) + 2 for row in rows[:2]) < classifier_module.BF16_MIN_TOKENS
+    fp32 = classifier.onnx.logits([[classifier.cls_id, *row, classifier.sep_id] for row in rows])
+    precisions = []
+    real = classifier_module.packed_logits
+    monkeypatch.setattr(
+        classifier_module,
+        "packed_logits",
+        lambda model, sequences, dtype=None: precisions.append(dtype) or real(model, sequences, dtype),
+    )
+    monkeypatch.setattr(classifier, "bf16_batches", True)
+    big = classifier.logits(rows)
+    assert precisions == [torch.bfloat16]
+    assert torch.equal(big.argmax(1), fp32.argmax(1))
+    assert torch.allclose(big, fp32, atol=0.2)
+    small = classifier.logits(rows[:2])
+    assert precisions == [torch.bfloat16]  # two sentences: ONNX Runtime, as for a single text
+    assert torch.allclose(small, fp32[:2], atol=1e-4)
+    monkeypatch.setattr(classifier, "bf16_batches", False)
+    assert torch.allclose(classifier.logits(rows), fp32, atol=1e-4)
+    assert precisions == [torch.bfloat16]
+
+
+@pytest.mark.parametrize(
+    ("amx", "setting", "expected"), [(False, None, False), (True, "0", False), (True, None, True)]
+)
+def test_bf16_batches_need_matrix_units_and_can_be_switched_off(monkeypatch, amx, setting, expected):
+    import services.nlp.classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "cpu_has_bf16_matrix_units", lambda: amx)
+    if setting is None:
+        monkeypatch.delenv(classifier_module.BF16_ENV, raising=False)
+    else:
+        monkeypatch.setenv(classifier_module.BF16_ENV, setting)
+    assert classifier_module.SentimentClassifier(device=torch.device("cpu")).bf16_batches is expected
+
+
+def test_the_matrix_unit_check_reads_the_cpu():
+    from models.runtime import cpu_has_bf16_matrix_units
+
+    assert cpu_has_bf16_matrix_units() is bool(torch.cpu.get_capabilities().get("amx_bf16", False))
+
+
 # ---- the disk cache ----------------------------------------------------------------------------------
 @pytest.fixture
 def cache_folder(tmp_path, monkeypatch) -> Path:

@@ -107,6 +107,22 @@ def pack_sequences(
     return batches
 
 
+def packed_logits(
+    packed: PackedClassifier, sequences: Sequence[Sequence[int]], dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Logits (N, C) of full token sequences run through `packed` in PyTorch, packed as for the ONNX
+    graph. With `dtype` (bf16) the matrix products run in that precision under CPU autocast."""
+    out = torch.zeros((len(sequences), packed.model.config.num_labels))
+    with (
+        torch.inference_mode(),
+        torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None),
+    ):
+        for batch in pack_sequences(sequences, pooling_of(packed.model)):
+            inputs = {name: torch.from_numpy(array) for name, array in batch.feed().items()}
+            out[batch.texts] = packed(**inputs).float()
+    return out
+
+
 def pooling_of(model: nn.Module) -> str:
     """ "cls" for a classifier that reads BERT's pooler (first token), else "mean"."""
     return "cls" if getattr(model.bert, "pooler", None) is not None else "mean"

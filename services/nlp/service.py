@@ -26,7 +26,7 @@ import torch
 from models.nlp import PACKAGE_DIR, SST2_SENTIMENT, SentimentBundle
 from services.base import Service, cached_loader
 from services.errors import NothingFoundError
-from services.nlp.classifier import SentimentClassifier, Window
+from services.nlp.classifier import BF16_MIN_TOKENS, SentimentClassifier, Window
 from services.nlp.embeddings import SentenceEmbedder
 from services.nlp.explain import Explanation, explain_text
 from services.nlp.inputs import (
@@ -228,7 +228,7 @@ class NlpService(Service):
 
     def warm_up(self) -> None:
         """Build the PyTorch classifier (explanations) and the base encoder (similarity, summaries)."""
-        self.classifier.model  # noqa: B018 - properties that build on first access
+        self.classifier.packed_model  # noqa: B018 - properties that build on first access (the model too)
         self.embedder.encoder  # noqa: B018
 
     # ---- facts --------------------------------------------------------------------------------
@@ -239,6 +239,15 @@ class NlpService(Service):
     def reference_tokenizer(self):
         """The Hugging Face tokenizer of the base model (the service itself reads tokenizer.json directly)."""
         return self.bundle.get_tokenizer()
+
+    def _runtime(self) -> str:
+        classifier = self.classifier
+        if classifier.onnx is None:
+            return "PyTorch"
+        onnx = f"ONNX Runtime (graph from {classifier.onnx_source})"
+        if classifier.bf16_batches:
+            return f"{onnx}; batches of {BF16_MIN_TOKENS}+ word pieces in PyTorch with bf16 matrix products (AMX)"
+        return onnx
 
     def info(self) -> dict[str, Any]:
         """Card facts read from the loaded model, the weights' metadata, the training record and
@@ -272,9 +281,7 @@ class NlpService(Service):
             },
             "metrics": metrics,
             "device": str(self.device),
-            "runtime": f"ONNX Runtime (graph from {self.classifier.onnx_source})"
-            if self.classifier.onnx is not None
-            else "PyTorch",
+            "runtime": self._runtime(),
             "load_ms": self.load_ms,
             "limits": {
                 "max_chars": MAX_CHARS,
