@@ -202,6 +202,7 @@ def append_history(results: dict, path: Path) -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "nlp_batch_ratio_vs_pipeline": nlp.get("batch_throughput_ratio_vs_pipeline"),
         "nlp_single_p50_ratio_vs_pipeline": nlp.get("single_p50_ratio_vs_pipeline"),
+        "nlp_batch_precision": nlp.get("batch_precision", "fp32"),
         "recommend_fit_time_ratio": vs.get("fit_time_ratio"),
         "recommend_rmse_ratio": vs.get("rmse_ratio"),
         "app_to_first_page_s": app.get("to_first_page_s"),

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from bench import comparisons, recommend_scaling
-from bench.report import cost_curve_table, markdown_table, refresh_from_results, scaling_summary, write_report
+from bench.report import (
+    append_history,
+    cost_curve_table,
+    markdown_table,
+    refresh_from_results,
+    scaling_summary,
+    write_report,
+)
 from bench.tasks import BENCHES, TASKS
 
 
@@ -165,3 +172,25 @@ def test_a_real_tiny_point_records_when_and_how_busy():
     )
     assert curve["time_limits_s"] == {"als": recommend_scaling.TIME_LIMITS_S["als"]}
     assert curve["key"] == recommend_scaling.curve_key((3000,), ("als",))
+
+
+def test_language_rows_and_history_say_which_precision_the_batch_ran_in(tmp_path: Path):
+    results = _results()
+    results["services"]["nlp"] = {
+        "single": {"p50_ms": 6.2, "p95_ms": 6.9},
+        "batch": {"items_per_s": 640.4, "batch": 32},
+        "unit": "sentences",
+        "pipeline_single": {"p50_ms": 12.9, "p95_ms": 14.0},
+        "pipeline_batch": {"items_per_s": 266.0, "batch": 32},
+        "single_p50_ratio_vs_pipeline": 0.481,
+        "batch_throughput_ratio_vs_pipeline": 2.408,
+        "batch_precision": "bf16",
+    }
+    table = markdown_table(results)
+    assert (
+        "| batch of 32 different sentences (sentences/s; ours bf16, pipeline fp32) | 640 | 266 | **2.41×**"
+        in table
+    )
+    append_history(results, tmp_path / "history.jsonl")
+    line = json.loads((tmp_path / "history.jsonl").read_text(encoding="utf-8"))
+    assert line["nlp_batch_precision"] == "bf16" and line["nlp_batch_ratio_vs_pipeline"] == 2.408
