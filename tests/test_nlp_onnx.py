@@ -40,7 +40,7 @@ def test_batched_answers_equal_single_answers(service):
 
 
 def test_a_batch_larger_than_one_pass_keeps_every_answer_in_its_slot(service, monkeypatch):
-    import models.nlp.onnx_runtime
+    import models.nlp.packing
 
     texts = [
         f"The {part} was {verdict}."
@@ -57,8 +57,8 @@ def test_a_batch_larger_than_one_pass_keeps_every_answer_in_its_slot(service, mo
         passes.extend(batches)
         return batches
 
-    real_pack = models.nlp.onnx_runtime.pack_sequences
-    monkeypatch.setattr(models.nlp.onnx_runtime, "pack_sequences", few_texts_per_pass)
+    real_pack = models.nlp.packing.pack_sequences
+    monkeypatch.setattr(models.nlp.packing, "pack_sequences", few_texts_per_pass)
     got = [r["confidence"] for r in service.predict_batch(texts)]
     assert len(passes) > 2
     assert got == pytest.approx(expected, abs=1e-4)

@@ -9,7 +9,7 @@ from torch import nn
 
 from models.nlp.bundle import LABELS
 from models.nlp.packing import INPUT_NAMES as PACKED_INPUTS
-from models.nlp.packing import PackedClassifier, pack_sequences, pooling_of
+from models.nlp.packing import PackedClassifier, pack_sequences, pooling_of, run_packed
 
 
 class OnnxSentimentClassifier:
@@ -129,10 +129,9 @@ class OnnxSentimentClassifier:
 
     def logits(self, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
         """Logits (N, C) of full token sequences ([CLS] ... [SEP]), packed into as few passes as fit."""
-        out: torch.Tensor | None = None
-        for batch in pack_sequences(sequences, self.pooling):
-            (logits,) = self._session.run(["logits"], batch.feed())
-            if out is None:
-                out = torch.zeros((len(sequences), logits.shape[1]))
-            out[batch.texts] = torch.from_numpy(logits)
-        return out if out is not None else torch.zeros((0, len(LABELS)))
+        return run_packed(
+            sequences,
+            self.pooling,
+            lambda batch: torch.from_numpy(self._session.run(["logits"], batch.feed())[0]),
+            len(LABELS),
+        )

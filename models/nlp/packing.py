@@ -12,7 +12,7 @@ in about two thirds of the time of the best length-grouped padded batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,20 +107,34 @@ def pack_sequences(
     return batches
 
 
+def run_packed(
+    sequences: Sequence[Sequence[int]],
+    pooling: str,
+    forward: Callable[[PackedBatch], torch.Tensor],
+    n_labels: int,
+) -> torch.Tensor:
+    """Logits (N, C) of full token sequences: `forward` runs each packed pass (ONNX Runtime or PyTorch)
+    and each text's row goes back to its own slot."""
+    out = torch.zeros((len(sequences), n_labels))
+    for batch in pack_sequences(sequences, pooling):
+        out[batch.texts] = forward(batch)
+    return out
+
+
 def packed_logits(
     packed: PackedClassifier, sequences: Sequence[Sequence[int]], dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """Logits (N, C) of full token sequences run through `packed` in PyTorch, packed as for the ONNX
     graph. With `dtype` (bf16) the matrix products run in that precision under CPU autocast."""
-    out = torch.zeros((len(sequences), packed.model.config.num_labels))
+
+    def forward(batch: PackedBatch) -> torch.Tensor:
+        return packed(**{name: torch.from_numpy(array) for name, array in batch.feed().items()}).float()
+
     with (
         torch.inference_mode(),
         torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None),
     ):
-        for batch in pack_sequences(sequences, pooling_of(packed.model)):
-            inputs = {name: torch.from_numpy(array) for name, array in batch.feed().items()}
-            out[batch.texts] = packed(**inputs).float()
-    return out
+        return run_packed(sequences, pooling_of(packed.model), forward, packed.model.config.num_labels)
 
 
 def pooling_of(model: nn.Module) -> str:
