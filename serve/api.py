@@ -9,8 +9,9 @@ dicts as one running in-process.
 
 Errors keep one shape, `{"error": {"type", "message"}}`:
 - inside a batch, a bad item gets that entry in its own slot and the response stays 200;
-- a bad request gets a 4xx: 404 for an unknown user, item, task or route, 413 for a body or batch over
-  the limits, 422 for an invalid body or input a service refuses;
+- a bad request gets a 4xx: 404 for an unknown user, item, task or route (and for a MovieLens user's
+  profile on a server without the rating files), 413 for a body or batch over the limits, 422 for an
+  invalid body or input a service refuses;
 - anything else is a bug: logged with its traceback here, answered with a 500 that carries none.
 
 Request bodies are capped per route from the services' own limits (the same ones the pages apply) and
@@ -55,7 +56,13 @@ from serve.schemas import (
 )
 from services import limits, preload, registry
 from services.base import json_ready
-from services.errors import CorruptInputError, InputError, InputTooLargeError, UnknownIdError
+from services.errors import (
+    CorruptInputError,
+    InputError,
+    InputTooLargeError,
+    NotOnThisMachineError,
+    UnknownIdError,
+)
 from services.limits import MAX_ARRAY_SIDE, RECOMMEND, SPEECH, TEXT, VISION
 from services.tasks import TASK_NAMES, NlpApi, RecommendApi, SpeechApi, VisionApi
 
@@ -86,6 +93,7 @@ BODY_LIMITS: dict[str, int] = {
 
 ERROR_STATUS: tuple[tuple[type[InputError], int], ...] = (
     (UnknownIdError, 404),
+    (NotOnThisMachineError, 404),  # a valid request for a resource this server does not hold
     (InputTooLargeError, 413),
 )
 HTTP_ERROR_TYPES = {

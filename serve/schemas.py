@@ -36,7 +36,7 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     reasons = {
         400: "the body could not be parsed (e.g. a broken multipart body)",
         401: "API_KEY is set on the server and the request's key is missing or wrong",
-        404: "an unknown task, user or film",
+        404: "an unknown task, user or film, or a user profile whose rating files are not on this server",
         413: "a body or batch over the limits",
         422: "an invalid request, or input the model cannot handle",
         500: "a bug; logged on the server, answered without details",

@@ -42,6 +42,11 @@ class UnknownIdError(InputError):
     """A user or item id that the model has never seen."""
 
 
+class NotOnThisMachineError(InputError):
+    """Valid input whose answer needs data this machine does not hold (MovieLens' rating files, which
+    may not be redistributed): the request is fine, the resource is not here."""
+
+
 def error_entry(err: InputError) -> dict[str, Any]:
     """The per-item error shape shared by predict_batch, the CLIs and the REST API."""
     return {"error": {"type": type(err).__name__, "message": str(err)}}

@@ -412,7 +412,7 @@ def api_examples() -> list[ApiExample]:
             "A MovieLens user's profile",
             "GET",
             "/v1/recommend/users/42/profile",
-            note="needs the MovieLens-100K files on the server (422 otherwise)",
+            note="needs the MovieLens-100K files on the server (404 otherwise)",
         ),
         ApiExample("Map of the films' latent factors", "GET", "/v1/recommend/map"),
         ApiExample("The whole catalogue", "GET", "/v1/recommend/catalogue"),

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.errors import InputError, InputTooLargeError, UnknownIdError
+from services.errors import InputError, InputTooLargeError, NotOnThisMachineError, UnknownIdError
 from services.recommend import (
     MAX_K,
     MAX_RATINGS,
@@ -239,7 +239,7 @@ def test_existing_user_without_local_data_uses_trained_vector(service_without_hi
     assert result["mode"] == "trained" and result["history"] == "unavailable"
     assert any("not available" in note for note in result["notes"])
     assert len(result["recommendations"]) == 5
-    with pytest.raises(InputError, match="may not be redistributed"):
+    with pytest.raises(NotOnThisMachineError, match="may not be redistributed"):
         service_without_history.user_profile(1)
 
 

@@ -34,7 +34,7 @@ from models.recommend.neighbours import load_neighbours
 from models.runtime import inference_context, select_device
 from services import limits
 from services.base import Service, cached_loader
-from services.errors import InputError, UnknownIdError
+from services.errors import NotOnThisMachineError, UnknownIdError
 from services.recommend.catalogue import CatalogueIndex, display_title
 from services.recommend.examples import example_inputs
 from services.recommend.explanations import Explanation, explain
@@ -477,7 +477,7 @@ class RecommendService(Service):
                 f"there is no user {user_id}; MovieLens-100K users go from 1 to {self.n_users}"
             )
         if self._history is None:
-            raise InputError(
+            raise NotOnThisMachineError(
                 "existing-user profiles need the MovieLens-100K files, which may not be redistributed and are not "
                 "on this machine (set DEMO_DATA_DIR); start fresh by rating a few movies instead"
             )
