@@ -327,7 +327,9 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
         latency_caption(result["latency_ms"])
         example_name = Path(source[1]).name if source and source[0] == "example" and source[1] else None
         result_actions(result, {"example": example_name} if example_name else None, key="speech")
-        st.markdown("**Processed audio** (mono, 8 kHz, trimmed and loudness-normalised)")
+        st.markdown(
+            f"**Processed audio** (mono, {details['sample_rate'] / 1000:g} kHz, trimmed and loudness-normalised)"
+        )
         st.audio(np.asarray(details["processed_audio"], dtype=np.float32), sample_rate=details["sample_rate"])
     with stats:
         st.markdown(f"**Input**: {source_text} · {result['duration_s']:.2f} s · {result['input_sample_rate']} Hz · "
@@ -340,8 +342,8 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
             width="stretch",
         )
         st.caption(
-            "Waveform resampled to 8 kHz, its amplitude axis scaled to the loudest sample; the shaded parts "
-            "are what the detector kept (one per spoken word)."
+            f"Waveform resampled to {details['sample_rate'] / 1000:g} kHz, its amplitude axis scaled to the "
+            "loudest sample; the shaded parts are what the detector kept (one per spoken word)."
         )
 
     def _part_title(index: int, part: dict) -> str:
@@ -362,7 +364,11 @@ with st.container(key="speech_result"), user_facing_errors("recognising the audi
                 all_scores = digit["top_k"]
                 confidence_bars(all_scores)
             with picture:
-                st.markdown("**What the model saw**: normalised log-mel spectrogram (40 bands, 10 ms frames)")
+                bands = len(explained["features"][0]) if explained["features"] else 0
+                st.markdown(
+                    f"**What the model saw**: normalised log-mel spectrogram ({bands} bands, "
+                    f"{details['frame_s'] * 1000:.0f} ms frames)"
+                )
                 st.altair_chart(
                     _spectrogram_chart(np.asarray(explained["features"]), details["frame_s"]), width="stretch"
                 )

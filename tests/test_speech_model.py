@@ -153,6 +153,16 @@ def test_ensemble_of_identical_members_equals_one_member():
     assert attention.shape == (3, 15)
 
 
+def test_feature_settings_scale_with_the_sample_rate():
+    """A 16 kHz model keeps the 25 ms windows and 10 ms frames and takes its mel bands up to 8 kHz."""
+    assert FeatureConfig.at_rate(8_000) == FeatureConfig()
+    wide = FeatureConfig.at_rate(16_000, n_mels=48)
+    assert (wide.n_fft, wide.win_length, wide.hop_length, wide.f_max) == (512, 400, 160, 8_000)
+    clip = tone_clip(3, np.random.default_rng(0), rate=16_000)
+    feats, frames = LogMelFrontend(wide)(*pad_batch([clip]))
+    assert feats.shape == (1, clip.shape[0] // 160 + 1, 48) and int(frames[0]) == feats.shape[1]
+
+
 # ---- augmentation units ---------------------------------------------------------------------
 def band_energy(wave: np.ndarray, low: float, high: float, rate: int = 8_000) -> float:
     spectrum = np.abs(np.fft.rfft(wave)) ** 2
@@ -302,7 +312,10 @@ def test_weights_record_the_command_that_made_them():
     argv = training["argv"]
     assert training["command"] == "python -m models train speech " + shlex.join(argv)
     args = _parser("train").parse_args(argv)
-    assert recorded_args(args) == training["args"]
+    today = recorded_args(args)
+    assert {key: today[key] for key in training["args"]} == training["args"]
+    # an option added after the run must default to what the run did: here, the front end it was trained with
+    assert FeatureConfig.at_rate(args.sample_rate, args.n_mels) == SPEECH_BUNDLE.features
     assert training["seeds"] == {
         "train": [args.seed + k for k in range(args.members)],
         "data": args.data_seed,
@@ -359,7 +372,10 @@ def test_training_data_never_holds_a_test_clip():
 
 
 @pytest.mark.slow
-def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, one_thread):
+@pytest.mark.parametrize(
+    "rate_options", [[], ["--sample-rate", "16000", "--n-mels", "48"]], ids=["8k", "16k"]
+)
+def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, one_thread, rate_options):
     from models.speech import SpeechBundle, data, read_metadata
     from models.speech.cli import main
 
@@ -368,12 +384,18 @@ def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, on
     fsdd_dir = dataset_dir("fsdd", "fsdd.npz")
     weights = tmp_path / "tiny.safetensors"
     argv = ["--data-dir", str(fsdd_dir), "--limit", "30", "--epochs", "1", "--hidden", "16",
-            "--conv-channels", "16", "--workers", "0", "--weights", str(weights), "--cache-dir", str(tmp_path)]  # fmt: skip
+            "--conv-channels", "16", "--workers", "0", "--weights", str(weights), "--cache-dir", str(tmp_path),
+            *rate_options]  # fmt: skip
     assert main("train", argv) == 0
     bundle = SpeechBundle.from_weights("tiny", weights)
     assert bundle.labels == data.TRAIN_LABELS and bundle.model.hidden == 16
     assert json.loads(read_metadata(weights)["training"])["argv"] == argv
-    probs = predict_clips(bundle.get_model(), [tone_clip(1, np.random.default_rng(0))], bundle.features)
+    rate = 16_000 if rate_options else 8_000
+    assert bundle.sample_rate == rate and bundle.features.n_mels == bundle.model.n_mels == (
+        48 if rate_options else 40
+    )
+    clip = tone_clip(1, np.random.default_rng(0), rate=rate)
+    probs = predict_clips(bundle.get_model(), [clip], bundle.features)
     assert probs.shape == (1, len(data.TRAIN_LABELS)) and probs.sum() == pytest.approx(1.0, abs=1e-4)
 
 
@@ -466,3 +488,20 @@ def test_non_word_chimeras_join_two_different_words():
     assert all((r >= 0).all() or (r <= 0).all() for r in reversed_words)
     with pytest.raises(ValueError, match="two different words"):
         real_other_clips(clips[::2], labels[::2], 4, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("rate", [8_000, 16_000])
+def test_band_limits_always_cut_below_the_models_nyquist(rate):
+    """The muffled-microphone limit (and, at 16 kHz, 8 kHz audio like FSDD's) never asks for a rate at
+    or above the model's own, which would leave the top band untouched."""
+    only_band_limit = AugmentConfig(
+        p_crop=0, p_speed=0, p_other_rate=0, p_bandlimit=1.0, p_telephone=0, p_laptop=0, p_reverb=0,
+        p_pad=0, p_noise=0, p_background=0, p_babble=0, p_clip=0, p_soft_clip=0,
+    )  # fmt: skip
+    rng = np.random.default_rng(4)
+    augmenter = Augmenter(only_band_limit, rate, rng)
+    for _ in range(12):
+        white = rng.standard_normal(rate).astype(np.float32)
+        limited = augmenter(white)
+        top = band_energy(limited, 0.85 * rate / 2, rate / 2, rate) / band_energy(limited, 300, 2_000, rate)
+        assert top < 0.02

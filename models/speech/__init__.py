@@ -61,6 +61,19 @@ class FeatureConfig:
     target_rms_db: float = -20.0  # each clip is scaled to this RMS level before the spectrogram
     log_floor: float = 1e-6  # added to mel power before the log (≈ -60 dB below the normalised level)
 
+    @classmethod
+    def at_rate(cls, sample_rate: int, n_mels: int = 40) -> FeatureConfig:
+        """The same 32 ms FFT, 25 ms window and 10 ms hop at `sample_rate`, mel bands up to Nyquist."""
+        scale = sample_rate / cls.sample_rate
+        return cls(
+            sample_rate=sample_rate,
+            n_fft=round(cls.n_fft * scale),
+            win_length=round(cls.win_length * scale),
+            hop_length=round(cls.hop_length * scale),
+            n_mels=n_mels,
+            f_max=sample_rate / 2,
+        )
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -59,6 +59,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     # set by --parallel-members for each of its worker processes
     parser.add_argument("--only-member", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=8_000,
+        choices=(8_000, 16_000),
+        help="the model's input rate: 8 kHz (FSDD's) or 16 kHz (Speech Commands' and most microphones')",
+    )
+    parser.add_argument("--n-mels", type=int, default=40, help="mel bands from 20 Hz to half the sample rate")
     parser.add_argument("--hidden", type=int, default=112)
     parser.add_argument("--conv-channels", type=int, default=96)
     parser.add_argument("--synth-digit-voices", type=int, default=200, help="espeak-ng voices × 10 digits")
@@ -239,7 +247,7 @@ def _train_members_in_parallel(args: argparse.Namespace, argv: list[str], scratc
 
 
 def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bundle_name: str) -> int:
-    features = FeatureConfig()
+    features = FeatureConfig.at_rate(args.sample_rate, args.n_mels)
     sets = build_training_data(args, data_dir, features.sample_rate)
     pools = sets.pop("_pools")
     repeats = {
@@ -256,6 +264,7 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
                 len(train_clips), {k: len(v) for k, v in sets.items()}, class_counts, len(val_clips))  # fmt: skip
 
     model_config = ModelConfig(
+        n_mels=features.n_mels,
         conv_channels=args.conv_channels,
         hidden=args.hidden,
         n_classes=len(speech_data.TRAIN_LABELS),
