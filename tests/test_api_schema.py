@@ -42,3 +42,14 @@ def test_every_check_runs():
 )
 def test_the_api_answers_as_its_schema_says(case):
     case.call_and_validate(checks=ALL_CHECKS)
+
+
+def test_schemathesis_run_turns_off_only_the_generators_own_health_check():
+    """`schemathesis run` (against uvicorn and Ray Serve) reads schemathesis.toml. Of Hypothesis' health
+    checks it may turn off only `filter_too_much`, which judges the generator, not the API's answers."""
+    from pathlib import Path
+
+    from schemathesis.config import SchemathesisConfig
+
+    config = SchemathesisConfig.from_path(Path(api.__file__).resolve().parents[1] / "schemathesis.toml")
+    assert [str(check) for check in config.suppress_health_check] == ["filter_too_much"]
