@@ -22,16 +22,28 @@ export PYTHONUNBUFFERED := 1
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
+# A fresh environment takes about 7 GB (torch's CUDA build alone about 5.5 GB). Say so up front rather
+# than leave pip to stop half-way with "No space left on device"; a warning, since pip may reuse files.
+INSTALL_NEEDS_GB ?= 8
+define disk_check
+	@free_gb=$$(df -Pk $(VENV) | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free_gb" -lt $(INSTALL_NEEDS_GB) ]; then \
+	  echo "warning: $$free_gb GB free for $(VENV); a fresh install needs about $(INSTALL_NEEDS_GB) GB" >&2; fi
+endef
+
 $(VENV)/.installed-runtime: requirements.txt | $(PY)
+	$(call disk_check)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt requirements-serve.txt | $(PY)
+	$(call disk_check)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -r requirements-serve.txt
 	touch $@ $(VENV)/.installed-runtime $(VENV)/.installed-serve
 
 # Ray Serve (serve/ray_app.py): `make serve` and `make test` install it, `make run` does not.
 $(VENV)/.installed-serve: requirements.txt requirements-serve.txt | $(PY)
+	$(call disk_check)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-serve.txt
 	touch $@ $(VENV)/.installed-runtime
 
