@@ -76,6 +76,16 @@ def _test_figures(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def _reading_speed(feats: dict) -> str:
+    """The speed validation chose for reading clips, when it is not their own."""
+    speed = feats.get("speed", 1.0)
+    return (
+        ""
+        if speed == 1.0
+        else f", each part read at {speed:.0%} speed (a little slower and lower, chosen on validation)"
+    )
+
+
 with st.expander("About this model and its limits", icon=":material/info:"):
     with user_facing_errors("reading the model facts"):
         facts = speech_service().info()
@@ -85,7 +95,7 @@ with st.expander("About this model and its limits", icon=":material/info:"):
         st.markdown(
             f"""
 **Model.** {feats["kind"].capitalize()} ({feats["n_mels"]} bands, {feats["win_length"] * 1000 // feats["sample_rate"]} ms
-windows every {feats["hop_length"] * 1000 // feats["sample_rate"]} ms, {feats["sample_rate"] // 1000} kHz audio) →
+windows every {feats["hop_length"] * 1000 // feats["sample_rate"]} ms, {feats["sample_rate"] // 1000} kHz audio{_reading_speed(feats)}) →
 {facts["architecture"]}; {facts["parameters"]:,} parameters ({facts["weights_bytes"] / 1e6:.1f} MB).
 Words it knows: the digits {", ".join(f"“{label}”" for label in facts["vocabulary"]["digits"])} and the
 commands {", ".join(f"“{label}”" for label in facts["vocabulary"]["commands"]) or "(none in this checkpoint)"};

@@ -332,7 +332,7 @@ class SpeechService(Service):
             "waveform": np.round(prepared.wave, 5).tolist(),
             "parts_s": [[s / self.sample_rate, e / self.sample_rate] for s, e in prepared.parts],
             "processed_audio": np.round(np.concatenate(pieces), 5).tolist(),
-            "frame_s": self.bundle.features.hop_length / self.sample_rate,
+            "frame_s": self.bundle.features.frame_seconds,
             "segments": self._explain(prepared.segments),
         }
 

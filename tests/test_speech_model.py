@@ -301,7 +301,7 @@ def test_labels_map_words_to_classes():
 def test_weights_record_the_command_that_made_them():
     """The shipped file carries the command line, data and seeds, and they match the CLI today."""
     import shlex
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from models.speech import data, read_metadata
     from models.speech.cli import _parser
@@ -314,8 +314,14 @@ def test_weights_record_the_command_that_made_them():
     args = _parser("train").parse_args(argv)
     today = recorded_args(args)
     assert {key: today[key] for key in training["args"]} == training["args"]
-    # an option added after the run must default to what the run did: here, the front end it was trained with
-    assert FeatureConfig.at_rate(args.sample_rate, args.n_mels) == SPEECH_BUNDLE.features
+    # an option added after the run must default to what the run did: here, the front end it was trained
+    # with, read at the speed validation chose afterwards
+    chosen = training["reading_speed"]["chosen"]
+    assert (
+        replace(FeatureConfig.at_rate(args.sample_rate, args.n_mels), speed=chosen) == SPEECH_BUNDLE.features
+    )
+    best = max(training["reading_speed"]["rows"], key=lambda row: row["mean"])
+    assert best["speed"] == chosen and best["reject_threshold"] == float(metadata["reject_threshold"])
     assert training["seeds"] == {
         "train": [args.seed + k for k in range(args.members)],
         "data": args.data_seed,
@@ -385,11 +391,14 @@ def test_tiny_training_run_through_the_cli_writes_a_loadable_bundle(tmp_path, on
     weights = tmp_path / "tiny.safetensors"
     argv = ["--data-dir", str(fsdd_dir), "--limit", "30", "--epochs", "1", "--hidden", "16",
             "--conv-channels", "16", "--workers", "0", "--weights", str(weights), "--cache-dir", str(tmp_path),
-            *rate_options]  # fmt: skip
+            "--reading-speeds", "1.0,0.97", *rate_options]  # fmt: skip
     assert main("train", argv) == 0
     bundle = SpeechBundle.from_weights("tiny", weights)
     assert bundle.labels == data.TRAIN_LABELS and bundle.model.hidden == 16
-    assert json.loads(read_metadata(weights)["training"])["argv"] == argv
+    training = json.loads(read_metadata(weights)["training"])
+    assert training["argv"] == argv
+    assert [row["speed"] for row in training["reading_speed"]["rows"]] == [1.0, 0.97]
+    assert bundle.features.speed == training["reading_speed"]["chosen"] in (1.0, 0.97)
     rate = 16_000 if rate_options else 8_000
     assert bundle.sample_rate == rate and bundle.features.n_mels == bundle.model.n_mels == (
         48 if rate_options else 40
@@ -505,3 +514,91 @@ def test_band_limits_always_cut_below_the_models_nyquist(rate):
         limited = augmenter(white)
         top = band_energy(limited, 0.85 * rate / 2, rate / 2, rate) / band_energy(limited, 300, 2_000, rate)
         assert top < 0.02
+
+
+def test_frontend_reads_a_clip_at_its_speed_alone_or_in_a_batch():
+    """speed < 1 is the clip resampled to play slower before the spectrogram, whatever it is batched with."""
+    from dataclasses import replace
+
+    import torchaudio
+
+    slow = replace(FeatureConfig(), speed=0.96)
+    rng = np.random.default_rng(0)
+    clips = [tone_clip(k, rng) for k in (1, 4, 7)]
+    waves, lengths = pad_batch(clips)
+    batched, frames = LogMelFrontend(slow)(waves, lengths)
+    for k, clip in enumerate(clips):
+        resampled = torchaudio.functional.resample(torch.from_numpy(clip), 7_680, 8_000)
+        alone, alone_frames = LogMelFrontend(FeatureConfig())(resampled[None], torch.tensor([len(resampled)]))
+        assert int(frames[k]) == int(alone_frames[0]) > len(clip) // 80 + 1
+        assert torch.allclose(batched[k, : frames[k]], alone[0, : alone_frames[0]], atol=1e-4)
+    assert slow.frame_seconds == pytest.approx(0.0096) and FeatureConfig().frame_seconds == pytest.approx(
+        0.01
+    )
+
+
+def test_reading_speed_takes_the_best_selection_mean_and_ties_go_to_one():
+    from models.speech.calibration import selection_score
+    from models.speech.data import N_WORDS, OTHER_INDEX, TRAIN_LABELS
+    from models.speech.reading_speed import choose_speed
+
+    labels = {"fsdd_val": np.array([0, 1, 2, 3]), "words_val": np.array([10, 11, OTHER_INDEX, OTHER_INDEX])}
+    n_classes = len(TRAIN_LABELS)
+
+    def confident(answers):
+        probs = np.full((len(answers), n_classes), 0.01)
+        probs[np.arange(len(answers)), answers] = 1.0
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    right = {name: confident(y) for name, y in labels.items()}
+    one_wrong = {"fsdd_val": confident(np.array([0, 1, 2, 4])), "words_val": right["words_val"]}
+    outcomes = {1.0: one_wrong, 0.97: right, 0.95: right, 0.9: one_wrong}
+    choice = choose_speed(
+        outcomes.__getitem__, labels, ("fsdd_val", "words_val"), grid=(0.9, 0.95, 0.97, 1.0)
+    )
+    assert choice.speed == 0.97  # best mean, and of the two tied best the nearer to 1
+    assert [row["speed"] for row in choice.rows] == [0.9, 0.95, 0.97, 1.0]
+    assert choice.rows[2]["mean"] == selection_score(choice.validation) == 1.0
+    assert choice.rows[3]["mean"] == pytest.approx((0.75 + 1.0 + 1.0) / 3, abs=1e-4)
+    assert choice.validation["words_val"]["other_rejected"] == 1.0 and N_WORDS == 20
+
+
+@pytest.mark.slow
+def test_reading_speed_cli_rechooses_an_existing_file_without_touching_its_tensors(tmp_path, one_thread):
+    from safetensors.torch import load_file
+
+    from models.speech import SpeechBundle, data, read_metadata
+    from models.speech.cli import main
+    from models.speech.reading_speed import main as reading_speed_main
+
+    if not data.espeak_available():
+        pytest.skip("espeak-ng not installed")
+    fsdd_dir = dataset_dir("fsdd", "fsdd.npz")
+    weights = tmp_path / "tiny.safetensors"
+    argv = ["--data-dir", str(fsdd_dir), "--limit", "30", "--epochs", "1", "--hidden", "16", "--conv-channels",
+            "16", "--weights", str(weights), "--cache-dir", str(tmp_path), "--reading-speeds", "1.0"]  # fmt: skip
+    assert main("train", argv) == 0
+    assert SpeechBundle.from_weights("tiny", weights).features.speed == 1.0
+    tensors = load_file(str(weights))
+    retune = [
+        "--data-dir",
+        str(fsdd_dir),
+        "--weights",
+        str(weights),
+        "--speeds",
+        "0.93,1.05",
+        "--threads",
+        "1",
+    ]
+    assert reading_speed_main(retune) == 0
+    bundle = SpeechBundle.from_weights("tiny", weights)
+    record = bundle.training["reading_speed"]
+    assert [row["speed"] for row in record["rows"]] == [0.93, 1.05]
+    assert bundle.features.speed == record["chosen"] in (0.93, 1.05)
+    chosen_row = next(row for row in record["rows"] if row["speed"] == record["chosen"])
+    assert bundle.reject_threshold == chosen_row["reject_threshold"]
+    assert record["command"].startswith("python -m models.speech.reading_speed --data-dir")
+    assert bundle.training["argv"] == argv  # the run's own record is kept
+    after = load_file(str(weights))
+    assert after.keys() == tensors.keys() and all(torch.equal(after[k], tensors[k]) for k in tensors)
+    assert json.loads(read_metadata(weights)["features"])["speed"] == bundle.features.speed

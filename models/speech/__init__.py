@@ -60,6 +60,20 @@ class FeatureConfig:
     f_max: float = 4_000.0  # Nyquist at 8 kHz
     target_rms_db: float = -20.0  # each clip is scaled to this RMS level before the spectrogram
     log_floor: float = 1e-6  # added to mel power before the log (≈ -60 dB below the normalised level)
+    # Each clip is resampled to play at this speed (tempo and pitch together) before the spectrogram.
+    # Training reads clips at 1.0; afterwards validation chooses the speed the trained networks read
+    # real voices best at (models.speech.reading_speed): below 1 is a little slower and lower.
+    speed: float = 1.0
+
+    @property
+    def frame_seconds(self) -> float:
+        """Time of the input between two frames (the hop, in the clip's own time before resampling)."""
+        return self.hop_length * self.speed / self.sample_rate
+
+    @property
+    def speed_source_rate(self) -> int:
+        """The rate a clip is taken to have when it is resampled to `sample_rate` to play at `speed`."""
+        return round(self.sample_rate * self.speed)
 
     @classmethod
     def at_rate(cls, sample_rate: int, n_mels: int = 40) -> FeatureConfig:
@@ -116,6 +130,13 @@ class LogMelFrontend(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, N) zero-padded, lengths (B,) in samples → features (B, T, n_mels), frames (B,)."""
         lengths = lengths.to(waves.device)
+        if self.config.speed_source_rate != self.config.sample_rate:
+            source_rate = self.config.speed_source_rate
+            waves = torchaudio.functional.resample(waves, source_rate, self.config.sample_rate)
+            # torchaudio's output length for a lone clip, so a batched clip keeps its own frames
+            lengths = torch.div(
+                lengths * self.config.sample_rate + source_rate - 1, source_rate, rounding_mode="floor"
+            )
         sample_mask = torch.arange(waves.shape[1], device=waves.device)[None, :] < lengths[:, None]  # (B, N)
         valid = sample_mask.float()
         count = valid.sum(dim=1, keepdim=True).clamp_min(1.0)

@@ -13,6 +13,14 @@ import numpy as np
 from models.speech.data import N_WORDS, OTHER_INDEX, SILENCE_INDEX
 
 MAX_FALSE_REJECT = 0.03  # known words of real validation voices rejected at most this often
+# The rule fixed before the runs that picks between them (and between reading speeds): the mean of
+# these real-voice validation figures, (validation set, figure of decision_report).
+SELECTION_FIGURES = (
+    ("fsdd_val", "digit_accuracy"),
+    ("extra_val", "digit_accuracy"),
+    ("words_val", "command_accuracy"),
+    ("words_val", "other_rejected"),
+)
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.96, 0.01), 2)
 
 
@@ -58,3 +66,31 @@ def decision_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -> 
     if quiet.any():
         out["silence_recognised"] = round(float((~answered_word)[quiet].mean()), 4)
     return out
+
+
+def calibrate(
+    set_probs: dict[str, np.ndarray], set_labels: dict[str, np.ndarray], real_sets: tuple[str, ...]
+) -> tuple[float, dict[str, dict]]:
+    """The threshold chosen on the real-voice sets among `real_sets`, and the decision report of every
+    set under it, with "all" for every clip together."""
+    real = [name for name in real_sets if name in set_probs]
+    threshold = rejection_threshold(
+        np.concatenate([set_probs[name] for name in real]),
+        np.concatenate([set_labels[name] for name in real]),
+        MAX_FALSE_REJECT,
+    )
+    validation = {
+        name: decision_report(probs, set_labels[name], threshold) for name, probs in set_probs.items()
+    }
+    validation["all"] = decision_report(
+        np.concatenate(list(set_probs.values())),
+        np.concatenate([set_labels[n] for n in set_probs]),
+        threshold,
+    )
+    return threshold, validation
+
+
+def selection_score(validation: dict[str, dict]) -> float | None:
+    """The mean of the SELECTION_FIGURES present in `validation` (None when none is)."""
+    figures = [validation[name][key] for name, key in SELECTION_FIGURES if key in validation.get(name, {})]
+    return float(np.mean(figures)) if figures else None

@@ -81,6 +81,7 @@ def render_training(metrics: dict) -> str:
         f"- Training examples per epoch by class: {json.dumps(training.get('class_counts_per_epoch', {}))}.",
         f"- Wall time: {training.get('train_wall_s', float('nan')) / 60:.1f} min on {training.get('device', '?')}.",
         _threshold_line(metrics.get("reject_threshold", 0.0), training),
+        *_reading_speed_lines(training.get("reading_speed")),
         "",
         "| validation set (carved from the training data) | "
         + " | ".join(n for _, n in VALIDATION_COLUMNS)
@@ -108,6 +109,19 @@ def _threshold_line(threshold: float, training: dict) -> str:
         "unanswered, and with no threshold at all more than that were already answered “other”, so "
         "only the `other` class rejects."
     )
+
+
+def _reading_speed_lines(choice: dict | None) -> list[str]:
+    if not choice:
+        return []
+    tried = ", ".join(
+        f"{row['speed']:.2f} → {row['mean']:.3f}" for row in choice["rows"] if row.get("mean") is not None
+    )
+    made_by = f" by `{choice['command']}`" if choice.get("command") else ""
+    return [
+        f"- Reading speed: every clip is resampled to play at {choice['chosen']:.2f}× before the spectrogram, "
+        f"chosen on validation{made_by} ({choice['rule']}). Speed → mean: {tried}."
+    ]
 
 
 def update_card_training(metrics: dict, card: Path = CARD_PATH) -> None:

@@ -224,7 +224,7 @@ def training_summary(bundle: SpeechBundle) -> dict:
     """What the weights say about the run that made them (empty for a checkpoint without a record)."""
     training = bundle.training
     keys = ("command", "seeds", "data", "repeats", "extra_repeat", "class_counts_per_epoch", "validation",
-            "max_false_reject", "threshold_set_on", "train_wall_s", "device")  # fmt: skip
+            "max_false_reject", "threshold_set_on", "reading_speed", "train_wall_s", "device")  # fmt: skip
     return {key: training[key] for key in keys if key in training}
 
 

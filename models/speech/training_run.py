@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,8 @@ from safetensors.torch import save_file
 from models.runtime import describe_device, select_device
 from models.speech import DigitEnsemble, FeatureConfig, ModelConfig
 from models.speech import data as speech_data
-from models.speech.calibration import MAX_FALSE_REJECT, decision_report, rejection_threshold
+from models.speech.calibration import MAX_FALSE_REJECT
+from models.speech.reading_speed import SPEED_GRID, choose_speed, parse_grid
 from models.speech.train import AugmentConfig, TrainConfig, _progress, load_fsdd, predict_clips, train_model
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="resumable per-epoch checkpoint (resumed if present)")
     parser.add_argument("--workers", type=int, default=0, help="batch preparation processes (0: in-process)")
     parser.add_argument("--limit", type=int, default=0, help="use at most N clips per source (quick runs)")
+    parser.add_argument(
+        "--reading-speeds",
+        type=parse_grid,
+        default=SPEED_GRID,
+        help="speeds the trained networks are tried at on validation, the best kept (models.speech.reading_speed)",
+    )
 
 
 def _cap(clip_set: speech_data.ClipSet, limit: int, rng: np.random.Generator) -> speech_data.ClipSet:
@@ -315,17 +322,19 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
     model = DigitEnsemble.from_members(members).eval()
     wall = time.perf_counter() - started
 
-    set_probs = {name: predict_clips(model, sets[name].clips, features) for name in val_names}
-    real = [name for name in REAL_VALIDATION_SETS if name in set_probs]
-    threshold = rejection_threshold(
-        np.concatenate([set_probs[name] for name in real]),
-        np.concatenate([sets[name].labels for name in real]),
-        MAX_FALSE_REJECT,
+    choice = choose_speed(
+        lambda speed: {
+            name: predict_clips(model, sets[name].clips, replace(features, speed=speed)) for name in val_names
+        },
+        {name: sets[name].labels for name in val_names},
+        REAL_VALIDATION_SETS,
+        args.reading_speeds,
     )
-    validation = {
-        name: decision_report(probs, sets[name].labels, threshold) for name, probs in set_probs.items()
-    }
-    validation["all"] = decision_report(np.concatenate(list(set_probs.values())), val_labels, threshold)
+    features, threshold, validation = (
+        replace(features, speed=choice.speed),
+        choice.threshold,
+        choice.validation,
+    )
     training = {
         "command": "python -m models train speech " + shlex.join(argv),
         "argv": argv,
@@ -338,7 +347,8 @@ def run_training(args: argparse.Namespace, argv: list[str], data_dir: Path, bund
         "augment": asdict(augment),
         "validation": validation,
         "max_false_reject": MAX_FALSE_REJECT,
-        "threshold_set_on": real,
+        "threshold_set_on": [name for name in REAL_VALIDATION_SETS if name in validation],
+        "reading_speed": choice.record(),
         "train_wall_s": round(wall, 1),
         "device": describe_device(device)["name"],
     }
