@@ -121,6 +121,12 @@ class LogMelFrontend(nn.Module):
             power=2.0,
             center=True,
         )
+        # the resampling kernel is built once here, not on every call
+        self.reading_speed = (
+            torchaudio.transforms.Resample(config.speed_source_rate, config.sample_rate)
+            if config.speed_source_rate != config.sample_rate
+            else None
+        )
 
     def frame_count(self, lengths: torch.Tensor) -> torch.Tensor:
         return lengths // self.config.hop_length + 1  # center=True framing
@@ -130,9 +136,9 @@ class LogMelFrontend(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, N) zero-padded, lengths (B,) in samples → features (B, T, n_mels), frames (B,)."""
         lengths = lengths.to(waves.device)
-        if self.config.speed_source_rate != self.config.sample_rate:
+        if self.reading_speed is not None:
             source_rate = self.config.speed_source_rate
-            waves = torchaudio.functional.resample(waves, source_rate, self.config.sample_rate)
+            waves = self.reading_speed(waves)
             # torchaudio's output length for a lone clip, so a batched clip keeps its own frames
             lengths = torch.div(
                 lengths * self.config.sample_rate + source_rate - 1, source_rate, rounding_mode="floor"
