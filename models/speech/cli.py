@@ -2,8 +2,9 @@
 
 train     trains the recognizer (digits 0–9, ten commands, "other", "silence") on FSDD recordings
           5–49, the train split of speech_commands_digits_extra and speech_commands_words with its
-          noise (found beside DIR), and espeak-ng voices (cached under --cache-dir); picks the "not a
-          word I know" threshold on validation carved from that training data; writes the safetensors
+          noise (found beside DIR), and espeak-ng voices (cached under --cache-dir); picks the reading
+          speed and the "not a word I know" threshold on validation carved from that training data
+          (models.speech.reading_speed); writes the safetensors
           weights with the command line, data and seeds (models.speech.training_run).
 evaluate  scores the weights on FSDD's test split (recordings 0–4) and, when found beside DIR, on
           speech_commands_subset (all 300 clips) and the test split of speech_commands_digits_extra,
