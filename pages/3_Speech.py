@@ -79,11 +79,10 @@ def _test_figures(metrics: dict) -> str:
 def _reading_speed(feats: dict) -> str:
     """The speed validation chose for reading clips, when it is not their own."""
     speed = feats.get("speed", 1.0)
-    return (
-        ""
-        if speed == 1.0
-        else f", each part read at {speed:.0%} speed (a little slower and lower, chosen on validation)"
-    )
+    if speed == 1.0:
+        return ""
+    how = "slower and lower" if speed < 1.0 else "faster and higher"
+    return f", each part read at {speed:.0%} speed (a little {how}, chosen on validation)"
 
 
 with st.expander("About this model and its limits", icon=":material/info:"):

@@ -163,6 +163,18 @@ def test_about_box_reads_its_figures_from_the_metrics_file(app):
     assert f"{metrics['test_sets']['digit_strings']['exact_match']:.3f}" in about
 
 
+def test_about_box_states_the_models_own_rate_and_reading_speed(app):
+    from models.speech import SPEECH_BUNDLE
+
+    features = SPEECH_BUNDLE.features
+    about = markdown_text(app)
+    assert f"{features.sample_rate // 1000} kHz audio" in about
+    if features.speed != 1.0:
+        assert f"read at {features.speed:.0%} speed" in about and "chosen on validation" in about
+    else:
+        assert "speed (a little" not in about
+
+
 def test_page_never_imports_torch():
     source = Path(PAGE).read_text()
     assert "import torch" not in source
