@@ -90,7 +90,16 @@ def calibrate(
     return threshold, validation
 
 
+def selection_figures(validation: dict[str, dict]) -> dict[str, float]:
+    """The SELECTION_FIGURES present in `validation`, named "set figure"."""
+    return {
+        f"{name} {key}": validation[name][key]
+        for name, key in SELECTION_FIGURES
+        if key in validation.get(name, {})
+    }
+
+
 def selection_score(validation: dict[str, dict]) -> float | None:
     """The mean of the SELECTION_FIGURES present in `validation` (None when none is)."""
-    figures = [validation[name][key] for name, key in SELECTION_FIGURES if key in validation.get(name, {})]
+    figures = list(selection_figures(validation).values())
     return float(np.mean(figures)) if figures else None

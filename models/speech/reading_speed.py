@@ -4,8 +4,8 @@ The networks learn from clips at their own speed (augmented ±15 %). Once traine
 grid is tried on the validation sets carved from the training data: the "not a word I know" threshold
 is re-chosen for it exactly as training chooses it, and the speed with the best mean of the real-voice
 figures that pick runs (`calibration.SELECTION_FIGURES`) wins; a tie goes to the speed nearest 1.
-The shipped networks read strangers best a little slower and lower than they speak, most likely because
-their real voices are mostly adult men (FSDD's six speakers) and espeak-ng's default voices.
+The shipped networks read strangers best a little slower and lower than they speak; a guess, not
+tested: their real training voices are mostly adult men (FSDD's six speakers, espeak-ng's defaults).
 
 `python -m models train speech` ends with this choice. For a file already trained,
 `python -m models.speech.reading_speed --data-dir ../shared/data/fsdd [--weights FILE]` rebuilds that
@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.speech import SpeechBundle, read_metadata
-from models.speech.calibration import SELECTION_FIGURES, calibrate, selection_score
+from models.speech.calibration import SELECTION_FIGURES, calibrate, selection_figures, selection_score
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,7 @@ def choose_speed(
     for speed in grid:
         threshold, validation = calibrate(probs_at(speed), set_labels, real_sets)
         score = selection_score(validation)
-        figures = {
-            f"{name} {key}": validation[name][key]
-            for name, key in SELECTION_FIGURES
-            if key in validation.get(name, {})
-        }
-        rows.append({"speed": speed, "reject_threshold": threshold, **figures,
+        rows.append({"speed": speed, "reject_threshold": threshold, **selection_figures(validation),
                      "mean": None if score is None else round(score, 4)})  # fmt: skip
         logger.info(
             "reading speed %.2f: threshold %.2f, selection mean %s", speed, threshold, rows[-1]["mean"]
