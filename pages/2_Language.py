@@ -80,6 +80,8 @@ with st.expander("About these models and their limits", icon=":material/info:"):
     if table:
         st.markdown(table)
         st.caption(f"Measured by `{metrics.get('command', 'python -m models evaluate nlp')}`.")
+        if info.get("mistakes_lean"):
+            st.caption(info["mistakes_lean"])
 
 # Only the open tab runs (and only its widgets' scripts reach a first-time visitor's browser).
 sentiment_tab, similarity_tab, summary_tab, batch_tab = st.tabs(

@@ -111,6 +111,16 @@ METRIC_GLOSSARY: dict[str, tuple[str, str, str]] = {
         "share of digits or commands the app answered 'not a word I know' (lower is better)",
         PERCENT,
     ),
+    "negatives_read_positive_rate": (
+        "Negative texts read as positive",
+        "share of the negative texts the model called positive (lower is better)",
+        PERCENT,
+    ),
+    "positives_read_negative_rate": (
+        "Positive texts read as negative",
+        "share of the positive texts the model called negative (lower is better)",
+        PERCENT,
+    ),
     "speakers": ("Speakers", "how many different voices the clips come from", COUNT),
     "speakers_all_right": (
         "Speakers read without a mistake",

@@ -91,6 +91,15 @@ def test_score_test_sets_reports_each_present_set(tiny_root):
     hotels = scores["opener_en_hotels"]
     assert hotels["n"] == 10 and 0 <= hotels["ece"] <= 1
     assert sum(map(sum, hotels["confusion_matrix"])) == 10
+    (negatives_right, negatives_read_positive), (positives_read_negative, positives_right) = hotels[
+        "confusion_matrix"
+    ]
+    assert hotels["negatives_read_positive_rate"] == pytest.approx(
+        negatives_read_positive / max(1, negatives_right + negatives_read_positive), abs=1e-4
+    )
+    assert hotels["positives_read_negative_rate"] == pytest.approx(
+        positives_read_negative / max(1, positives_read_negative + positives_right), abs=1e-4
+    )
     assert scores["finegrained_product_reviews"]["n"] == 50  # five files read together
 
 
@@ -188,6 +197,30 @@ def test_card_domain_table_changes_with_the_metrics(tmp_path):
     card.write_text(f"# card\n{START}\n{END}\n", encoding="utf-8")
     row = {"n": 10, "accuracy": 0.8, "ece": 0.05, "ece_temperature_1": 0.1}
     assert update_card({"test_sets": {"opener_en_hotels": row}}, card)
-    assert "| 0.8000 |" in card_table(card)
+    assert "| 0.8000 | – | – |" in card_table(card)  # metrics written before the error directions
     assert update_card({"test_sets": {"opener_en_hotels": {**row, "accuracy": 0.9}}}, card)
     assert "| 0.9000 |" in card_table(card) and "0.8000" not in card_table(card)
+    leaning = {**row, "negatives_read_positive_rate": 0.25, "positives_read_negative_rate": 0.02}
+    assert update_card({"test_sets": {"opener_en_hotels": leaning}}, card)
+    assert "| 0.8000 | 25.0% | 2.0% |" in card_table(card)
+    assert "25.0% of its negative texts were read as positive" in card_table(card)
+
+
+def test_error_directions_and_the_strongest_lean():
+    """Which way the mistakes go: rows of the confusion matrix are the truth (negative, positive)."""
+    from models.nlp.card import strongest_lean
+    from models.nlp.evaluate import error_directions
+
+    leaning_positive = error_directions([[60, 40], [5, 95]])
+    assert leaning_positive == {"negatives_read_positive_rate": 0.4, "positives_read_negative_rate": 0.05}
+    leaning_negative = error_directions([[90, 10], [30, 70]])
+    assert error_directions([[0, 0], [0, 0]]) == {
+        "negatives_read_positive_rate": 0.0,
+        "positives_read_negative_rate": 0.0,
+    }
+    sentence = strongest_lean({"tweets": leaning_positive, "hotels": leaning_negative})
+    assert "`tweets`" in sentence and "40.0% of its negative texts were read as positive" in sentence
+    assert "5.0% of its positive texts read as negative" in sentence
+    sentence = strongest_lean({"hotels": leaning_negative, "shop": error_directions([[99, 1], [1, 99]])})
+    assert "`hotels`" in sentence and "30.0% of its positive texts were read as negative" in sentence
+    assert strongest_lean({"old": {"accuracy": 0.9}}) == ""  # metrics written before the rates existed

@@ -166,6 +166,18 @@ def test_about_box_shows_the_out_of_domain_range_beside_the_benchmark():
     assert f"**{min(outside):.1%}–{max(outside):.1%}**" in about  # read from metrics.json, not typed
 
 
+def test_about_box_says_which_way_the_mistakes_lean():
+    import json
+
+    from models.nlp.card import strongest_lean
+
+    metrics = json.loads((REPO_ROOT / "models/nlp/metrics.json").read_text())
+    lean = strongest_lean(metrics["test_sets"])
+    assert lean, "metrics.json has no error directions: run python -m models evaluate nlp"
+    captions = [caption.value for caption in _page().caption]
+    assert lean in captions
+
+
 def test_batch_summary_counts_a_mixed_text_on_its_own():
     """Issue 32: "Great food, rude staff." (read as mixed, overall label positive) was counted as positive."""
     at = open_tab(_page(), "nlp_tab", "Batch")

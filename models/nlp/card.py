@@ -23,16 +23,23 @@ def render_domain_table(metrics: dict[str, Any]) -> str:
     """Markdown: one row per test-only set scored, with its accuracy, calibration error and terms."""
     known = {t.key: t for t in TEST_ONLY_SETS}
     lines = [
-        "| test-only set | sentences | accuracy | ECE | ECE at T = 1 | licence / terms |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| test-only set | sentences | accuracy | negatives read positive | positives read negative "
+        "| ECE | ECE at T = 1 | licence / terms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for key, row in (metrics.get("test_sets") or {}).items():
+    test_sets = metrics.get("test_sets") or {}
+    for key, row in test_sets.items():
         description = row.get("description") or (known[key].description if key in known else key)
         licence = row.get("licence") or (known[key].licence if key in known else "")
         lines.append(
             f"| `{key}`: {description} | {row['n']:,} | {row['accuracy']:.4f} | "
+            f"{_rate(row, 'negatives_read_positive_rate')} | {_rate(row, 'positives_read_negative_rate')} | "
             f"{row['ece']:.4f} | {row['ece_temperature_1']:.4f} | {licence} |"
         )
+    lean = strongest_lean(test_sets)
+    if lean:
+        lines.append("")
+        lines.append(lean)
     if "test_sets_mean_accuracy" in metrics:
         lines.append("")
         mean = f"Unweighted mean accuracy over the test-only sets other than SST-2 dev: {metrics['test_sets_mean_accuracy']:.4f}"
@@ -42,6 +49,30 @@ def render_domain_table(metrics: dict[str, Any]) -> str:
     if metrics.get("command"):
         lines.append(f"Measured by `{metrics['command']}`.")
     return "\n".join(lines)
+
+
+def _rate(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.1%}" if isinstance(row.get(key), int | float) else "–"
+
+
+def strongest_lean(test_sets: dict[str, Any]) -> str:
+    """One sentence naming the set whose mistakes lean furthest one way ("" when no set has both rates)."""
+    leans = {
+        key: row["negatives_read_positive_rate"] - row["positives_read_negative_rate"]
+        for key, row in test_sets.items()
+        if isinstance(row.get("negatives_read_positive_rate"), int | float)
+        and isinstance(row.get("positives_read_negative_rate"), int | float)
+    }
+    if not leans:
+        return ""
+    key = max(leans, key=lambda k: abs(leans[k]))
+    row = test_sets[key]
+    wrong, right = ("negative", "positive") if leans[key] > 0 else ("positive", "negative")
+    return (
+        f"Mistakes lean furthest one way on `{key}`: {row[f'{wrong}s_read_{right}_rate']:.1%} of its {wrong} "
+        f"texts were read as {right}, against {row[f'{right}s_read_{wrong}_rate']:.1%} of its {right} texts "
+        f"read as {wrong}."
+    )
 
 
 def render_sources_table(metrics: dict[str, Any]) -> str:

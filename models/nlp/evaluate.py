@@ -82,6 +82,16 @@ def training_sources() -> list[dict]:
     ]
 
 
+def error_directions(matrix: list[list[int]]) -> dict[str, float]:
+    """Which way a set's mistakes lean, from its 2x2 confusion matrix (rows = truth: negative, positive):
+    two sets with the same accuracy can fail the opposite way, and a user of the demo should know which."""
+    negatives, positives = sum(matrix[0]), sum(matrix[1])
+    return {
+        "negatives_read_positive_rate": round(matrix[0][1] / max(1, negatives), 4),
+        "positives_read_negative_rate": round(matrix[1][0] / max(1, positives), 4),
+    }
+
+
 def score_test_sets(model, tokenizer, root: Path, temperature: float) -> dict:
     """Accuracy, ECE (at the shipped temperature and at 1) and confusion matrix on every test-only set
     present under root; sets that are absent are left out."""
@@ -100,6 +110,7 @@ def score_test_sets(model, tokenizer, root: Path, temperature: float) -> dict:
             matrix[truth][guess] += 1
         scores[test_set.key] = {
             "accuracy": round((matrix[0][0] + matrix[1][1]) / max(1, len(data)), 4),
+            **error_directions(matrix),
             "ece": expected_calibration_error(torch.softmax(logits / temperature, -1), data.labels),
             "ece_temperature_1": expected_calibration_error(torch.softmax(logits, -1), data.labels),
             "n": len(data),

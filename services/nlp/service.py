@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import torch
 
 from models.nlp import PACKAGE_DIR, SST2_SENTIMENT, SentimentBundle
+from models.nlp.card import strongest_lean
 from services.base import Service, cached_loader
 from services.errors import NothingFoundError
 from services.nlp.classifier import BF16_MIN_TOKENS, SentimentClassifier, Window
@@ -280,6 +281,7 @@ class NlpService(Service):
                 "max_tokens": self.bundle.max_length,
             },
             "metrics": metrics,
+            "mistakes_lean": strongest_lean(metrics.get("test_sets") or {}),
             "device": str(self.device),
             "runtime": self._runtime(),
             "load_ms": self.load_ms,
