@@ -147,3 +147,38 @@ def test_the_cli_trains_the_recipe_and_records_its_command(tiny_root, tmp_path):
     assert record["config"]["per_epoch_scale"] == 0.002
     assert (work / "epoch1.safetensors").is_file()
     assert load_sentiment_model(replace(SST2_SENTIMENT, weights=out), torch.device("cpu")) is not None
+
+
+def test_the_sst2_first_stage_trains_on_sst2_alone_and_the_mixed_stage_starts_from_it(tiny_root, tmp_path):  # noqa: F811
+    from safetensors.torch import load_file
+
+    from models.nlp.train import train_sentiment
+
+    torch.set_num_threads(1)
+    out, work = tmp_path / "sentiment.safetensors", tmp_path / "work"
+    config = replace(TINY, epochs=1, sst2_first_epochs=1, soup_sizes=())
+    lines: list[str] = []
+    record = train_sentiment(tiny_root, out, work, config, SETTINGS, progress=lines.append)
+    first = record["sst2_first"]
+    assert set(first["train_rows"]) == {"sst2"} and set(first["validation"]) == {"sst2", "macro"}
+    # every SST-2 row each epoch (times the tiny run's scale), not the mixed stage's share
+    assert first["rows_per_epoch"]["sst2"] == max(
+        1, round(first["train_rows"]["sst2"] * TINY.per_epoch_scale)
+    )
+    # the mixed stage started from the SST-2 stage's last epoch and validates on every source
+    start = work / "sst2_first" / "epoch1.safetensors"
+    assert f"starting from {start}" in lines
+    assert set(record["validation"]) == {"sst2", *(s.key for s in MIXED_SOURCES), "macro"}
+    assert record["config"]["sst2_first_epochs"] == 1
+    assert record["train_minutes"] >= first["train_minutes"]
+    # both stages hold out the same SST-2 rows, so none of the chosen stage's validation was trained on
+    splits = load_multi_domain(
+        tiny_root, MIXED_SOURCES, sst2_validation_rows=TINY.sst2_validation_rows, seed=0
+    )
+    assert first["validation_rows"]["sst2"] == len(splits.validation["sst2"])
+    # a rerun skips the finished SST-2 stage instead of training it again
+    before = load_file(str(start))
+    lines.clear()
+    train_sentiment(tiny_root, out, work, config, SETTINGS, progress=lines.append)
+    assert any(line.startswith("SST-2-first stage already done") for line in lines)
+    assert all(torch.equal(before[k], v) for k, v in load_file(str(start)).items())

@@ -31,7 +31,7 @@ def _data_dir(value: str | None) -> Path:
 def _train(argv: list[str]) -> int:
     from dataclasses import replace
 
-    from models.nlp.train import MixedConfig, train_mixed
+    from models.nlp.train import MixedConfig, train_sentiment
 
     defaults = MixedConfig()
     parser = argparse.ArgumentParser(prog="python -m models train nlp", description=__doc__)
@@ -64,6 +64,12 @@ def _train(argv: list[str]) -> int:
         action="store_true",
         help="draw each source half negative, half positive (an experiment that lost on validation)",
     )
+    parser.add_argument(
+        "--sst2-first-epochs",
+        type=int,
+        default=defaults.sst2_first_epochs,
+        help="first train this many epochs on SST-2 alone, then the mixed stage from there (0: mixed only)",
+    )
     args = parser.parse_args(argv)
     data_dir = _data_dir(args.data_dir)
     torch.set_num_threads(max(1, args.threads))
@@ -74,10 +80,11 @@ def _train(argv: list[str]) -> int:
         limit_rows=args.limit_rows,
         per_epoch_scale=args.per_epoch_scale,
         balance_labels=args.balance_labels or defaults.balance_labels,
+        sst2_first_epochs=args.sst2_first_epochs,
     )
     work_dir = args.work_dir or args.out.parent / f"{args.out.stem}.mixed-work"
     # the other sets sit beside the SST-2 folder (../shared/data/sst2 -> ../shared/data)
-    summary = train_mixed(data_dir.parent, args.out, work_dir, config, SST2_SENTIMENT.finetune)
+    summary = train_sentiment(data_dir.parent, args.out, work_dir, config, SST2_SENTIMENT.finetune)
     record = {
         "task": "nlp",
         "action": "train",

@@ -281,6 +281,15 @@ class DomainSplits:
             dict(self.sources),
         )
 
+    def only(self, *keys: str) -> DomainSplits:
+        """The same rows restricted to the sources `keys` (a stage that trains on some of them)."""
+        return DomainSplits(
+            {k: v for k, v in self.train.items() if k in keys},
+            {k: v for k, v in self.validation.items() if k in keys},
+            {k: v for k, v in self.dropped_as_test_overlap.items() if k in keys},
+            {k: v for k, v in self.sources.items() if k in keys},
+        )
+
 
 def _split(
     data: LabelledTexts, share: float, rng: random.Random, cap: int | None = None

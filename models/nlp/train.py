@@ -55,7 +55,7 @@ class MixedConfig:
     warmup_frac: float = 0.06
     max_length: int = 96  # sentences and tweets: 96 wordpieces cover > 99 % of them
     long_text_tokens: int = 128  # whole reviews: first and last tokens up to this many
-    sst2_per_epoch: int = MIXED_SST2_PER_EPOCH
+    sst2_per_epoch: int | None = MIXED_SST2_PER_EPOCH  # None: every SST-2 training row each epoch
     sst2_validation_rows: int = 1000  # held out of SST-2 train before the first step
     soup_sizes: tuple[int, ...] = (2, 3)  # candidate soups: the last k epoch checkpoints
     # True: each source's draws are half negative, half positive (a source's label mix says how it was
@@ -68,6 +68,12 @@ class MixedConfig:
     checkpoint_every: int = 500
     limit_rows: int | None = None  # cap on every source's train and validation rows (tests, smoke runs)
     per_epoch_scale: float = 1.0  # multiplies every per-epoch draw (tests, smoke runs)
+    # > 0: the recipe first trains this many epochs on SST-2 train alone (every row but the held-out
+    # slice), and the mixed stage starts from those weights: the issue's "short second stage as before",
+    # now with every source in the second stage (`train_sentiment`)
+    sst2_first_epochs: int = 0
+    sst2_only: bool = False  # this stage trains and validates on SST-2 alone (the SST-2-first stage)
+    init_from: str | None = None  # full state dict (an epoch checkpoint) this stage starts from
 
 
 def _progress(line: str) -> None:
@@ -268,7 +274,7 @@ def train_mixed(
     progress: Callable[[str], None] = _progress,
 ) -> dict:
     """Train (or resume) the mixed stage in `work_dir`, pick the shipped weights on validation, write out_path."""
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     from models.nlp import load_sentiment_model, write_temperature
 
@@ -280,6 +286,8 @@ def train_mixed(
     )
     if config.limit_rows is not None:
         splits = splits.limited(config.limit_rows)
+    if config.sst2_only:
+        splits = splits.only("sst2")
     counts = per_epoch_counts(splits, config)
     progress(
         "mixed stage data: train "
@@ -298,6 +306,9 @@ def train_mixed(
 
     set_seed(config.seed)
     model = build_trainable_classifier(settings).train()
+    if config.init_from:
+        model.load_state_dict(load_file(config.init_from))
+        progress(f"starting from {config.init_from}")
     head = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" in n]
     body = [p for n, p in model.named_parameters() if p.requires_grad and "classifier" not in n]
     optimizer = torch.optim.AdamW(
@@ -459,6 +470,51 @@ def train_mixed(
         "wall_minutes_this_session": round((time.perf_counter() - started) / 60, 2),
         "threads": torch.get_num_threads(),
         "weights_bytes": out_path.stat().st_size,
+    }
+
+
+def train_sentiment(
+    data_root: Path,
+    out_path: Path,
+    work_dir: Path,
+    config: MixedConfig = MixedConfig(),
+    settings: FineTuneSettings = SST2_SENTIMENT.finetune,
+    progress: Callable[[str], None] = _progress,
+) -> dict:
+    """The whole recipe: with `sst2_first_epochs`, an SST-2 stage in `work_dir/sst2_first` (its record kept
+    there, so a rerun skips a finished stage), then the mixed stage from its last epoch; else the mixed
+    stage alone. Both stages hold out the same SST-2 slice, so the choice stays on unseen rows."""
+    if config.sst2_first_epochs <= 0:
+        return train_mixed(data_root, out_path, work_dir, config, settings, progress)
+    first_dir = Path(work_dir) / "sst2_first"
+    first_config = replace(
+        config,
+        epochs=config.sst2_first_epochs,
+        sst2_first_epochs=0,
+        sst2_only=True,
+        sst2_per_epoch=None,
+        soup_sizes=(),
+    )
+    first_record_file = first_dir / "record.json"
+    if first_record_file.is_file():
+        first = json.loads(first_record_file.read_text())
+        progress(f"SST-2-first stage already done: {first_record_file}")
+    else:
+        first = train_mixed(
+            data_root, first_dir / "sst2_first.safetensors", first_dir, first_config, settings, progress
+        )
+        first_record_file.write_text(json.dumps(first, indent=2) + "\n")
+    mixed_config = replace(
+        config,
+        sst2_first_epochs=0,
+        init_from=str(_epoch_checkpoint(first_dir, first_config.epochs)),
+    )
+    mixed = train_mixed(data_root, out_path, work_dir, mixed_config, settings, progress)
+    return {
+        **mixed,
+        "config": asdict(config),
+        "sst2_first": first,
+        "train_minutes": round((first["train_minutes"] or 0) + (mixed["train_minutes"] or 0), 2),
     }
 
 
