@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
 import time
 import warnings
@@ -329,7 +330,8 @@ def train_mixed(
     else:
         with warnings.catch_warnings():
             # replaying the schedule without optimizer steps is the point here, not a mistake
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            # (escaped: the message is a regular expression, and "()" in it would match nothing)
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for _ in range(position["step"]):
                 scheduler.step()  # the learning rate where the saved run stopped
         history_file = work_dir / "history.json"
