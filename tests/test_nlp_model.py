@@ -171,7 +171,7 @@ def test_train_cli_offers_only_the_shipped_recipe():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", proc.stdout))
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", proc.stdout))
     assert options == {
         "--help",
         "--data-dir",
